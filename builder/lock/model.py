@@ -1,0 +1,54 @@
+"""The lock: everything a build needs, pinned by hash. Pure data; see ``codec`` for files."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+LOCK_FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InterpreterPin:
+    """One python-build-standalone release asset."""
+
+    release: str  # PBS release tag, e.g. "20240107"
+    python_version: str  # full version, e.g. "3.11.7"
+    triple: str  # e.g. "x86_64-unknown-linux-gnu"
+    flavor: str  # e.g. "install_only"
+    filename: str  # e.g. "cpython-3.11.7+20240107-x86_64-unknown-linux-gnu-install_only.tar.gz"
+    url: str  # canonical release URL of the asset
+    sha256: str
+    size: int | None  # bytes; None when the publishing metadata did not state it
+
+    @property
+    def minor(self) -> str:
+        return ".".join(self.python_version.split(".")[:2])
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LockedPackage:
+    name: str  # canonical (PEP 503) name
+    version: str
+    filename: str  # the wheel (or sdist) chosen for this target
+    sha256: str
+    via: tuple[str, ...]  # canonical names of the dependants, or "-r recipe" for top-level
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TargetLock:
+    target: str  # triple
+    platform_tags: tuple[str, ...]  # pip --platform values, newest first
+    interpreter: InterpreterPin
+    packages: tuple[LockedPackage, ...]  # sorted by name
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Lock:
+    recipe_name: str
+    recipe_digest: str
+    python: str  # minor version, e.g. "3.11"
+    glibc_floor: str  # e.g. "2.17"
+    targets: tuple[TargetLock, ...]  # sorted by target
+
+    def for_target(self, target: str) -> TargetLock | None:
+        return next((t for t in self.targets if t.target == target), None)
