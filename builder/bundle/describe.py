@@ -1,0 +1,72 @@
+"""Facts about a staged app tree: ELF arch and glibc floor, file counts."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from builder.elf import is_elf, read_elf
+from builder.elf.read import ElfInfo, format_version
+from builder.errors import BuilderError
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TreeFacts:
+    file_count: int
+    unpacked_bytes: int
+    glibc_floor: tuple[int, ...] | None
+    glibc_floor_file: str | None  # relative to the bundle root
+    package_glibc_floor: tuple[int, ...] | None  # the part from installed packages
+    package_glibc_floor_file: str | None
+
+
+def describe_tree(bundle_root: Path, *, arch: str, site_packages: Path) -> TreeFacts:
+    """Walk the tree once; refuse ELF files built for another architecture."""
+    count = size = 0
+    infos: list[ElfInfo] = []
+    wrong_arch: list[str] = []
+    for directory, _dirs, files in os.walk(bundle_root):
+        for name in files:
+            path = Path(directory) / name
+            if path.is_symlink():
+                continue
+            count += 1
+            size += path.stat().st_size
+            if is_elf(path):
+                info = read_elf(path)
+                infos.append(info)
+                if info.arch != arch:
+                    wrong_arch.append(f"{path.relative_to(bundle_root)} ({info.arch})")
+    if wrong_arch:
+        shown = "\n  ".join(sorted(wrong_arch)[:20])
+        raise BuilderError(
+            f"{len(wrong_arch)} ELF file(s) are not built for {arch}:\n  {shown}",
+            where=str(bundle_root),
+            hint="the interpreter given with --python-from or a wheel is for another "
+            "architecture than the target",
+        )
+
+    def floor(selected: list[ElfInfo]) -> tuple[tuple[int, ...] | None, str | None]:
+        best: ElfInfo | None = None
+        for info in sorted(selected, key=lambda i: str(i.path)):
+            if info.max_glibc and (best is None or info.max_glibc > (best.max_glibc or ())):
+                best = info
+        if best is None:
+            return None, None
+        return best.max_glibc, best.path.relative_to(bundle_root).as_posix()
+
+    total, total_file = floor(infos)
+    packages, packages_file = floor([i for i in infos if i.path.is_relative_to(site_packages)])
+    return TreeFacts(
+        file_count=count,
+        unpacked_bytes=size,
+        glibc_floor=total,
+        glibc_floor_file=total_file,
+        package_glibc_floor=packages,
+        package_glibc_floor_file=packages_file,
+    )
+
+
+def version_text(version: tuple[int, ...] | None) -> str | None:
+    return None if version is None else format_version(version)

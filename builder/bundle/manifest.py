@@ -1,0 +1,88 @@
+"""The bundle manifest: model, codec and naming. Checked against ``manifest.schema.json``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+BUNDLE_FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InterpreterInfo:
+    origin: str  # "pbs" | "imported" | "archive"
+    python_version: str
+    sha256: str  # of the interpreter archive used
+    filename: str
+    release: str | None  # PBS release for origin "pbs"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PackageInfo:
+    name: str
+    version: str
+    sha256: str  # of the wheel
+    wheel: str
+    license: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Manifest:
+    name: str
+    version: str
+    summary: str
+    target: str
+    arch: str
+    libc: str  # "gnu"
+    input_digest: str  # "sha256:<hex>"
+    final_root: str  # "/opt/apps/<name>"
+    glibc_floor: str | None  # max GLIBC_x.y over every ELF ("2.17"); None if no ELF needs one
+    glibc_floor_file: str | None  # one file (relative to the bundle) that needs that floor
+    recipe_glibc_floor: str
+    interpreter: InterpreterInfo
+    packages: tuple[PackageInfo, ...]  # sorted by name
+    ui: dict[str, Any]
+    service: dict[str, Any] | None
+    file_count: int
+    unpacked_bytes: int
+    source_date_epoch: int
+    builder_version: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format_version": BUNDLE_FORMAT_VERSION,
+            "name": self.name,
+            "version": self.version,
+            "summary": self.summary,
+            "target": self.target,
+            "arch": self.arch,
+            "libc": self.libc,
+            "input_digest": self.input_digest,
+            "final_root": self.final_root,
+            "glibc_floor": self.glibc_floor,
+            "glibc_floor_file": self.glibc_floor_file,
+            "recipe_glibc_floor": self.recipe_glibc_floor,
+            "interpreter": {
+                "origin": self.interpreter.origin,
+                "python_version": self.interpreter.python_version,
+                "sha256": self.interpreter.sha256,
+                "filename": self.interpreter.filename,
+                "release": self.interpreter.release,
+            },
+            "packages": [
+                {"name": p.name, "version": p.version, "sha256": p.sha256, "wheel": p.wheel,
+                 "license": p.license}
+                for p in self.packages
+            ],
+            "ui": self.ui,
+            "service": self.service,
+            "sizes": {"files": self.file_count, "unpacked_bytes": self.unpacked_bytes},
+            "source_date_epoch": self.source_date_epoch,
+            "builder_version": self.builder_version,
+        }
+
+
+def bundle_stem(name: str, version: str, target: str, input_digest: str) -> str:
+    """``<name>-<version>-<target>-<digest>``: the digest names the inputs, not the output."""
+    digest = input_digest.split(":", 1)[-1][:16]
+    return f"{name}-{version}-{target}-{digest}"

@@ -1,0 +1,116 @@
+"""Locked wheels into a content-addressed cache, every hash enforced.
+
+Cache entries live at ``<cache>/wheels/<sha256>/<filename>``. A miss is downloaded with pip
+(``--require-hashes --no-deps``, target platform options, host pip configuration cut off) into
+a temporary directory, hashed again by us, and renamed into place. A hit is hashed again
+before use, so a tampered cache is refused with the expected and actual sha256.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from builder.errors import BuilderError, HashMismatchError
+from builder.fsutil import sha256_file
+from builder.lock.model import LockedPackage, TargetLock
+from builder.lock.resolve import (
+    CommandRunner,
+    isolated_pip_env,
+    pip_command,
+    pip_failure,
+    run_command,
+    target_options,
+)
+
+
+def cache_path(cache_dir: Path, package: LockedPackage) -> Path:
+    return cache_dir / "wheels" / package.sha256 / package.filename
+
+
+def verify_wheel(path: Path, package: LockedPackage, *, where: str) -> None:
+    actual = sha256_file(path)
+    if actual != package.sha256:
+        raise HashMismatchError(
+            what=f"{package.name} {package.version} ({package.filename})",
+            where=where,
+            expected=package.sha256,
+            actual=actual,
+            hint=f"the file does not match the lock; delete {path} to download it again, "
+            "or refresh the lock if the package was re-published",
+        )
+
+
+def fetch_wheels(
+    target: TargetLock,
+    *,
+    index_url: str,
+    glibc_floor: str,
+    cache_dir: Path,
+    runner: CommandRunner = run_command,
+    log: Callable[[str], None] = lambda _msg: None,
+) -> tuple[Path, ...]:
+    """Return the verified cached wheel of every locked package, in lock order."""
+    missing = [p for p in target.packages if not cache_path(cache_dir, p).is_file()]
+    if missing:
+        log(f"downloading {len(missing)} of {len(target.packages)} wheels for {target.target}")
+        _download(missing, target=target, index_url=index_url, glibc_floor=glibc_floor,
+                  cache_dir=cache_dir, runner=runner)
+    paths = []
+    for package in target.packages:
+        path = cache_path(cache_dir, package)
+        verify_wheel(path, package, where=str(path))
+        paths.append(path)
+    return tuple(paths)
+
+
+def _download(
+    packages: list[LockedPackage],
+    *,
+    target: TargetLock,
+    index_url: str,
+    glibc_floor: str,
+    cache_dir: Path,
+    runner: CommandRunner,
+) -> None:
+    (cache_dir / "wheels").mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".download-", dir=cache_dir / "wheels") as tmp:
+        requirements = Path(tmp) / "requirements.txt"
+        requirements.write_text(
+            "".join(f"{p.name}=={p.version} --hash=sha256:{p.sha256}\n" for p in packages),
+            encoding="utf-8",
+        )
+        out = Path(tmp) / "out"
+        argv = [
+            *pip_command("download", triple=target.target,
+                         python_version=target.interpreter.python_version),
+            "--no-deps",
+            "--require-hashes",
+            "--quiet",
+            f"--dest={out}",
+            *target_options(
+                triple=target.target,
+                python_version=target.interpreter.python_version,
+                glibc_floor=glibc_floor,
+                index_url=index_url,
+            ),
+            f"--requirement={requirements}",
+        ]
+        proc = runner(argv, env=isolated_pip_env(cache_dir))
+        if proc.returncode != 0:
+            raise pip_failure(proc, what=f"downloading wheels for {target.target}",
+                              where=index_url)
+        for package in packages:
+            got = out / package.filename
+            if not got.is_file():
+                raise BuilderError(
+                    f"pip did not download {package.filename}",
+                    where=index_url,
+                    hint="the index no longer serves the locked file; refresh the lock",
+                )
+            verify_wheel(got, package, where=index_url)
+            final = cache_path(cache_dir, package)
+            final.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(got, final)

@@ -1,0 +1,87 @@
+"""``builder lock``: pin the interpreter and resolve every target of a recipe."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from builder.errors import BuilderError
+from builder.lock.codec import read_lock, write_lock
+from builder.lock.model import Lock, TargetLock
+from builder.lock.pbs import resolve_pin
+from builder.lock.resolve import resolve_target
+from builder.recipe import Recipe, lock_digest
+
+
+def default_lock_dir(recipe_path: Path, name: str) -> Path:
+    """``lockfiles/<name>`` beside the ``recipes/`` folder holding the recipe (or beside it)."""
+    parent = recipe_path.resolve().parent
+    base = parent.parent if parent.name == "recipes" else parent
+    return base / "lockfiles" / name
+
+
+def refresh_command(recipe: Recipe) -> str:
+    """The command that refreshes the lock, with the recipe path as a user in the project
+    root would type it (so the generated files do not depend on how builder was invoked)."""
+    path = Path(recipe.path).resolve()
+    root = path.parent.parent if path.parent.name == "recipes" else path.parent
+    return f"builder lock {os.path.relpath(path, root)}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LockResult:
+    lock: Lock
+    path: Path
+    seconds: dict[str, float]  # per target
+
+
+def lock_recipe(
+    recipe: Recipe,
+    *,
+    lock_dir: Path,
+    cache_dir: Path,
+    mirror: str | None,
+    log: Callable[[str], None] = lambda _msg: None,
+) -> LockResult:
+    targets: list[TargetLock] = []
+    seconds: dict[str, float] = {}
+    for triple in recipe.targets.triples:
+        start = time.perf_counter()
+        pin = resolve_pin(
+            python_minor=recipe.runtime.python,
+            release=recipe.runtime.pbs_release,
+            triple=triple,
+            flavor=recipe.runtime.flavor,
+            mirror=mirror,
+        )
+        target = resolve_target(recipe, pin, cache_dir=cache_dir)
+        seconds[triple] = time.perf_counter() - start
+        log(f"locked {triple}: {len(target.packages)} packages, CPython {pin.python_version} "
+            f"({seconds[triple]:.1f}s)")
+        targets.append(target)
+    lock = Lock(
+        recipe_name=recipe.name,
+        recipe_digest=lock_digest(recipe),
+        python=recipe.runtime.python,
+        glibc_floor=recipe.targets.glibc_floor,
+        targets=tuple(targets),
+    )
+    path = write_lock(lock, lock_dir, refresh_command=refresh_command(recipe))
+    return LockResult(lock=lock, path=path, seconds=seconds)
+
+
+def load_fresh_lock(recipe: Recipe, *, lock_dir: Path) -> Lock:
+    """The committed lock, refused when the recipe changed since it was made."""
+    command = refresh_command(recipe)
+    lock = read_lock(lock_dir, refresh_command=command)
+    if lock.recipe_digest != lock_digest(recipe) or lock.recipe_name != recipe.name:
+        raise BuilderError(
+            "the lock is stale: the recipe's requirements, runtime or targets changed since it "
+            "was made",
+            where=str(lock_dir / "lock.json"),
+            hint=f"refresh it with: {command}",
+        )
+    return lock

@@ -1,0 +1,226 @@
+"""Resolve a recipe's requirements for one target with pip's resolver, never for the host.
+
+pip runs in a child process (``builder.lock.pip_target``) with:
+- ``--platform`` tags for the target arch no newer than the recipe's glibc floor,
+- ``--python-version/--implementation/--abi`` of the target interpreter,
+- marker environment of the target (arch, Python version),
+- every host pip setting cut off: ``--isolated``, ``PIP_CONFIG_FILE=/dev/null``, no ``PIP_*``
+  variables, our own cache directory, an explicit index URL.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+
+from builder.errors import BuilderError
+from builder.lock.model import InterpreterPin, LockedPackage, TargetLock
+from builder.recipe.model import Recipe
+
+# the legacy manylinux aliases, by the glibc minor they stand for
+_LEGACY = {17: "manylinux2014", 12: "manylinux2010", 5: "manylinux1"}
+# the oldest manylinux glibc per arch (aarch64 wheels start at manylinux2014)
+_OLDEST = {"x86_64": 5, "aarch64": 17}
+
+
+def arch_of(triple: str) -> str:
+    return triple.split("-", 1)[0]
+
+
+def platform_tags(triple: str, glibc_floor: str) -> tuple[str, ...]:
+    """pip ``--platform`` values, newest first, never newer than the glibc floor."""
+    arch = arch_of(triple)
+    floor_minor = int(glibc_floor.split(".")[1])
+    tags: list[str] = []
+    for minor in range(floor_minor, _OLDEST.get(arch, 17) - 1, -1):
+        tags.append(f"manylinux_2_{minor}_{arch}")
+        if minor in _LEGACY:
+            tags.append(f"{_LEGACY[minor]}_{arch}")
+    return tuple(tags)
+
+
+def target_environment(triple: str, python_version: str) -> dict[str, str]:
+    """PEP 508 marker values of the target; nothing taken from the build host."""
+    return {
+        "implementation_name": "cpython",
+        "implementation_version": python_version,
+        "os_name": "posix",
+        "platform_machine": arch_of(triple),
+        "platform_python_implementation": "CPython",
+        "platform_release": "",
+        "platform_system": "Linux",
+        "platform_version": "",
+        "python_full_version": python_version,
+        "python_version": ".".join(python_version.split(".")[:2]),
+        "sys_platform": "linux",
+    }
+
+
+def isolated_pip_env(cache_dir: Path, base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """An environment for pip that ignores every host pip setting."""
+    source = os.environ if base is None else base
+    env = {
+        key: value
+        for key, value in source.items()
+        if not key.startswith(("PIP_", "PYTHON", "VIRTUAL_ENV", "UV_"))
+    }
+    env.update(
+        {
+            "PIP_CONFIG_FILE": os.devnull,
+            "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+            "PIP_NO_INPUT": "1",
+            "PIP_CACHE_DIR": str(cache_dir / "pip"),
+            "PYTHONHASHSEED": "0",
+            "PYTHONNOUSERSITE": "1",
+        }
+    )
+    return env
+
+
+class CommandRunner(Protocol):
+    def __call__(
+        self, argv: Sequence[str], *, env: Mapping[str, str]
+    ) -> subprocess.CompletedProcess[str]: ...
+
+
+def run_command(
+    argv: Sequence[str], *, env: Mapping[str, str]
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(list(argv), env=dict(env), capture_output=True, text=True, check=False)
+
+
+def pip_command(command: str, *, triple: str, python_version: str) -> list[str]:
+    """``python -m builder.lock.pip_target ENV -- --isolated COMMAND``: pip as on the target."""
+    env_json = json.dumps(target_environment(triple, python_version), sort_keys=True)
+    return [sys.executable, "-m", "builder.lock.pip_target", env_json, "--", "--isolated", command]
+
+
+def target_options(
+    *, triple: str, python_version: str, glibc_floor: str, index_url: str
+) -> list[str]:
+    """Options that make pip choose files for the target interpreter and platform."""
+    minor = "".join(python_version.split(".")[:2])
+    return [
+        *(f"--platform={tag}" for tag in platform_tags(triple, glibc_floor)),
+        f"--python-version={python_version}",
+        "--implementation=cp",
+        f"--abi=cp{minor}",
+        "--abi=abi3",
+        "--abi=none",
+        "--only-binary=:all:",
+        f"--index-url={index_url}",
+    ]
+
+
+def pip_failure(proc: subprocess.CompletedProcess[str], *, what: str, where: str) -> BuilderError:
+    lines = [line for line in (proc.stderr or "").splitlines() if line.strip()]
+    tail = "\n".join(f"  | {line}" for line in lines[-15:])
+    return BuilderError(f"{what} failed (pip exit code {proc.returncode}):\n{tail}", where=where,
+                        hint="check the requirement names and versions, and that the index "
+                        "is reachable")
+
+
+def resolve_target(
+    recipe: Recipe,
+    pin: InterpreterPin,
+    *,
+    cache_dir: Path,
+    runner: CommandRunner = run_command,
+) -> TargetLock:
+    """Resolve the recipe's requirements for ``pin.triple`` with pip's resolver."""
+    if recipe.packages.allow_sdists:
+        raise BuilderError(
+            "allow_sdists = true is not supported yet: a lock for another platform can only "
+            "be resolved from wheels",
+            where=f"{recipe.path}: packages.allow_sdists",
+            hint="remove allow_sdists or set it to false",
+        )
+    with tempfile.TemporaryDirectory(prefix="builder-lock-") as tmp:
+        report = Path(tmp) / "report.json"
+        argv = [
+            *pip_command("install", triple=pin.triple, python_version=pin.python_version),
+            "--dry-run",
+            "--ignore-installed",
+            "--quiet",
+            f"--report={report}",
+            f"--target={Path(tmp) / 'target'}",
+            *target_options(
+                triple=pin.triple,
+                python_version=pin.python_version,
+                glibc_floor=recipe.targets.glibc_floor,
+                index_url=recipe.packages.index_url,
+            ),
+            *recipe.packages.requirements,
+        ]
+        proc = runner(argv, env=isolated_pip_env(cache_dir))
+        if proc.returncode != 0:
+            raise pip_failure(proc, what=f"resolving for {pin.triple}", where=recipe.path)
+        data = json.loads(report.read_text(encoding="utf-8"))
+    packages = packages_from_report(
+        data, environment=target_environment(pin.triple, pin.python_version), where=recipe.path
+    )
+    return TargetLock(
+        target=pin.triple,
+        platform_tags=platform_tags(pin.triple, recipe.targets.glibc_floor),
+        interpreter=pin,
+        packages=packages,
+    )
+
+
+def packages_from_report(
+    report: Mapping[str, Any], *, environment: Mapping[str, str], where: str
+) -> tuple[LockedPackage, ...]:
+    """Turn pip's installation report into sorted locked packages with ``via`` edges."""
+    items: dict[str, Mapping[str, Any]] = {}
+    for item in report.get("install", []):
+        name = canonicalize_name(item["metadata"]["name"])
+        items[name] = item
+    dependants: dict[str, set[str]] = {name: set() for name in items}
+    for name, item in items.items():
+        if item.get("requested"):
+            dependants[name].add("-r recipe")
+        extras = [""] + [str(e) for e in item.get("requested_extras") or []]
+        for text in item["metadata"].get("requires_dist") or []:
+            try:
+                req = Requirement(text)
+            except InvalidRequirement:
+                continue
+            dep = canonicalize_name(req.name)
+            if dep not in dependants:
+                continue
+            if req.marker is None or any(
+                req.marker.evaluate({**environment, "extra": extra}) for extra in extras
+            ):
+                dependants[dep].add(name)
+    packages = []
+    for name, item in sorted(items.items()):
+        info = item.get("download_info") or {}
+        hashes = (info.get("archive_info") or {}).get("hashes") or {}
+        sha256 = hashes.get("sha256")
+        url = str(info.get("url", ""))
+        if not sha256:
+            raise BuilderError(
+                f"the index gave no sha256 for {name} ({url})",
+                where=where,
+                hint="use an index that publishes hashes (PyPI does)",
+            )
+        packages.append(
+            LockedPackage(
+                name=name,
+                version=str(item["metadata"]["version"]),
+                filename=url.rsplit("/", 1)[-1].split("#", 1)[0],
+                sha256=str(sha256),
+                via=tuple(sorted(dependants[name])),
+            )
+        )
+    return tuple(packages)

@@ -1,0 +1,70 @@
+"""Recipe -> canonical dict, and the digests that make locks and bundles input-addressed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from builder.fsutil import canonical_json, sha256_bytes
+from builder.recipe.model import Recipe
+
+
+def recipe_to_dict(recipe: Recipe) -> dict[str, Any]:
+    """Everything that defines the app (not where the file lives)."""
+    service = recipe.service
+    return {
+        "format_version": 1,
+        "app": {
+            "name": recipe.name,
+            "version": recipe.version,
+            "summary": recipe.summary,
+            "ui": {
+                "name": recipe.ui.name,
+                "icon": recipe.ui.icon,
+                "kind": recipe.ui.kind.value,
+                "accepted_env": list(recipe.ui.accepted_env),
+            },
+        },
+        "runtime": {
+            "python": recipe.runtime.python,
+            "pbs_release": recipe.runtime.pbs_release,
+            "flavor": recipe.runtime.flavor,
+        },
+        "packages": {
+            "requirements": list(recipe.packages.requirements),
+            "index_url": recipe.packages.index_url,
+            "allow_sdists": recipe.packages.allow_sdists,
+            "expose": None if recipe.packages.expose is None else list(recipe.packages.expose),
+        },
+        "targets": {
+            "triples": list(recipe.targets.triples),
+            "glibc_floor": recipe.targets.glibc_floor,
+        },
+        "service": None
+        if service is None
+        else {
+            "command": list(service.command),
+            "protocol": service.protocol.value,
+            "port": service.port,
+            "url_template": service.url_template,
+            "env": dict(service.env),
+        },
+    }
+
+
+def lock_inputs(recipe: Recipe) -> dict[str, Any]:
+    """The part of a recipe a lock depends on; editing anything else does not stale the lock."""
+    full = recipe_to_dict(recipe)
+    return {
+        "name": recipe.name,
+        "runtime": full["runtime"],
+        "packages": {k: full["packages"][k] for k in ("requirements", "index_url", "allow_sdists")},
+        "targets": full["targets"],
+    }
+
+
+def lock_digest(recipe: Recipe) -> str:
+    return "sha256:" + sha256_bytes(canonical_json(lock_inputs(recipe)).encode())
+
+
+def recipe_digest(recipe: Recipe) -> str:
+    return "sha256:" + sha256_bytes(canonical_json(recipe_to_dict(recipe)).encode())

@@ -1,0 +1,79 @@
+"""The recipe as frozen data. Built only by ``builder.recipe.parse``; equal recipes serialise equal."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+RECIPE_FORMAT_VERSION = 1
+
+KNOWN_TRIPLES = ("aarch64-unknown-linux-gnu", "x86_64-unknown-linux-gnu")
+PBS_FLAVORS = ("install_only", "install_only_stripped")
+
+
+class UiKind(enum.StrEnum):
+    WEBAPP = "webapp"
+    VNCAPP = "vncapp"
+    CLI = "cli"
+
+
+class Protocol(enum.StrEnum):
+    HTTP = "http"
+    TCP = "tcp"
+    PREOPEN = "preopen"
+    VNC = "vnc"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Ui:
+    name: str
+    icon: str | None = None
+    kind: UiKind = UiKind.WEBAPP
+    accepted_env: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Runtime:
+    python: str  # minor version "3.11"
+    pbs_release: str  # "20240107"
+    flavor: str = "install_only"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Packages:
+    requirements: tuple[str, ...]  # PEP 508 strings, as written (order kept: it is the user's)
+    index_url: str = "https://pypi.org/simple"
+    allow_sdists: bool = False
+    expose: tuple[str, ...] | None = None  # console scripts put on app/bin; None = all
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Targets:
+    triples: tuple[str, ...]  # sorted
+    glibc_floor: str  # "2.17"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Service:
+    command: tuple[str, ...]
+    protocol: Protocol = Protocol.HTTP
+    port: int = 8888
+    url_template: str = "/"
+    env: tuple[tuple[str, str], ...] = ()  # sorted (name, value)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Recipe:
+    path: str  # where it was read from (for messages); not part of any digest
+    name: str
+    version: str
+    summary: str
+    ui: Ui
+    runtime: Runtime
+    packages: Packages
+    targets: Targets
+    service: Service | None = None
+
+    @property
+    def final_root(self) -> str:
+        return f"/opt/apps/{self.name}"

@@ -1,0 +1,333 @@
+"""Read a recipe with tomlkit and validate it into a frozen ``Recipe``.
+
+Every problem is collected with ``file:line`` and key path, then raised once.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+import tomlkit
+from packaging.requirements import InvalidRequirement, Requirement
+from tomlkit.exceptions import ParseError
+
+from builder.errors import BuilderError, InternalError, Problem, ValidationError
+from builder.recipe.locate import Locator
+from builder.recipe.model import (
+    KNOWN_TRIPLES,
+    PBS_FLAVORS,
+    RECIPE_FORMAT_VERSION,
+    Packages,
+    Protocol,
+    Recipe,
+    Runtime,
+    Service,
+    Targets,
+    Ui,
+    UiKind,
+)
+
+T = TypeVar("T")
+
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$")
+MINOR_RE = re.compile(r"^3\.(\d{1,2})$")
+RELEASE_RE = re.compile(r"^\d{8}$")
+GLIBC_RE = re.compile(r"^2\.(\d{1,2})$")
+ENV_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+SCRIPT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+# table -> allowed keys (a closed set: typos are reported, not ignored)
+SCHEMA_KEYS: dict[str, tuple[str, ...]] = {
+    "": ("format_version", "app", "runtime", "packages", "targets", "service"),
+    "app": ("name", "version", "summary", "ui"),
+    "app.ui": ("name", "icon", "kind", "accepted_env"),
+    "runtime": ("python", "pbs_release", "flavor"),
+    "packages": ("requirements", "index_url", "allow_sdists", "expose"),
+    "targets": ("triples", "glibc_floor"),
+    "service": ("command", "protocol", "port", "url_template", "env"),
+}
+REQUIRED_TABLES = ("app", "runtime", "packages", "targets")
+MIN_GLIBC_MINOR = 17  # python-build-standalone's own floor (manylinux2014)
+
+
+class _Checker:
+    def __init__(self, path: str, locator: Locator) -> None:
+        self.path = path
+        self.locator = locator
+        self.problems: list[Problem] = []
+
+    def add(self, key: str, message: str) -> None:
+        self.problems.append(
+            Problem(path=self.path, line=self.locator.line_of(key), key=key, message=message)
+        )
+
+    def table(
+        self, data: Mapping[str, Any], key: str, *, required: bool
+    ) -> Mapping[str, Any] | None:
+        """The table at ``key``; None (and its keys go unchecked) when it is absent or wrong."""
+        value = _get(data, key)
+        if value is None:
+            if required:
+                self.add(key, f"missing table [{key}]")
+            return None
+        if not isinstance(value, Mapping):
+            self.add(key, f"must be a table, not {_type_name(value)}")
+            return None
+        allowed = SCHEMA_KEYS.get(key, ())
+        for extra in sorted(set(value) - set(allowed)):
+            self.add(f"{key}.{extra}", f"unknown key (allowed: {', '.join(allowed)})")
+        return value
+
+    def field(
+        self,
+        data: Mapping[str, Any] | None,
+        table: str,
+        name: str,
+        kind: type[T],
+        *,
+        default: T | None = None,
+        required: bool = True,
+        check: Callable[[T], str | None] | None = None,
+    ) -> T | None:
+        key = f"{table}.{name}" if table else name
+        if data is None:
+            return default
+        if name not in data:
+            if required and default is None:
+                self.add(key, "missing required key")
+            return default
+        value = data[name]
+        if kind is int and isinstance(value, bool):
+            self.add(key, f"must be an integer, not {_type_name(value)}")
+            return default
+        if not isinstance(value, kind):
+            self.add(key, f"must be {_article(kind)}, not {_type_name(value)}")
+            return default
+        plain = _plain(value)
+        if check is not None:
+            message = check(plain)
+            if message:
+                self.add(key, message)
+                return default
+        return plain  # type: ignore[no-any-return]
+
+    def strings(
+        self,
+        data: Mapping[str, Any] | None,
+        table: str,
+        name: str,
+        *,
+        required: bool,
+        item_check: Callable[[str], str | None] | None = None,
+        non_empty: bool = False,
+    ) -> tuple[str, ...] | None:
+        key = f"{table}.{name}"
+        if data is None:
+            return None
+        if name not in data:
+            if required:
+                self.add(key, "missing required key")
+            return None
+        value = data[name]
+        if not isinstance(value, list):
+            self.add(key, f"must be an array of strings, not {_type_name(value)}")
+            return None
+        if non_empty and not value:
+            self.add(key, "must not be empty")
+        result: list[str] = []
+        ok = True
+        for index, item in enumerate(value):
+            if not isinstance(item, str):
+                self.add(f"{key}[{index}]", f"must be a string, not {_type_name(item)}")
+                ok = False
+                continue
+            message = item_check(str(item)) if item_check else None
+            if message:
+                self.add(f"{key}[{index}]", message)
+                ok = False
+            result.append(str(item))
+        return tuple(result) if ok else None
+
+
+def _get(data: Mapping[str, Any], dotted: str) -> Any:
+    current: Any = data
+    for part in dotted.split("."):
+        if not isinstance(current, Mapping) or part not in current:
+            return None
+        current = current[part]
+    return current
+
+
+def _plain(value: Any) -> Any:
+    unwrap = getattr(value, "unwrap", None)
+    return unwrap() if callable(unwrap) else value
+
+
+def _type_name(value: Any) -> str:
+    value = _plain(value)
+    return {bool: "a boolean", int: "an integer", float: "a float", str: "a string",
+            list: "an array", dict: "a table"}.get(type(value), type(value).__name__)
+
+
+def _article(kind: type) -> str:
+    return {bool: "a boolean", int: "an integer", str: "a string"}.get(kind, kind.__name__)
+
+
+def _check_requirement(text: str) -> str | None:
+    try:
+        req = Requirement(text)
+    except InvalidRequirement as exc:
+        first = str(exc).splitlines()[0] if str(exc) else "syntax error"
+        return f"not a valid PEP 508 requirement: {first}"
+    if req.url:
+        return "direct URL requirements cannot be locked by hash from an index; name a version"
+    return None
+
+
+def _one_of(options: tuple[str, ...]) -> Callable[[str], str | None]:
+    def check(value: str) -> str | None:
+        return None if value in options else f"{value!r} is not one of: {', '.join(options)}"
+
+    return check
+
+
+def _matches(pattern: re.Pattern[str], what: str) -> Callable[[str], str | None]:
+    def check(value: str) -> str | None:
+        return None if pattern.match(value) else f"{value!r} is not {what}"
+
+    return check
+
+
+def _check_glibc(value: str) -> str | None:
+    match = GLIBC_RE.match(value)
+    if not match:
+        return f"{value!r} is not a glibc version like \"2.17\""
+    if int(match.group(1)) < MIN_GLIBC_MINOR:
+        return f"{value!r} is below 2.{MIN_GLIBC_MINOR}, the floor of python-build-standalone"
+    return None
+
+
+def parse_recipe_text(text: str, *, path: str) -> Recipe:
+    """Validate recipe text; raise ``ValidationError`` listing every problem."""
+    try:
+        document = tomlkit.parse(text)
+    except ParseError as exc:
+        raise ValidationError(
+            [Problem(path=path, line=exc.line, key="", message=f"TOML syntax error: {exc}")]
+        ) from None
+    data: Mapping[str, Any] = document
+    c = _Checker(path, Locator(text))
+
+    for extra in sorted(set(data) - set(SCHEMA_KEYS[""])):
+        c.add(extra, f"unknown key (allowed: {', '.join(SCHEMA_KEYS[''])})")
+    fmt = c.field(data, "", "format_version", int)
+    if fmt is not None and fmt != RECIPE_FORMAT_VERSION:
+        c.add("format_version", f"unsupported format_version {fmt} (this builder reads "
+              f"{RECIPE_FORMAT_VERSION})")
+
+    app = c.table(data, "app", required=True)
+    name = c.field(app, "app", "name", str,
+                   check=_matches(NAME_RE, "a lowercase name of [a-z0-9._-] (it becomes "
+                                  "/opt/apps/<name>)"))
+    version = c.field(app, "app", "version", str, check=_matches(VERSION_RE, "a version"))
+    summary = c.field(app, "app", "summary", str, default="", required=False)
+    ui_table = c.table(data, "app.ui", required=False) if app is not None else {}
+    ui_name = c.field(ui_table, "app.ui", "name", str, default=name or "", required=False)
+    icon = c.field(ui_table, "app.ui", "icon", str, required=False)
+    kind = c.field(ui_table, "app.ui", "kind", str, default="webapp", required=False,
+                   check=_one_of(tuple(k.value for k in UiKind)))
+    accepted_env = c.strings(ui_table, "app.ui", "accepted_env", required=False,
+                             item_check=_matches(ENV_RE, "an environment variable name"))
+
+    runtime = c.table(data, "runtime", required=True)
+    python = c.field(runtime, "runtime", "python", str,
+                     check=_matches(MINOR_RE, 'a Python minor version like "3.11"'))
+    release = c.field(runtime, "runtime", "pbs_release", str,
+                      check=_matches(RELEASE_RE, 'a python-build-standalone release tag like '
+                                     '"20240107"'))
+    flavor = c.field(runtime, "runtime", "flavor", str, default="install_only", required=False,
+                     check=_one_of(PBS_FLAVORS))
+
+    packages = c.table(data, "packages", required=True)
+    requirements = c.strings(packages, "packages", "requirements", required=True,
+                             item_check=_check_requirement, non_empty=True)
+    index_url = c.field(packages, "packages", "index_url", str,
+                        default="https://pypi.org/simple", required=False,
+                        check=_matches(re.compile(r"^(https?|file)://\S+$"), "an index URL"))
+    allow_sdists = c.field(packages, "packages", "allow_sdists", bool, default=False,
+                           required=False)
+    expose = c.strings(packages, "packages", "expose", required=False,
+                       item_check=_matches(SCRIPT_RE, "a console script name"))
+
+    targets = c.table(data, "targets", required=True)
+    triples = c.strings(targets, "targets", "triples", required=True,
+                        item_check=_one_of(KNOWN_TRIPLES), non_empty=True)
+    if triples and len(set(triples)) != len(triples):
+        c.add("targets.triples", "lists a target twice")
+    glibc_floor = c.field(targets, "targets", "glibc_floor", str, default="2.17",
+                          required=False, check=_check_glibc)
+
+    service: Service | None = None
+    service_table = c.table(data, "service", required=False)
+    if service_table is not None:
+        command = c.strings(service_table, "service", "command", required=True, non_empty=True)
+        protocol = c.field(service_table, "service", "protocol", str, default="http",
+                           required=False, check=_one_of(tuple(p.value for p in Protocol)))
+        port = c.field(service_table, "service", "port", int, default=8888, required=False,
+                       check=lambda p: None if 1 <= p <= 65535 else f"{p} is not a TCP port")
+        url_template = c.field(service_table, "service", "url_template", str, default="/",
+                               required=False)
+        env_value = service_table.get("env", {})
+        env: list[tuple[str, str]] = []
+        if not isinstance(env_value, Mapping):
+            c.add("service.env", f"must be a table of strings, not {_type_name(env_value)}")
+        else:
+            for key, value in env_value.items():
+                if not ENV_RE.match(str(key)):
+                    c.add(f"service.env.{key}", "is not an environment variable name")
+                elif not isinstance(value, str):
+                    c.add(f"service.env.{key}", f"must be a string, not {_type_name(value)}")
+                else:
+                    env.append((str(key), str(value)))
+        if command and protocol and port and url_template is not None:
+            service = Service(command=command, protocol=Protocol(protocol), port=port,
+                              url_template=url_template, env=tuple(sorted(env)))
+
+    if c.problems:
+        ordered = sorted(c.problems, key=lambda p: (p.line is None, p.line or 0))
+        raise ValidationError(ordered, hint="fix the recipe and run the command again")
+    if (
+        name is None or version is None or python is None or release is None or flavor is None
+        or requirements is None or triples is None or glibc_floor is None or kind is None
+        or allow_sdists is None or index_url is None
+    ):
+        raise InternalError("a required recipe field is unset but no problem was reported")
+    return Recipe(
+        path=path,
+        name=name,
+        version=version,
+        summary=summary or "",
+        ui=Ui(name=ui_name or name, icon=icon, kind=UiKind(kind),
+              accepted_env=tuple(sorted(set(accepted_env or ())))),
+        runtime=Runtime(python=python, pbs_release=release, flavor=flavor),
+        packages=Packages(requirements=requirements, index_url=index_url,
+                          allow_sdists=allow_sdists, expose=expose),
+        targets=Targets(triples=tuple(sorted(triples)), glibc_floor=glibc_floor),
+        service=service,
+    )
+
+
+def load_recipe(path: Path) -> Recipe:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise BuilderError("recipe not found", where=str(path),
+                           hint="pass the path of a recipe TOML file, e.g. "
+                           "recipes/jupyter-6.toml") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BuilderError(f"cannot read recipe: {exc}", where=str(path)) from None
+    return parse_recipe_text(text, path=str(path))

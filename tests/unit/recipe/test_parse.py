@@ -1,0 +1,169 @@
+from __future__ import annotations
+
+import json
+from importlib.resources import files
+from pathlib import Path
+
+import jsonschema
+import pytest
+import tomlkit
+
+from builder.errors import ValidationError
+from builder.recipe import lock_digest, parse_recipe_text, recipe_digest
+from builder.recipe.model import Protocol, UiKind
+
+ROOT = Path(__file__).resolve().parents[3]
+
+GOOD = """\
+format_version = 1
+
+[app]
+name = "demo"
+version = "1.0"
+
+[runtime]
+python = "3.11"
+pbs_release = "20240107"
+
+[packages]
+requirements = [
+    "pyjokes==0.8.3",
+    "six",
+]
+
+[targets]
+triples = ["x86_64-unknown-linux-gnu"]
+"""
+
+
+def schema() -> dict[str, object]:
+    return json.loads(files("builder.recipe").joinpath("recipe.schema.json").read_text())
+
+
+def test_minimal_recipe_gets_defaults() -> None:
+    recipe = parse_recipe_text(GOOD, path="demo.toml")
+    assert recipe.name == "demo"
+    assert recipe.final_root == "/opt/apps/demo"
+    assert recipe.packages.requirements == ("pyjokes==0.8.3", "six")
+    assert recipe.packages.index_url == "https://pypi.org/simple"
+    assert recipe.packages.expose is None
+    assert recipe.runtime.flavor == "install_only"
+    assert recipe.targets.glibc_floor == "2.17"
+    assert recipe.ui.name == "demo" and recipe.ui.kind is UiKind.WEBAPP
+    assert recipe.service is None
+
+
+@pytest.mark.parametrize("name", ["jupyter-6.toml", "tiny.toml"])
+def test_shipped_recipes_parse_and_match_the_schema(name: str) -> None:
+    path = ROOT / "recipes" / name
+    recipe = parse_recipe_text(path.read_text(), path=str(path))
+    jsonschema.validate(tomlkit.parse(path.read_text()).unwrap(), schema())
+    assert set(recipe.targets.triples) == {"x86_64-unknown-linux-gnu", "aarch64-unknown-linux-gnu"}
+
+
+def test_jupyter_recipe_pins_notebook_6() -> None:
+    recipe = parse_recipe_text((ROOT / "recipes/jupyter-6.toml").read_text(), path="j.toml")
+    assert recipe.packages.requirements == ("notebook==6.5.7",)
+    assert recipe.runtime.python == "3.11"
+    assert recipe.service is not None and recipe.service.protocol is Protocol.HTTP
+
+
+def _problems(text: str) -> list[str]:
+    with pytest.raises(ValidationError) as info:
+        parse_recipe_text(text, path="r.toml")
+    return [p.render() for p in info.value.problems]
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        ('name = "demo"', 'name = "Demo App"',
+         "r.toml:4: app.name: 'Demo App' is not a lowercase name of [a-z0-9._-] (it becomes "
+         "/opt/apps/<name>)"),
+        ('python = "3.11"', "python = 3.11", "r.toml:8: runtime.python: must be a string, "
+         "not a float"),
+        ('pbs_release = "20240107"', 'pbs_release = "latest"',
+         "r.toml:9: runtime.pbs_release: 'latest' is not a python-build-standalone release tag "
+         'like "20240107"'),
+        ('    "six",', '    "six>>1",',
+         "r.toml:14: packages.requirements[1]: not a valid PEP 508 requirement: "),
+        ('    "six",', '    "six @ https://example.invalid/six.whl",',
+         "r.toml:14: packages.requirements[1]: direct URL requirements cannot be locked by hash "
+         "from an index; name a version"),
+        ('triples = ["x86_64-unknown-linux-gnu"]', 'triples = ["riscv64-unknown-linux-gnu"]',
+         "r.toml:18: targets.triples[0]: 'riscv64-unknown-linux-gnu' is not one of: "
+         "aarch64-unknown-linux-gnu, x86_64-unknown-linux-gnu"),
+        ("[targets]", '[targets]\nglibc_floor = "2.5"',
+         "r.toml:18: targets.glibc_floor: '2.5' is below 2.17, the floor of "
+         "python-build-standalone"),
+        ('version = "1.0"', 'version = "1.0"\ncolour = "red"',
+         "r.toml:6: app.colour: unknown key (allowed: name, version, summary, ui)"),
+        ("format_version = 1", "format_version = 2",
+         "r.toml:1: format_version: unsupported format_version 2 (this builder reads 1)"),
+    ],
+)
+def test_each_problem_is_located(old: str, new: str, expected: str) -> None:
+    assert old in GOOD
+    problems = _problems(GOOD.replace(old, new))
+    assert len(problems) == 1, problems
+    assert problems[0].startswith(expected)
+
+
+def test_every_problem_is_reported_at_once_in_line_order() -> None:
+    text = (
+        GOOD.replace('name = "demo"', 'name = ""')
+        .replace('"six",', '"six>>1", 3,')
+        .replace("[targets]\n", "[targets]\nglibc_floor = 2\n")
+        + "\n[extras]\nx = 1\n"
+    )
+    problems = _problems(text)
+    assert problems == [
+        "r.toml:4: app.name: '' is not a lowercase name of [a-z0-9._-] (it becomes "
+        "/opt/apps/<name>)",
+        "r.toml:14: packages.requirements[1]: not a valid PEP 508 requirement: "
+        + problems[1].split("requirement: ", 1)[1],
+        "r.toml:14: packages.requirements[2]: must be a string, not an integer",
+        "r.toml:18: targets.glibc_floor: must be a string, not an integer",
+        "r.toml:21: extras: unknown key (allowed: format_version, app, runtime, packages, "
+        "targets, service)",
+    ]
+
+
+def test_missing_tables_are_named() -> None:
+    problems = _problems("format_version = 1\n")
+    assert problems == [
+        "r.toml: app: missing table [app]",
+        "r.toml: runtime: missing table [runtime]",
+        "r.toml: packages: missing table [packages]",
+        "r.toml: targets: missing table [targets]",
+    ]
+
+
+def test_toml_syntax_error_has_a_line() -> None:
+    problems = _problems(GOOD.replace('version = "1.0"', "version = 1.0.0"))
+    assert len(problems) == 1
+    assert problems[0].startswith("r.toml:5: TOML syntax error")
+
+
+def test_service_section() -> None:
+    text = GOOD + (
+        '\n[service]\ncommand = ["bin/app", "--port={port}"]\nport = 70000\n'
+        'env = { A_B = "1", "bad-name" = "x" }\n'
+    )
+    problems = _problems(text)
+    assert problems == [
+        "r.toml:22: service.port: 70000 is not a TCP port",
+        "r.toml:23: service.env.bad-name: is not an environment variable name",
+    ]
+
+
+def test_digests_ignore_comments_and_service_changes_do_not_stale_the_lock() -> None:
+    base = parse_recipe_text(GOOD, path="a.toml")
+    commented = parse_recipe_text("# a comment\n" + GOOD, path="b.toml")
+    assert lock_digest(base) == lock_digest(commented)
+    assert recipe_digest(base) == recipe_digest(commented)
+    with_service = parse_recipe_text(GOOD + '\n[service]\ncommand = ["x"]\n', path="c.toml")
+    assert lock_digest(with_service) == lock_digest(base)
+    assert recipe_digest(with_service) != recipe_digest(base)
+    bumped = parse_recipe_text(GOOD.replace("0.8.3", "0.8.2"), path="d.toml")
+    assert lock_digest(bumped) != lock_digest(base)
