@@ -192,11 +192,10 @@ def _build_target(recipe: Recipe, lock: Lock, target: TargetLock, options: Build
                 host_python=Path(sys.executable),
             ),
         )
-        for warning in report.warnings:
-            log(f"warning: {warning}")
+        _log_warnings(report.warnings, log)
         site_packages = python_dir / "lib" / f"python{lock.python}" / "site-packages"
         facts = describe_tree(bundle_root, arch=arch_of(target.target),
-                              site_packages=site_packages)
+                              site_packages=site_packages, exempt=recipe.targets.glibc_exempt)
         _check_floor(recipe, facts.package_glibc_floor, facts.package_glibc_floor_file,
                      what="installed packages")
         if interpreter.origin == "pbs":
@@ -217,6 +216,7 @@ def _build_target(recipe: Recipe, lock: Lock, target: TargetLock, options: Build
             glibc_floor=version_text(facts.glibc_floor),
             glibc_floor_file=facts.glibc_floor_file,
             recipe_glibc_floor=recipe.targets.glibc_floor,
+            glibc_exempt=facts.exempt,
             interpreter=InterpreterInfo(
                 origin=interpreter.origin,
                 python_version=interpreter.python_version,
@@ -279,3 +279,10 @@ def _cached(archive: Path, sidecar: Path) -> tuple[str, int] | None:
         return str(recorded["sha256"]), size
     except (OSError, ValueError, KeyError, TypeError):
         return None
+
+
+def _log_warnings(warnings: tuple[str, ...], log: Callable[[str], None], shown: int = 5) -> None:
+    for warning in warnings[:shown]:
+        log(f"warning: {warning}")
+    if len(warnings) > shown:
+        log(f"warning: ... and {len(warnings) - shown} more like these")

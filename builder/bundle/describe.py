@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,10 +20,15 @@ class TreeFacts:
     glibc_floor_file: str | None  # relative to the bundle root
     package_glibc_floor: tuple[int, ...] | None  # the part from installed packages
     package_glibc_floor_file: str | None
+    exempt: tuple[tuple[str, str], ...]  # (file relative to the bundle, its glibc need), sorted
 
 
-def describe_tree(bundle_root: Path, *, arch: str, site_packages: Path) -> TreeFacts:
-    """Walk the tree once; refuse ELF files built for another architecture."""
+def describe_tree(bundle_root: Path, *, arch: str, site_packages: Path,
+                  exempt: tuple[str, ...] = ()) -> TreeFacts:
+    """Walk the tree once; refuse ELF files built for another architecture.
+
+    ELF files matching an ``exempt`` pattern (fnmatch, relative to ``app/``) are listed but not
+    counted toward the glibc floor."""
     count = size = 0
     infos: list[ElfInfo] = []
     wrong_arch: list[str] = []
@@ -56,8 +62,13 @@ def describe_tree(bundle_root: Path, *, arch: str, site_packages: Path) -> TreeF
             return None, None
         return best.max_glibc, best.path.relative_to(bundle_root).as_posix()
 
-    total, total_file = floor(infos)
-    packages, packages_file = floor([i for i in infos if i.path.is_relative_to(site_packages)])
+    app = bundle_root / "app"
+    exempted = [i for i in infos
+                if any(fnmatch.fnmatchcase(i.path.relative_to(app).as_posix(), pattern)
+                       for pattern in exempt)]
+    counted = [i for i in infos if i not in exempted]
+    total, total_file = floor(counted)
+    packages, packages_file = floor([i for i in counted if i.path.is_relative_to(site_packages)])
     return TreeFacts(
         file_count=count,
         unpacked_bytes=size,
@@ -65,6 +76,10 @@ def describe_tree(bundle_root: Path, *, arch: str, site_packages: Path) -> TreeF
         glibc_floor_file=total_file,
         package_glibc_floor=packages,
         package_glibc_floor_file=packages_file,
+        exempt=tuple(sorted(
+            (i.path.relative_to(bundle_root).as_posix(), format_version(i.max_glibc))
+            for i in exempted if i.max_glibc
+        )),
     )
 
 

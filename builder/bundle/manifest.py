@@ -39,6 +39,7 @@ class Manifest:
     glibc_floor: str | None  # max GLIBC_x.y over every ELF ("2.17"); None if no ELF needs one
     glibc_floor_file: str | None  # one file (relative to the bundle) that needs that floor
     recipe_glibc_floor: str
+    glibc_exempt: tuple[tuple[str, str], ...]  # (file, glibc) not counted toward the floor
     interpreter: InterpreterInfo
     packages: tuple[PackageInfo, ...]  # sorted by name
     ui: dict[str, Any]
@@ -62,6 +63,7 @@ class Manifest:
             "glibc_floor": self.glibc_floor,
             "glibc_floor_file": self.glibc_floor_file,
             "recipe_glibc_floor": self.recipe_glibc_floor,
+            "glibc_exempt": [{"file": f, "glibc": g} for f, g in self.glibc_exempt],
             "interpreter": {
                 "origin": self.interpreter.origin,
                 "python_version": self.interpreter.python_version,

@@ -38,6 +38,7 @@ def recipe_to_dict(recipe: Recipe) -> dict[str, Any]:
         "targets": {
             "triples": list(recipe.targets.triples),
             "glibc_floor": recipe.targets.glibc_floor,
+            "glibc_exempt": list(recipe.targets.glibc_exempt),
         },
         "service": None
         if service is None
@@ -58,7 +59,7 @@ def lock_inputs(recipe: Recipe) -> dict[str, Any]:
         "name": recipe.name,
         "runtime": full["runtime"],
         "packages": {k: full["packages"][k] for k in ("requirements", "index_url", "allow_sdists")},
-        "targets": full["targets"],
+        "targets": {k: full["targets"][k] for k in ("triples", "glibc_floor")},
     }
 
 

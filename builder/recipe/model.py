@@ -51,6 +51,9 @@ class Packages:
 class Targets:
     triples: tuple[str, ...]  # sorted
     glibc_floor: str  # "2.17"
+    # fnmatch patterns (relative to app/) of ELF files loaded only on demand, e.g. a debugger's
+    # attach helper: reported in the manifest but not counted toward the floor
+    glibc_exempt: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

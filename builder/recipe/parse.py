@@ -47,7 +47,7 @@ SCHEMA_KEYS: dict[str, tuple[str, ...]] = {
     "app.ui": ("name", "icon", "kind", "accepted_env"),
     "runtime": ("python", "pbs_release", "flavor"),
     "packages": ("requirements", "index_url", "allow_sdists", "expose"),
-    "targets": ("triples", "glibc_floor"),
+    "targets": ("triples", "glibc_floor", "glibc_exempt"),
     "service": ("command", "protocol", "port", "url_template", "env"),
 }
 REQUIRED_TABLES = ("app", "runtime", "packages", "targets")
@@ -271,6 +271,9 @@ def parse_recipe_text(text: str, *, path: str) -> Recipe:
     glibc_floor = c.field(targets, "targets", "glibc_floor", str, default="2.17",
                           required=False, check=_check_glibc)
 
+    glibc_exempt = c.strings(targets, "targets", "glibc_exempt", required=False,
+                             item_check=lambda p: None if p.strip() else "must not be empty")
+
     service: Service | None = None
     service_table = c.table(data, "service", required=False)
     if service_table is not None:
@@ -316,7 +319,8 @@ def parse_recipe_text(text: str, *, path: str) -> Recipe:
         runtime=Runtime(python=python, pbs_release=release, flavor=flavor),
         packages=Packages(requirements=requirements, index_url=index_url,
                           allow_sdists=allow_sdists, expose=expose),
-        targets=Targets(triples=tuple(sorted(triples)), glibc_floor=glibc_floor),
+        targets=Targets(triples=tuple(sorted(triples)), glibc_floor=glibc_floor,
+                        glibc_exempt=tuple(sorted(set(glibc_exempt or ())))),
         service=service,
     )
 

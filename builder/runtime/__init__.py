@@ -1,1 +1,5 @@
-"""builder.runtime"""
+"""builder.runtime: turn an installed CPython into a python-build-standalone style archive."""
+
+from builder.runtime.importer import ImportedRuntime, import_runtime
+
+__all__ = ["ImportedRuntime", "import_runtime"]

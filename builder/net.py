@@ -1,0 +1,294 @@
+"""Generic transfer: http(s) URLs, file:// URLs and local paths, with hashing while streaming.
+
+The one place that talks to the network. Foreign errors (urllib, http.client, sockets, the file
+system) are wrapped once here into :class:`NetworkError` with the source in ``where``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import http.client
+import os
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO, TextIO
+
+from builder import __version__
+from builder.errors import BuilderError, HashMismatchError
+from builder.fsutil import CHUNK, atomic_output
+
+USER_AGENT = f"builder/{__version__}"
+DEFAULT_TIMEOUT = 30.0
+_REMOTE_SCHEMES = ("http", "https")
+
+
+class NetworkError(BuilderError):
+    """A source could not be read: unreachable host, HTTP error, missing file, cut transfer.
+
+    ``missing`` is True when the source answered that the thing does not exist (HTTP 404/410, no
+    such local file), as opposed to the source itself being unreachable.
+    """
+
+    def __init__(
+        self, what: str, *, where: str, hint: str | None = None, missing: bool = False
+    ) -> None:
+        self.missing = missing
+        super().__init__(what, where=where, hint=hint)
+
+
+def is_remote(source: str) -> bool:
+    return urllib.parse.urlsplit(source).scheme in _REMOTE_SCHEMES
+
+
+def is_url(source: str) -> bool:
+    """True for anything with a URL scheme we read (http, https, file)."""
+    return urllib.parse.urlsplit(source).scheme in (*_REMOTE_SCHEMES, "file")
+
+
+def local_path(source: str) -> Path | None:
+    """The file a ``file://`` URL or plain path names; None for http(s) sources."""
+    parts = urllib.parse.urlsplit(source)
+    if parts.scheme in _REMOTE_SCHEMES:
+        return None
+    if parts.scheme == "file":
+        if parts.netloc not in ("", "localhost"):
+            raise NetworkError(
+                f"file URL with a host ({parts.netloc!r}) is not supported", where=source
+            )
+        return Path(urllib.request.url2pathname(parts.path))
+    return Path(source)
+
+
+@dataclass(frozen=True, slots=True)
+class _Opened:
+    stream: BinaryIO
+    length: int | None  # bytes announced by the source, when known
+
+
+def _http_error(source: str, exc: BaseException) -> NetworkError:
+    if isinstance(exc, urllib.error.HTTPError):
+        exc.close()  # it holds the response (and its socket)
+        return NetworkError(
+            f"HTTP {exc.code} {exc.reason}", where=source, missing=exc.code in (404, 410)
+        )
+    if isinstance(exc, urllib.error.URLError):
+        return NetworkError(f"cannot reach server: {exc.reason}", where=source)
+    if isinstance(exc, TimeoutError):
+        return NetworkError("timed out", where=source)
+    return NetworkError(f"transfer failed: {exc}", where=source)
+
+
+@contextlib.contextmanager
+def _open(source: str, *, timeout: float) -> Iterator[_Opened]:
+    path = local_path(source)
+    if path is not None:
+        try:
+            fh = path.open("rb")
+        except FileNotFoundError as exc:
+            raise NetworkError("no such file", where=source, missing=True) from exc
+        except OSError as exc:
+            raise NetworkError(f"cannot read: {exc.strerror or exc}", where=source) from exc
+        with fh:
+            yield _Opened(fh, os.fstat(fh.fileno()).st_size)
+        return
+    # scheme checked by local_path: only http(s) reaches urllib
+    request = urllib.request.Request(source, headers={"User-Agent": USER_AGENT})  # noqa: S310
+    try:
+        response = urllib.request.urlopen(request, timeout=timeout)  # noqa: S310
+    except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
+        raise _http_error(source, exc) from exc
+    with response:
+        header = response.headers.get("Content-Length")
+        length = int(header) if header and header.isdigit() else None
+        yield _Opened(response, length)
+
+
+def _read_chunks(opened: _Opened, source: str) -> Iterator[bytes]:
+    received = 0
+    try:
+        while chunk := opened.stream.read(CHUNK):
+            received += len(chunk)
+            yield chunk
+    except (http.client.HTTPException, OSError) as exc:
+        raise _http_error(source, exc) from exc
+    if opened.length is not None and received != opened.length:
+        raise NetworkError(
+            f"transfer cut short: received {received} of {opened.length} bytes", where=source
+        )
+
+
+@dataclass(slots=True)
+class Progress:
+    """A throttled one-line progress bar (stdlib only); silent unless ``enabled``."""
+
+    what: str
+    total: int | None
+    enabled: bool
+    stream: TextIO = field(default_factory=lambda: sys.stderr)
+    interval: float = 0.1
+    done: int = 0
+    _last: float = float("-inf")
+
+    def update(self, count: int) -> None:
+        self.done += count
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if now - self._last >= self.interval:
+            self._last = now
+            self._draw()
+
+    def finish(self) -> None:
+        if self.enabled:
+            self._draw()
+            self.stream.write("\n")
+            self.stream.flush()
+
+    def _draw(self) -> None:
+        mib = self.done / (1 << 20)
+        if self.total:
+            pct = min(100, self.done * 100 // self.total)
+            width = 24
+            filled = width * pct // 100
+            bar = "#" * filled + "-" * (width - filled)
+            text = f"{self.what} [{bar}] {mib:.1f}/{self.total / (1 << 20):.1f} MiB {pct:3d}%"
+        else:
+            text = f"{self.what} {mib:.1f} MiB"
+        self.stream.write("\r" + text)
+        self.stream.flush()
+
+
+def fetch_to(
+    source: str,
+    dest: Path,
+    *,
+    expected_sha256: str | None,
+    progress: bool,
+    what: str,
+    timeout: float = DEFAULT_TIMEOUT,
+) -> str:
+    """Copy ``source`` to ``dest`` and return its sha256.
+
+    The bytes go to a sibling temporary file, hashed on the way; ``dest`` appears (atomically)
+    only when the hash matches ``expected_sha256`` (if given). On any failure nothing is left
+    at ``dest``.
+    """
+    try:
+        return _fetch_to(source, dest, expected_sha256=expected_sha256, progress=progress,
+                         what=what, timeout=timeout)
+    except OSError as exc:  # the local side: creating, writing or renaming under dest's folder
+        raise BuilderError(f"cannot write: {exc.strerror or exc}", where=str(dest)) from exc
+
+
+def _fetch_to(
+    source: str,
+    dest: Path,
+    *,
+    expected_sha256: str | None,
+    progress: bool,
+    what: str,
+    timeout: float,
+) -> str:
+    digest = hashlib.sha256()
+    expected = expected_sha256.lower() if expected_sha256 else None
+    with atomic_output(dest) as tmp, _open(source, timeout=timeout) as opened:
+        bar = Progress(what=what, total=opened.length, enabled=progress)
+        try:
+            with tmp.open("wb") as out:
+                for chunk in _read_chunks(opened, source):
+                    digest.update(chunk)
+                    out.write(chunk)
+                    bar.update(len(chunk))
+                out.flush()
+                os.fsync(out.fileno())
+        finally:
+            bar.finish()
+        actual = digest.hexdigest()
+        if expected is not None and actual != expected:
+            raise HashMismatchError(
+                what=what,
+                where=source,
+                expected=expected,
+                actual=actual,
+                hint="the source does not hold the pinned bytes; if it is a mirror, refresh it "
+                "from the original release; nothing was kept",
+            )
+    return actual
+
+
+def read_bytes(source: str, *, timeout: float = DEFAULT_TIMEOUT, limit: int = 16 << 20) -> bytes:
+    """Read a small source whole (refuses more than ``limit`` bytes)."""
+    parts: list[bytes] = []
+    size = 0
+    with _open(source, timeout=timeout) as opened:
+        for chunk in _read_chunks(opened, source):
+            size += len(chunk)
+            if size > limit:
+                raise NetworkError(f"larger than the {limit} bytes expected", where=source)
+            parts.append(chunk)
+    return b"".join(parts)
+
+
+def read_text(source: str, *, timeout: float = DEFAULT_TIMEOUT) -> str:
+    """Read a small UTF-8 text file (e.g. SHA256SUMS) from any supported source."""
+    data = read_bytes(source, timeout=timeout)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise NetworkError(f"not UTF-8 text: {exc}", where=source) from exc
+
+
+def content_length(source: str, *, timeout: float = DEFAULT_TIMEOUT) -> int | None:
+    """Size in bytes of a source (file size, or Content-Length of a HEAD); None when unknown.
+
+    Never raises for an unreachable or missing source: the size is advisory.
+    """
+    path = local_path(source)
+    if path is not None:
+        try:
+            return path.stat().st_size
+        except OSError:
+            return None
+    request = urllib.request.Request(  # noqa: S310 (http(s) only, see local_path)
+        source, headers={"User-Agent": USER_AGENT}, method="HEAD"
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+            header = response.headers.get("Content-Length")
+    except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
+        if isinstance(exc, urllib.error.HTTPError):
+            exc.close()
+        return None
+    return int(header) if header and header.isdigit() else None
+
+
+@dataclass(frozen=True, slots=True)
+class NetTransport:
+    """The real implementation of the small transport port the lock and fetch stages take."""
+
+    timeout: float = DEFAULT_TIMEOUT
+
+    def read_text(self, source: str) -> str:
+        return read_text(source, timeout=self.timeout)
+
+    def content_length(self, source: str) -> int | None:
+        return content_length(source, timeout=self.timeout)
+
+    def fetch_to(
+        self, source: str, dest: Path, *, expected_sha256: str | None, progress: bool, what: str
+    ) -> str:
+        return fetch_to(
+            source,
+            dest,
+            expected_sha256=expected_sha256,
+            progress=progress,
+            what=what,
+            timeout=self.timeout,
+        )

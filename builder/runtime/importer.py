@@ -1,0 +1,228 @@
+"""``builder runtime import PREFIX``: an installed CPython -> a PBS install_only style archive.
+
+Steps: probe the prefix, copy the kept files into a sibling staging dir, remove the host prefix
+from text files, plan the vendoring of non-glibc libraries (then apply it with patchelf), write
+``python/PYTHON.json`` and archive the tree deterministically.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from builder import __version__
+from builder.elf import ElfInfo, Patchelf, is_elf, read_elf
+from builder.errors import BuilderError, InternalError
+from builder.fsutil import canonical_json, rmtree, sha256_file
+from builder.runtime.hostlibs import HostLibraryFinder
+from builder.runtime.prefix import PLACEHOLDER, PrefixInfo, keep, probe_prefix
+from builder.runtime.rewrite import (
+    is_text,
+    prefix_pattern,
+    python_shebang,
+    relocatable_script,
+    replace_prefix,
+)
+from builder.runtime.tarball import write_tar_gz
+from builder.runtime.vendor import (
+    LIBDIR,
+    LibraryFinder,
+    VendorPlan,
+    apply_vendoring,
+    plan_vendoring,
+    unresolved_needs,
+)
+
+TOP = "python"
+IMPORT_FORMAT_VERSION = 1
+PYTHON_JSON_VERSION = "7"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ImportedRuntime:
+    path: Path  # the archive
+    sha256: str
+    python_version: str
+    triple: str
+    vendored: tuple[str, ...]  # library names copied from the host, sorted
+
+
+def imported_filename(info: PrefixInfo) -> str:
+    return f"cpython-{info.python_version}+imported-{info.triple}-install_only.tar.gz"
+
+
+def _walk_kept(info: PrefixInfo) -> Iterator[tuple[tuple[str, ...], Path]]:
+    """Kept entries of the prefix (files and symlinks; directories are implied), sorted."""
+    root = info.root
+    for dirpath, dirnames, filenames in os.walk(root):
+        base = Path(dirpath)
+        rel = base.relative_to(root).parts
+        dirnames[:] = sorted(
+            d for d in dirnames
+            if (base / d).is_symlink()
+            or keep((*rel, d), is_dir=True, minor=info.minor, has_pip=info.has_pip)
+        )
+        for name in sorted(filenames + [d for d in dirnames if (base / d).is_symlink()]):
+            parts = (*rel, name)
+            if keep(parts, is_dir=False, minor=info.minor, has_pip=info.has_pip):
+                yield parts, base / name
+        dirnames[:] = [d for d in dirnames if not (base / d).is_symlink()]
+
+
+def _copy_file(src: Path, dest: Path) -> None:
+    shutil.copyfile(src, dest)
+    dest.chmod(0o755 if src.stat().st_mode & 0o111 else 0o644)
+
+
+def stage_prefix(info: PrefixInfo, tree: Path) -> None:
+    """Copy the kept files of the prefix to ``tree`` (= staging/python)."""
+    root_real = info.root.resolve()
+    kept = {parts for parts, _ in _walk_kept(info)}
+    for parts, src in _walk_kept(info):
+        dest = tree.joinpath(*parts)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if src.is_symlink():
+            target = src.resolve()
+            try:
+                target_parts = target.relative_to(root_real).parts
+            except ValueError:
+                target_parts = ()
+            if target_parts in kept:
+                dest.symlink_to(os.path.relpath(tree.joinpath(*target_parts), dest.parent))
+            elif target.is_file():
+                _copy_file(target, dest)
+            continue
+        _copy_file(src, dest)
+    bin_dir = tree / "bin"
+    for alias in ("python3", "python"):
+        if not (bin_dir / alias).exists():
+            (bin_dir / alias).symlink_to(info.exe_name)
+
+
+def rewrite_texts(info: PrefixInfo, tree: Path) -> None:
+    """Host prefix -> ``/install`` in text files; python scripts in bin/ get the sh trampoline."""
+    pattern = prefix_pattern({str(info.root), str(info.root.resolve())})
+    for dirpath, _dirs, filenames in os.walk(tree):
+        for name in filenames:
+            path = Path(dirpath) / name
+            if path.is_symlink():
+                continue
+            data = path.read_bytes()
+            if not is_text(data) or data.startswith(b"\x7fELF"):
+                continue
+            new = data
+            if path.parent == tree / "bin" and python_shebang(data, pattern):
+                new = relocatable_script(data, exe=info.exe_name)
+            new = replace_prefix(new, pattern, PLACEHOLDER)
+            if new != data:
+                path.write_bytes(new)
+
+
+def _read_tree(tree_root: Path) -> dict[str, ElfInfo]:
+    """ELF facts of every regular ELF file below ``tree_root`` (keys: paths like python/...)."""
+    found: dict[str, ElfInfo] = {}
+    for dirpath, _dirs, filenames in os.walk(tree_root / TOP):
+        for name in filenames:
+            path = Path(dirpath) / name
+            if not path.is_symlink() and is_elf(path):
+                found[path.relative_to(tree_root).as_posix()] = read_elf(path)
+    return found
+
+
+def _libdir_names(tree_root: Path) -> list[str]:
+    libdir = tree_root / LIBDIR
+    return sorted(p.name for p in libdir.iterdir()) if libdir.is_dir() else []
+
+
+def _python_json(info: PrefixInfo, plan: VendorPlan) -> str:
+    return canonical_json({
+        "version": PYTHON_JSON_VERSION,
+        "target_triple": info.triple,
+        "python_version": info.python_version,
+        "python_major_minor_version": info.minor,
+        "python_exe": f"install/bin/{info.exe_name}",
+        "libpython_link_mode": info.link_mode,
+        "builder_import": {
+            "format_version": IMPORT_FORMAT_VERSION,
+            "builder_version": __version__,
+            "placeholder_prefix": PLACEHOLDER,
+            "system_libraries": list(plan.system),
+            "vendored_libraries": [
+                {"name": lib.name, "host_path": str(lib.source), "sha256": sha256_file(lib.source)}
+                for lib in plan.vendored
+            ],
+        },
+    })
+
+
+def _build(
+    info: PrefixInfo,
+    staging: Path,
+    out_dir: Path,
+    *,
+    finder: LibraryFinder | None,
+    patchelf: Patchelf | None,
+    mtime: int,
+) -> tuple[VendorPlan, Path, str]:
+    tree = staging / TOP
+    try:
+        tree.mkdir()
+        stage_prefix(info, tree)
+        rewrite_texts(info, tree)
+    except OSError as exc:
+        raise BuilderError(f"cannot copy the installation: {exc}", where=str(info.root)) from exc
+    plan = plan_vendoring(
+        _read_tree(staging),
+        provided=_libdir_names(staging),
+        finder=finder if finder is not None else HostLibraryFinder.from_host(),
+        read=read_elf,
+    )
+    apply_vendoring(plan, staging, patchelf=patchelf or Patchelf.default())
+    problems = unresolved_needs(_read_tree(staging), libdir=LIBDIR,
+                                provided=_libdir_names(staging))
+    if problems:
+        raise InternalError(f"imported tree is not self-contained after vendoring: {problems}")
+    dest = out_dir / imported_filename(info)
+    try:
+        (tree / "PYTHON.json").write_text(_python_json(info, plan), encoding="utf-8")
+        digest = write_tar_gz(staging, TOP, dest, mtime=mtime)
+    except OSError as exc:
+        raise BuilderError(f"cannot write the archive: {exc}", where=str(dest)) from exc
+    return plan, dest, digest
+
+
+def import_runtime(
+    prefix: Path,
+    out_dir: Path,
+    *,
+    source_date_epoch: int = 0,
+    finder: LibraryFinder | None = None,
+    patchelf: Patchelf | None = None,
+) -> ImportedRuntime:
+    """Turn the CPython installed at ``prefix`` into ``out_dir/cpython-...+imported-...tar.gz``.
+
+    Importing the same prefix twice (on an unchanged host) gives the same bytes.
+    """
+    info = probe_prefix(prefix)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".import-", dir=out_dir))
+    except OSError as exc:
+        raise BuilderError(f"cannot create the output directory: {exc}",
+                           where=str(out_dir)) from exc
+    try:
+        plan, dest, digest = _build(info, staging, out_dir, finder=finder, patchelf=patchelf,
+                                    mtime=source_date_epoch)
+    finally:
+        rmtree(staging)
+    return ImportedRuntime(
+        path=dest,
+        sha256=digest,
+        python_version=info.python_version,
+        triple=info.triple,
+        vendored=plan.vendored_names,
+    )

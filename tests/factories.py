@@ -1,0 +1,212 @@
+"""Tiny inputs built on the fly, shared by the test suites (no large binaries committed).
+
+- a python-build-standalone style interpreter tree/archive (``python/bin/python3.11`` is a small
+  sh script, ``python/lib/python3.11/os.py``, ``PYTHON.json``, ...)
+- a release mirror laid out as ``<release>/<file>`` with ``SHA256SUMS``
+- tar archives with arbitrary (also malicious) members
+- fabricated ``ElfInfo`` values for plan tests
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import shutil
+import tarfile
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import zstandard
+
+from builder.elf import ElfInfo
+
+RELEASE = "20240107"
+VERSION = "3.11.7"
+MINOR = "3.11"
+TRIPLE = "x86_64-unknown-linux-gnu"
+FLAVOR = "install_only"
+
+FAKE_PYTHON = b'#!/bin/sh\necho "fake python $*"\n'
+
+
+def sha256_of(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def fake_pbs_tree(
+    root: Path,
+    *,
+    version: str = VERSION,
+    triple: str = TRIPLE,
+    python_json: bool = True,
+    sysconfigdata: bool = True,
+) -> Path:
+    """``root/python/...`` in PBS install_only layout; returns ``root/python``."""
+    minor = ".".join(version.split(".")[:2])
+    top = root / "python"
+    bindir = top / "bin"
+    bindir.mkdir(parents=True)
+    exe = bindir / f"python{minor}"
+    exe.write_bytes(FAKE_PYTHON)
+    exe.chmod(0o755)
+    (bindir / "python3").symlink_to(f"python{minor}")
+    stdlib = top / "lib" / f"python{minor}"
+    stdlib.mkdir(parents=True)
+    (stdlib / "os.py").write_text("# the os module\n")
+    if sysconfigdata:
+        multiarch = triple.replace("-unknown", "")
+        (stdlib / f"_sysconfigdata__linux_{multiarch}.py").write_text(
+            "build_time_vars = {'prefix': '/install'}\n"
+        )
+    include = top / "include" / f"python{minor}"
+    include.mkdir(parents=True)
+    (include / "patchlevel.h").write_text(f'#define PY_VERSION "{version}"\n')
+    if python_json:
+        (top / "PYTHON.json").write_text(json.dumps({
+            "version": "7",
+            "target_triple": triple,
+            "python_version": version,
+            "python_major_minor_version": minor,
+            "python_exe": f"install/bin/python{minor}",
+        }, indent=2, sort_keys=True) + "\n")
+    return top
+
+
+def tar_tree(root: Path, dest: Path, *, compression: str = "gz") -> Path:
+    """Archive everything below ``root`` (names relative to it), sorted, fixed metadata."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for path in sorted(root.rglob("*")):
+            info = tar.gettarinfo(path, path.relative_to(root).as_posix())
+            info.mtime = 0
+            info.uid = info.gid = 0
+            info.uname = info.gname = ""
+            if info.isreg():
+                with path.open("rb") as fh:
+                    tar.addfile(info, fh)
+            else:
+                tar.addfile(info)
+    _write_compressed(dest, buf.getvalue(), compression)
+    return dest
+
+
+def _write_compressed(dest: Path, data: bytes, compression: str) -> None:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if compression == "gz":
+        dest.write_bytes(gzip.compress(data, mtime=0))
+    elif compression == "zst":
+        dest.write_bytes(zstandard.ZstdCompressor().compress(data))
+    else:
+        dest.write_bytes(data)
+
+
+def pbs_filename(*, version: str = VERSION, release: str = RELEASE, triple: str = TRIPLE,
+                 flavor: str = FLAVOR) -> str:
+    ext = ".tar.gz" if flavor.startswith("install_only") else ".tar.zst"
+    return f"cpython-{version}+{release}-{triple}-{flavor}{ext}"
+
+
+def fake_pbs_archive(
+    dest_dir: Path,
+    *,
+    version: str = VERSION,
+    release: str = RELEASE,
+    triple: str = TRIPLE,
+    flavor: str = FLAVOR,
+    python_json: bool = True,
+    name: str | None = None,
+) -> Path:
+    """A small PBS install_only archive named like the real one, in ``dest_dir``."""
+    work = dest_dir / f".tree-{version}-{triple}-{flavor}"
+    fake_pbs_tree(work, version=version, triple=triple, python_json=python_json)
+    filename = name or pbs_filename(version=version, release=release, triple=triple,
+                                    flavor=flavor)
+    compression = "gz" if filename.endswith(".gz") else "zst"
+    archive = tar_tree(work, dest_dir / filename, compression=compression)
+    shutil.rmtree(work)
+    return archive
+
+
+@dataclass(frozen=True)
+class Member:
+    """One tar member for ``tar_with_members``."""
+
+    name: str
+    data: bytes = b""
+    type: bytes = tarfile.REGTYPE
+    linkname: str = ""
+    mode: int = 0o644
+
+
+def tar_with_members(dest: Path, members: Iterable[Member], *, compression: str = "gz") -> Path:
+    """A tar with exactly these members (no checks: for malicious-archive tests)."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for m in members:
+            info = tarfile.TarInfo(m.name)
+            info.type = m.type
+            info.mode = m.mode
+            info.linkname = m.linkname
+            if m.type == tarfile.REGTYPE:
+                info.size = len(m.data)
+                tar.addfile(info, io.BytesIO(m.data))
+            else:
+                tar.addfile(info)
+    _write_compressed(dest, buf.getvalue(), compression)
+    return dest
+
+
+def fake_mirror(
+    root: Path,
+    archives: Iterable[Path],
+    *,
+    release: str = RELEASE,
+    sums: bool = True,
+    per_asset: bool = False,
+    override: Mapping[str, str] | None = None,
+) -> Path:
+    """``root/<release>/`` holding the archives plus ``SHA256SUMS`` and/or ``<name>.sha256``.
+
+    ``override`` maps file names to the digest to publish instead of the real one.
+    """
+    folder = root / release
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = []
+    for archive in archives:
+        target = folder / archive.name
+        if archive != target:
+            target.write_bytes(archive.read_bytes())
+        digest = (override or {}).get(archive.name, sha256_of(target))
+        lines.append(f"{digest}  {archive.name}\n")
+        if per_asset:
+            (folder / f"{archive.name}.sha256").write_text(f"{digest}\n")
+    if sums:
+        (folder / "SHA256SUMS").write_text("".join(sorted(lines, key=lambda x: x.split()[1])))
+    return root
+
+
+def elf_info(
+    path: str | Path,
+    *,
+    needed: Iterable[str] = (),
+    rpath: Iterable[str] = (),
+    runpath: Iterable[str] = (),
+    arch: str = "x86_64",
+    elf_type: str = "ET_DYN",
+    soname: str | None = None,
+) -> ElfInfo:
+    """A fabricated ``ElfInfo`` (no file needed)."""
+    return ElfInfo(
+        path=Path(path),
+        arch=arch,
+        elf_type=elf_type,
+        soname=soname,
+        needed=tuple(needed),
+        rpath=tuple(rpath),
+        runpath=tuple(runpath),
+        interpreter="/lib64/ld-linux-x86-64.so.2" if elf_type == "ET_EXEC" else None,
+        glibc_versions=((2, 17),),
+    )
