@@ -42,11 +42,10 @@ def atomic_write_bytes(path: Path, data: bytes, *, mode: int = 0o644) -> None:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
+        Path(tmp).chmod(mode)
+        Path(tmp).replace(path)
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+        Path(tmp).unlink(missing_ok=True)
         raise
 
 
@@ -63,8 +62,8 @@ def atomic_output(path: Path, *, mode: int = 0o644) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
-        os.chmod(tmp_path, mode)
-        os.replace(tmp_path, path)
+        tmp_path.chmod(mode)
+        tmp_path.replace(path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
@@ -76,7 +75,7 @@ def rmtree(path: Path) -> None:
 
     def retry(func: Any, p: str, _exc: Any) -> None:
         with contextlib.suppress(OSError):
-            os.chmod(os.path.dirname(p), 0o755)
+            Path(p).parent.chmod(0o755)
         func(p)
 
     if path.is_symlink() or path.is_file():

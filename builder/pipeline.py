@@ -5,6 +5,7 @@ The only module that knows every stage; each stage stays ignorant of the ones af
 
 from __future__ import annotations
 
+import json
 import platform
 import sys
 import tempfile
@@ -33,8 +34,14 @@ from builder.fetch.interpreter import (
     interpreter_from,
 )
 from builder.fetch.wheels import fetch_wheels
-from builder.fsutil import atomic_output, atomic_write_text, canonical_json, rmtree, sha256_bytes
-from builder.fsutil import sha256_file
+from builder.fsutil import (
+    atomic_output,
+    atomic_write_text,
+    canonical_json,
+    rmtree,
+    sha256_bytes,
+    sha256_file,
+)
 from builder.install import install_wheels
 from builder.lock.api import default_lock_dir, load_fresh_lock
 from builder.lock.codec import lock_to_dict
@@ -267,8 +274,6 @@ def _check_floor(recipe: Recipe, floor: tuple[int, ...] | None, culprit: str | N
 
 def _cached(archive: Path, sidecar: Path) -> tuple[str, int] | None:
     """An existing bundle for the same inputs, if its sidecar vouches for its bytes."""
-    import json
-
     if not (archive.is_file() and sidecar.is_file()):
         return None
     try:

@@ -46,7 +46,7 @@ def _tarinfo(root: Path, rel: str, mtime: int) -> tuple[tarfile.TarInfo, Path | 
     info.uname = info.gname = ""
     if stat.S_ISLNK(st.st_mode):
         info.type = tarfile.SYMTYPE
-        info.linkname = os.readlink(path)
+        info.linkname = str(path.readlink())
         info.mode = 0o777
         return info, None
     if stat.S_ISDIR(st.st_mode):

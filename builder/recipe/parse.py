@@ -211,24 +211,7 @@ def _check_glibc(value: str) -> str | None:
     return None
 
 
-def parse_recipe_text(text: str, *, path: str) -> Recipe:
-    """Validate recipe text; raise ``ValidationError`` listing every problem."""
-    try:
-        document = tomlkit.parse(text)
-    except ParseError as exc:
-        raise ValidationError(
-            [Problem(path=path, line=exc.line, key="", message=f"TOML syntax error: {exc}")]
-        ) from None
-    data: Mapping[str, Any] = document
-    c = _Checker(path, Locator(text))
-
-    for extra in sorted(set(data) - set(SCHEMA_KEYS[""])):
-        c.add(extra, f"unknown key (allowed: {', '.join(SCHEMA_KEYS[''])})")
-    fmt = c.field(data, "", "format_version", int)
-    if fmt is not None and fmt != RECIPE_FORMAT_VERSION:
-        c.add("format_version", f"unsupported format_version {fmt} (this builder reads "
-              f"{RECIPE_FORMAT_VERSION})")
-
+def _app(c: _Checker, data: Mapping[str, Any]) -> tuple[str, str, str, Ui] | None:
     app = c.table(data, "app", required=True)
     name = c.field(app, "app", "name", str,
                    check=_matches(NAME_RE, "a lowercase name of [a-z0-9._-] (it becomes "
@@ -242,7 +225,14 @@ def parse_recipe_text(text: str, *, path: str) -> Recipe:
                    check=_one_of(tuple(k.value for k in UiKind)))
     accepted_env = c.strings(ui_table, "app.ui", "accepted_env", required=False,
                              item_check=_matches(ENV_RE, "an environment variable name"))
+    if name is None or version is None or kind is None:
+        return None
+    ui = Ui(name=ui_name or name, icon=icon, kind=UiKind(kind),
+            accepted_env=tuple(sorted(set(accepted_env or ()))))
+    return name, version, summary or "", ui
 
+
+def _runtime(c: _Checker, data: Mapping[str, Any]) -> Runtime | None:
     runtime = c.table(data, "runtime", required=True)
     python = c.field(runtime, "runtime", "python", str,
                      check=_matches(MINOR_RE, 'a Python minor version like "3.11"'))
@@ -251,7 +241,12 @@ def parse_recipe_text(text: str, *, path: str) -> Recipe:
                                      '"20240107"'))
     flavor = c.field(runtime, "runtime", "flavor", str, default="install_only", required=False,
                      check=_one_of(PBS_FLAVORS))
+    if python is None or release is None or flavor is None:
+        return None
+    return Runtime(python=python, pbs_release=release, flavor=flavor)
 
+
+def _packages(c: _Checker, data: Mapping[str, Any]) -> Packages | None:
     packages = c.table(data, "packages", required=True)
     requirements = c.strings(packages, "packages", "requirements", required=True,
                              item_check=_check_requirement, non_empty=True)
@@ -262,7 +257,13 @@ def parse_recipe_text(text: str, *, path: str) -> Recipe:
                            required=False)
     expose = c.strings(packages, "packages", "expose", required=False,
                        item_check=_matches(SCRIPT_RE, "a console script name"))
+    if requirements is None or index_url is None or allow_sdists is None:
+        return None
+    return Packages(requirements=requirements, index_url=index_url, allow_sdists=allow_sdists,
+                    expose=expose)
 
+
+def _targets(c: _Checker, data: Mapping[str, Any]) -> Targets | None:
     targets = c.table(data, "targets", required=True)
     triples = c.strings(targets, "targets", "triples", required=True,
                         item_check=_one_of(KNOWN_TRIPLES), non_empty=True)
@@ -270,59 +271,72 @@ def parse_recipe_text(text: str, *, path: str) -> Recipe:
         c.add("targets.triples", "lists a target twice")
     glibc_floor = c.field(targets, "targets", "glibc_floor", str, default="2.17",
                           required=False, check=_check_glibc)
-
     glibc_exempt = c.strings(targets, "targets", "glibc_exempt", required=False,
                              item_check=lambda p: None if p.strip() else "must not be empty")
+    if triples is None or glibc_floor is None:
+        return None
+    return Targets(triples=tuple(sorted(triples)), glibc_floor=glibc_floor,
+                   glibc_exempt=tuple(sorted(set(glibc_exempt or ()))))
 
-    service: Service | None = None
-    service_table = c.table(data, "service", required=False)
-    if service_table is not None:
-        command = c.strings(service_table, "service", "command", required=True, non_empty=True)
-        protocol = c.field(service_table, "service", "protocol", str, default="http",
-                           required=False, check=_one_of(tuple(p.value for p in Protocol)))
-        port = c.field(service_table, "service", "port", int, default=8888, required=False,
-                       check=lambda p: None if 1 <= p <= 65535 else f"{p} is not a TCP port")
-        url_template = c.field(service_table, "service", "url_template", str, default="/",
-                               required=False)
-        env_value = service_table.get("env", {})
-        env: list[tuple[str, str]] = []
-        if not isinstance(env_value, Mapping):
-            c.add("service.env", f"must be a table of strings, not {_type_name(env_value)}")
+
+def _env(c: _Checker, value: Any) -> tuple[tuple[str, str], ...]:
+    env: list[tuple[str, str]] = []
+    if not isinstance(value, Mapping):
+        c.add("service.env", f"must be a table of strings, not {_type_name(value)}")
+        return ()
+    for key, item in value.items():
+        if not ENV_RE.match(str(key)):
+            c.add(f"service.env.{key}", "is not an environment variable name")
+        elif not isinstance(item, str):
+            c.add(f"service.env.{key}", f"must be a string, not {_type_name(item)}")
         else:
-            for key, value in env_value.items():
-                if not ENV_RE.match(str(key)):
-                    c.add(f"service.env.{key}", "is not an environment variable name")
-                elif not isinstance(value, str):
-                    c.add(f"service.env.{key}", f"must be a string, not {_type_name(value)}")
-                else:
-                    env.append((str(key), str(value)))
-        if command and protocol and port and url_template is not None:
-            service = Service(command=command, protocol=Protocol(protocol), port=port,
-                              url_template=url_template, env=tuple(sorted(env)))
+            env.append((str(key), str(item)))
+    return tuple(sorted(env))
 
+
+def _service(c: _Checker, data: Mapping[str, Any]) -> Service | None:
+    table = c.table(data, "service", required=False)
+    if table is None:
+        return None
+    command = c.strings(table, "service", "command", required=True, non_empty=True)
+    protocol = c.field(table, "service", "protocol", str, default="http", required=False,
+                       check=_one_of(tuple(p.value for p in Protocol)))
+    port = c.field(table, "service", "port", int, default=8888, required=False,
+                   check=lambda p: None if 1 <= p <= 65535 else f"{p} is not a TCP port")
+    url_template = c.field(table, "service", "url_template", str, default="/", required=False)
+    env = _env(c, table.get("env", {}))
+    if not command or protocol is None or port is None or url_template is None:
+        return None
+    return Service(command=command, protocol=Protocol(protocol), port=port,
+                   url_template=url_template, env=env)
+
+
+def parse_recipe_text(text: str, *, path: str) -> Recipe:
+    """Validate recipe text; raise ``ValidationError`` listing every problem."""
+    try:
+        document = tomlkit.parse(text)
+    except ParseError as exc:
+        raise ValidationError(
+            [Problem(path=path, line=exc.line, key="", message=f"TOML syntax error: {exc}")]
+        ) from None
+    data: Mapping[str, Any] = document
+    c = _Checker(path, Locator(text))
+    for extra in sorted(set(data) - set(SCHEMA_KEYS[""])):
+        c.add(extra, f"unknown key (allowed: {', '.join(SCHEMA_KEYS[''])})")
+    fmt = c.field(data, "", "format_version", int)
+    if fmt is not None and fmt != RECIPE_FORMAT_VERSION:
+        c.add("format_version", f"unsupported format_version {fmt} (this builder reads "
+              f"{RECIPE_FORMAT_VERSION})")
+    app, runtime, packages = _app(c, data), _runtime(c, data), _packages(c, data)
+    targets, service = _targets(c, data), _service(c, data)
     if c.problems:
         ordered = sorted(c.problems, key=lambda p: (p.line is None, p.line or 0))
         raise ValidationError(ordered, hint="fix the recipe and run the command again")
-    if (
-        name is None or version is None or python is None or release is None or flavor is None
-        or requirements is None or triples is None or glibc_floor is None or kind is None
-        or allow_sdists is None or index_url is None
-    ):
-        raise InternalError("a required recipe field is unset but no problem was reported")
-    return Recipe(
-        path=path,
-        name=name,
-        version=version,
-        summary=summary or "",
-        ui=Ui(name=ui_name or name, icon=icon, kind=UiKind(kind),
-              accepted_env=tuple(sorted(set(accepted_env or ())))),
-        runtime=Runtime(python=python, pbs_release=release, flavor=flavor),
-        packages=Packages(requirements=requirements, index_url=index_url,
-                          allow_sdists=allow_sdists, expose=expose),
-        targets=Targets(triples=tuple(sorted(triples)), glibc_floor=glibc_floor,
-                        glibc_exempt=tuple(sorted(set(glibc_exempt or ())))),
-        service=service,
-    )
+    if app is None or runtime is None or packages is None or targets is None:
+        raise InternalError("a recipe section is unset but no problem was reported")
+    name, version, summary, ui = app
+    return Recipe(path=path, name=name, version=version, summary=summary, ui=ui,
+                  runtime=runtime, packages=packages, targets=targets, service=service)
 
 
 def load_recipe(path: Path) -> Recipe:

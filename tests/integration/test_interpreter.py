@@ -5,22 +5,18 @@ The import uses pyenv's CPython 3.11.7 (skipped cleanly when it is not installed
 
 from __future__ import annotations
 
-import functools
 import json
 import os
-import shutil
 import socket
 import subprocess
 import tarfile
-import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 from factories import RELEASE, TRIPLE, fake_mirror, fake_pbs_archive, sha256_of
+from servers import Mirror, pyenv_prefix
 
 from builder import __version__
 from builder.elf import is_elf, read_elf
@@ -38,54 +34,6 @@ from builder.runtime import import_runtime
 from builder.runtime.vendor import unresolved_needs
 
 pytestmark = pytest.mark.integration
-
-SERVER_LIFETIME = 120.0  # seconds; the server stops itself even if teardown never runs
-
-
-# -- loopback mirror -----------------------------------------------------------------------------
-
-
-@dataclass
-class Mirror:
-    url: str
-    root: Path
-    requests: list[tuple[str, str, str]]  # (method, raw path, user agent)
-
-
-class _Handler(SimpleHTTPRequestHandler):
-    log: list[tuple[str, str, str]]
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-    def send_head(self):  # type: ignore[no-untyped-def]
-        self.log.append((self.command, self.path, self.headers.get("User-Agent", "")))
-        return super().send_head()
-
-
-@pytest.fixture
-def mirror(tmp_path: Path) -> Iterator[Mirror]:
-    root = tmp_path / "mirror"
-    root.mkdir()
-    requests: list[tuple[str, str, str]] = []
-    handler = type("Handler", (_Handler,), {"log": requests})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=str(root)))
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                              daemon=True)
-    thread.start()
-    stopper = threading.Timer(SERVER_LIFETIME, server.shutdown)
-    stopper.daemon = True
-    stopper.start()
-    try:
-        yield Mirror(url=f"http://127.0.0.1:{server.server_port}/pbs", root=root / "pbs",
-                     requests=requests)
-    finally:
-        stopper.cancel()
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
-
 
 def closed_port_url() -> str:
     with socket.socket() as sock:
@@ -161,17 +109,6 @@ def test_unreachable_mirror(tmp_path: Path) -> None:
 
 
 # -- runtime import of a real CPython ------------------------------------------------------------
-
-
-def pyenv_prefix(version: str) -> Path | None:
-    pyenv = shutil.which("pyenv")
-    if pyenv is not None:
-        proc = subprocess.run([pyenv, "prefix", version], capture_output=True, text=True,
-                              check=False)
-        if proc.returncode == 0 and proc.stdout.strip():
-            return Path(proc.stdout.strip())
-    fallback = Path.home() / ".pyenv" / "versions" / version
-    return fallback if fallback.is_dir() else None
 
 
 @dataclass(frozen=True)
