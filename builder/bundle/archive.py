@@ -8,7 +8,6 @@ on the worker count).
 from __future__ import annotations
 
 import os
-import stat
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import IO
 import zstandard
 
 from builder.errors import BuilderError
+from builder.tarutil import add_normalized
 
 DEFAULT_MTIME = 315532800  # 1980-01-01T00:00:00Z; SOURCE_DATE_EPOCH overrides it
 ZSTD_LEVEL = 10
@@ -37,43 +37,10 @@ def _walk(root: Path) -> Iterator[str]:
     return iter(first + rest)
 
 
-def _tarinfo(root: Path, rel: str, mtime: int) -> tuple[tarfile.TarInfo, Path | None]:
-    path = root / rel
-    st = path.lstat()
-    info = tarfile.TarInfo(rel)
-    info.mtime = mtime
-    info.uid = info.gid = 0
-    info.uname = info.gname = ""
-    if stat.S_ISLNK(st.st_mode):
-        info.type = tarfile.SYMTYPE
-        info.linkname = str(path.readlink())
-        info.mode = 0o777
-        return info, None
-    if stat.S_ISDIR(st.st_mode):
-        info.type = tarfile.DIRTYPE
-        info.mode = 0o755
-        return info, None
-    if stat.S_ISREG(st.st_mode):
-        info.type = tarfile.REGTYPE
-        info.size = st.st_size
-        info.mode = 0o755 if st.st_mode & 0o111 else 0o644
-        return info, path
-    raise BuilderError("cannot archive a special file (device, socket or fifo)", where=str(path))
-
-
 def write_tar(root: Path, out: IO[bytes], *, mtime: int) -> int:
     """Write the tar stream of ``root``; returns the number of entries."""
-    count = 0
     with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
-        for rel in _walk(root):
-            info, source = _tarinfo(root, rel, mtime)
-            if source is None:
-                tar.addfile(info)
-            else:
-                with source.open("rb") as fh:
-                    tar.addfile(info, fh)
-            count += 1
-    return count
+        return add_normalized(tar, root, _walk(root), mtime=mtime)
 
 
 def write_archive(root: Path, dest: Path, *, mtime: int = DEFAULT_MTIME,
