@@ -29,7 +29,7 @@ from pathlib import Path
 from _common import PYPI, ROOT, isolated_env, med, mib, ratio, secs, table, timed, tool, tree_size
 
 NAIVE = "naive: extract + pip install + tar -czf"
-ZSTD = "naive, tar | zstd -10 instead of gzip"
+ZSTD = "naive, tar with zstd -10 instead of gzip"
 
 
 @dataclass
