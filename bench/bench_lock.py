@@ -60,10 +60,14 @@ class Row:
 
 
 class LockBench:
-    def __init__(self, recipe: Path, work: Path) -> None:
+    def __init__(self, recipe: Path, work: Path, uv_like_builder: str | None) -> None:
         data = tomllib.loads(recipe.read_text(encoding="utf-8"))
         self.recipe, self.work = recipe, work
-        self.python = str(data["runtime"]["python"])
+        self.python = uv_like_builder or str(data["runtime"]["python"])
+        self.uv_extra = [] if uv_like_builder is None else ["--only-binary=:all:"]
+        floor = str(data["targets"]["glibc_floor"]).replace(".", "_")
+        self.uv_platform = {t: f"{arch(t)}-manylinux_{floor}" if uv_like_builder else t
+                            for t in TRIPLES}
         self.triples = tuple(t for t in TRIPLES if t in data["targets"]["triples"])
         self.req_in = work / "requirements.in"
         self.req_in.write_text("\n".join(data["packages"]["requirements"]) + "\n",
@@ -106,8 +110,9 @@ class LockBench:
         for triple in self.triples:
             lock = out / f"{triple}.txt"
             seconds, _ = timed([tool("uv"), "pip", "compile", "--no-config", "--generate-hashes",
-                                "--quiet", f"--python-version={self.python}",
-                                f"--python-platform={triple}", f"--index-url={PYPI}",
+                                "--quiet", *self.uv_extra, f"--python-version={self.python}",
+                                f"--python-platform={self.uv_platform[triple]}",
+                                f"--index-url={PYPI}",
                                 f"--cache-dir={cache}", f"--output-file={lock}",
                                 str(self.req_in)],
                                env=isolated_env(UV_CACHE_DIR=str(cache)), cwd=self.work)
@@ -175,19 +180,23 @@ def main() -> int:
     parser.add_argument("recipe", type=Path, nargs="?", default=ROOT / "recipes/jupyter-6.toml")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--modes", default="warm,cold", help="comma-separated: warm, cold")
+    parser.add_argument("--uv-like-builder", metavar="X.Y.Z",
+                        help="give uv builder's constraints: --only-binary=:all:, "
+                        "--python-version X.Y.Z, --python-platform ARCH-manylinux_<glibc floor>")
     args = parser.parse_args()
     modes = [m for m in args.modes.split(",") if m]
     if not modes or set(modes) - {"warm", "cold"} or args.repeats < 1:
         parser.error("--modes takes warm and/or cold; --repeats must be >= 1")
     with tempfile.TemporaryDirectory(prefix="bench-lock-") as tmp:
-        bench = LockBench(args.recipe.resolve(), Path(tmp))
+        bench = LockBench(args.recipe.resolve(), Path(tmp), args.uv_like_builder)
         bench.run(modes, args.repeats)
         print(f"# lock: {args.recipe.name}, {datetime.date.today()}, {platform.machine()}, "
               f"{len(os.sched_getaffinity(0))} cores, repeats={args.repeats}")
         print(f"# {version([tool('builder'), '--version'])}; "
               f"{version([tool('pip-compile'), '--version'])}; "
               f"pip {version([sys.executable, '-m', 'pip', '--version']).split()[1]}; "
-              f"{version([tool('uv'), '--version'])}")
+              f"{version([tool('uv'), '--version'])}"
+              + (f"; uv like builder: {args.uv_like_builder}" if args.uv_like_builder else ""))
         for mode in modes:
             print(f"\n## {mode} cache (ratio = median / baseline median; > 1 is slower)\n")
             print(bench.report(mode))
