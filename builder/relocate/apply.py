@@ -15,6 +15,8 @@ from builder.relocate.model import (
     RelocationReport,
     RpathEdit,
     RpathTag,
+    ScriptEdit,
+    Trampoline,
 )
 from builder.relocate.pyc import PycCompiler, select_pyc_compiler
 from builder.relocate.record import parse_record, record_hash_file, render_record, rewrite_rows
@@ -103,23 +105,14 @@ def apply_relocation(
         )
     for path in plan.removals:
         (root / path).unlink()
-    for script in plan.scripts:
-        text = render_trampoline(
-            script=script.path,
-            interpreter=script.interpreter,
-            flags=script.flags,
-            body=script.body,
-        )
-        atomic_write_bytes(root / script.path, text, mode=0o755)
     for trampoline in plan.trampolines:
         (root / trampoline.path.parent).mkdir(mode=0o755, parents=True, exist_ok=True)
+    items: tuple[ScriptEdit | Trampoline, ...] = (*plan.scripts, *plan.trampolines)
+    for item in items:
         text = render_trampoline(
-            script=trampoline.path,
-            interpreter=trampoline.interpreter,
-            flags=trampoline.flags,
-            body=trampoline.body,
+            script=item.path, interpreter=item.interpreter, flags=item.flags, body=item.body
         )
-        atomic_write_bytes(root / trampoline.path, text, mode=0o755)
+        atomic_write_bytes(root / item.path, text, mode=0o755)
     for edit in plan.rpaths:
         _patch(patchelf, root / edit.path, edit)
     compiled = _compile(plan, compiler)
