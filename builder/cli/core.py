@@ -1,0 +1,112 @@
+"""Build-side commands: lock, build, inspect, runtime import, schema."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from builder.cli import env
+
+
+def register(sub: Any) -> None:
+    lock = sub.add_parser("lock", help="resolve and pin a recipe for every target")
+    lock.add_argument("recipe", type=Path)
+    lock.add_argument("--lock-dir", type=Path, help="default: lockfiles/<name> beside recipes/")
+    lock.set_defaults(handler=_lock)
+
+    build = sub.add_parser("build", help="build the bundle of a recipe")
+    build.add_argument("recipe", type=Path)
+    build.add_argument("--target", action="append", default=[],
+                       help="target triple (repeatable, or 'all'); default: this machine's")
+    build.add_argument("--out", type=Path, default=Path("dist"), help="default: dist/")
+    build.add_argument("--python-from", type=Path, metavar="ARCHIVE|PREFIX",
+                       help="use this interpreter archive or installed CPython instead of "
+                       "downloading python-build-standalone")
+    build.add_argument("--lock-dir", type=Path)
+    build.set_defaults(handler=_build)
+
+    inspect = sub.add_parser("inspect", help="print the manifest of a bundle")
+    inspect.add_argument("bundle", type=Path)
+    inspect.add_argument("--json", action="store_true", help="machine-readable output")
+    inspect.set_defaults(handler=_inspect)
+
+    runtime = sub.add_parser("runtime", help="interpreter tools")
+    runtime_sub = runtime.add_subparsers(dest="runtime_command", required=True,
+                                         metavar="COMMAND")
+    imp = runtime_sub.add_parser(
+        "import", help="turn an installed CPython into a python-build-standalone style archive")
+    imp.add_argument("prefix", type=Path)
+    imp.add_argument("--out", type=Path, required=True)
+    imp.set_defaults(handler=_runtime_import)
+
+    schema = sub.add_parser("schema", help="print a JSON Schema (for editors and tests)")
+    schema.add_argument("kind", choices=["recipe", "manifest"])
+    schema.set_defaults(handler=_schema)
+
+
+def _lock(args: argparse.Namespace) -> int:
+    from builder.lock.api import default_lock_dir, lock_recipe
+    from builder.recipe import load_recipe
+
+    recipe = load_recipe(args.recipe)
+    result = lock_recipe(
+        recipe,
+        lock_dir=args.lock_dir or default_lock_dir(args.recipe, recipe.name),
+        cache_dir=env.cache_dir(),
+        mirror=env.pbs_mirror(),
+        log=env.log,
+    )
+    env.log(f"lock time: {sum(result.seconds.values()):.1f}s for {len(result.seconds)} "
+            "target(s)")
+    print(result.path)
+    return 0
+
+
+def _build(args: argparse.Namespace) -> int:
+    from builder.pipeline import BuildOptions, build
+
+    options = BuildOptions(
+        recipe_path=args.recipe,
+        targets=tuple(args.target),
+        out_dir=args.out,
+        cache_dir=env.cache_dir(),
+        lock_dir=args.lock_dir,
+        mirror=env.pbs_mirror(),
+        python_from=args.python_from,
+        source_date_epoch=env.source_date_epoch(),
+        progress=env.progress(),
+    )
+    for bundle in build(options, log=env.log):
+        print(bundle.archive)
+    return 0
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    from builder.bundle.inspect import inspect_bundle, render_manifest
+
+    manifest = inspect_bundle(args.bundle)
+    if args.json:
+        print(json.dumps(manifest, indent=2, sort_keys=True))
+    else:
+        print(render_manifest(manifest))
+    return 0
+
+
+def _runtime_import(args: argparse.Namespace) -> int:
+    from builder.runtime import import_runtime
+
+    imported = import_runtime(args.prefix, args.out, source_date_epoch=0)
+    print(imported.path)
+    print(f"sha256 {imported.sha256}")
+    return 0
+
+
+def _schema(args: argparse.Namespace) -> int:
+    from importlib.resources import files
+
+    package = {"recipe": "builder.recipe", "manifest": "builder.bundle"}[args.kind]
+    print(files(package).joinpath(f"{args.kind}.schema.json").read_text(encoding="utf-8"),
+          end="")
+    return 0

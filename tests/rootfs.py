@@ -1,0 +1,75 @@
+"""Debian minbase root filesystems for isolation tests, made once and cached.
+
+`ensure_rootfs("bookworm")` returns `.cache/rootfs/bookworm-minbase-<arch>/`, creating it with
+`debootstrap --variant=minbase` when missing (a few minutes, Debian's mirror is reachable here and
+in CI). Creation goes to a sibling directory and is renamed into place under a file lock, so an
+interrupted run never leaves a half root behind. Needs root (the tests and CI run as root).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from filelock import FileLock
+
+ROOT = Path(__file__).resolve().parents[1]
+CACHE = ROOT / ".cache" / "rootfs"
+MIRROR = os.environ.get("BUILDER_TEST_DEBIAN_MIRROR", "http://deb.debian.org/debian")
+ARCH = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
+
+
+def can_isolate() -> str | None:
+    """Why isolation tests cannot run here, or None when they can."""
+    if os.geteuid() != 0:
+        return "isolation tests need root (unshare -m, mount, chroot)"
+    for tool in ("unshare", "chroot", "mount"):
+        if shutil.which(tool) is None:
+            return f"{tool} is not installed"
+    if shutil.which("debootstrap") is None:
+        return "debootstrap is not installed (apt-get install debootstrap)"
+    return None
+
+
+def ensure_rootfs(suite: str) -> Path:
+    """The cached minbase root of ``suite`` (e.g. bookworm, bullseye), created when missing."""
+    reason = can_isolate()
+    if reason:
+        pytest.skip(reason)
+    CACHE.mkdir(parents=True, exist_ok=True)
+    final = CACHE / f"{suite}-minbase-{ARCH}"
+    with FileLock(str(CACHE / f".{suite}.lock")):
+        if (final / ".builder-rootfs-complete").is_file():
+            return final
+        work = CACHE / f".{suite}.work"
+        if work.exists():
+            shutil.rmtree(work)
+        proc = subprocess.run(
+            ["debootstrap", "--variant=minbase", f"--arch={ARCH}", suite, str(work), MIRROR],
+            capture_output=True, text=True, check=False, timeout=1800,
+        )
+        if proc.returncode != 0:
+            shutil.rmtree(work, ignore_errors=True)
+            raise RuntimeError(f"debootstrap {suite} failed:\n{proc.stdout[-2000:]}"
+                               f"\n{proc.stderr[-2000:]}")
+        (work / ".builder-rootfs-complete").write_text(suite + "\n")
+        if final.exists():
+            shutil.rmtree(final)
+        work.rename(final)
+    return final
+
+
+def glibc_version(root: Path) -> str:
+    """The glibc version a root ships, read from its libc's file name or its dpkg status."""
+    status = root / "var/lib/dpkg/status"
+    package = None
+    for line in status.read_text(errors="replace").splitlines():
+        if line.startswith("Package: "):
+            package = line.split(": ", 1)[1]
+        elif line.startswith("Version: ") and package == "libc6":
+            return ".".join(line.split(": ", 1)[1].split("-")[0].split(".")[:2])
+    raise RuntimeError(f"no libc6 in {status}")
