@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -36,3 +39,25 @@ def runtime_archive(builder_cache: Path) -> Path:
     if prefix is None or not (prefix / "bin" / "python3.11").exists():
         pytest.skip("pyenv CPython 3.11.7 is not installed")
     return interpreter_from(prefix, cache_dir=builder_cache).archive
+
+
+def run_builder(*args: str, cache: Path, cwd: Path = ROOT, env: dict[str, str] | None = None
+                ) -> subprocess.CompletedProcess[str]:
+    """The CLI in a child process, as a user runs it (no SOURCE_DATE_EPOCH, no mirror)."""
+    base = {k: v for k, v in os.environ.items()
+            if k not in ("SOURCE_DATE_EPOCH", "BUILDER_PBS_MIRROR")}
+    base["BUILDER_CACHE_DIR"] = str(cache)
+    base.update(env or {})
+    return subprocess.run([sys.executable, "-m", "builder", *args], cwd=cwd, env=base,
+                          capture_output=True, text=True, check=False, timeout=900)
+
+
+@pytest.fixture(scope="session")
+def jupyter_bundle(tmp_path_factory: pytest.TempPathFactory, builder_cache: Path,
+                   runtime_archive: Path) -> Path:
+    """recipes/jupyter-6.toml built once per session with the imported 3.11.7."""
+    out = tmp_path_factory.mktemp("dist-jupyter")
+    proc = run_builder("build", "recipes/jupyter-6.toml", "--python-from", str(runtime_archive),
+                       "--out", str(out), cache=builder_cache)
+    assert proc.returncode == 0, proc.stderr
+    return Path(proc.stdout.strip())

@@ -6,13 +6,12 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from importlib.resources import files
 from pathlib import Path
 
 import jsonschema
 import pytest
-from conftest import PBS_RELEASE, ROOT
+from conftest import PBS_RELEASE, ROOT, run_builder
 from servers import Mirror
 
 pytestmark = pytest.mark.integration
@@ -21,14 +20,7 @@ TINY_LOCK = json.loads((ROOT / "lockfiles/tiny/lock.json").read_text())
 X86 = "x86_64-unknown-linux-gnu"
 
 
-def builder(*args: str, cache: Path, cwd: Path = ROOT, env: dict[str, str] | None = None
-            ) -> subprocess.CompletedProcess[str]:
-    base = {k: v for k, v in os.environ.items()
-            if k not in ("SOURCE_DATE_EPOCH", "BUILDER_PBS_MIRROR")}
-    base["BUILDER_CACHE_DIR"] = str(cache)
-    base.update(env or {})
-    return subprocess.run([sys.executable, "-m", "builder", *args], cwd=cwd, env=base,
-                          capture_output=True, text=True, check=False, timeout=900)
+builder = run_builder
 
 
 def extract(archive: Path, dest: Path) -> Path:

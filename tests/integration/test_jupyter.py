@@ -15,16 +15,6 @@ from test_build import builder, extract, minimal_env
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
-@pytest.fixture(scope="module")
-def jupyter_bundle(tmp_path_factory: pytest.TempPathFactory, builder_cache: Path,
-                   runtime_archive: Path) -> Path:
-    out = tmp_path_factory.mktemp("dist")
-    proc = builder("build", "recipes/jupyter-6.toml", "--python-from", str(runtime_archive),
-                   "--out", str(out), cache=builder_cache)
-    assert proc.returncode == 0, proc.stderr
-    return Path(proc.stdout.strip())
-
-
 def test_notebook_6_runs_from_two_places(jupyter_bundle: Path, tmp_path: Path) -> None:
     for where in (tmp_path / "one", tmp_path / "two with space"):
         app = extract(jupyter_bundle, where) / "app"
