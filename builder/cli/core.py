@@ -14,6 +14,8 @@ def register(sub: Any) -> None:
     lock = sub.add_parser("lock", help="resolve and pin a recipe for every target")
     lock.add_argument("recipe", type=Path)
     lock.add_argument("--lock-dir", type=Path, help="default: lockfiles/<name> beside recipes/")
+    lock.add_argument("--check", action="store_true",
+                      help="resolve nothing; exit 1 unless the committed lock is fresh")
     lock.set_defaults(handler=_lock)
 
     build = sub.add_parser("build", help="build the bundle of a recipe")
@@ -47,13 +49,18 @@ def register(sub: Any) -> None:
 
 
 def _lock(args: argparse.Namespace) -> int:
-    from builder.lock.api import default_lock_dir, lock_recipe
+    from builder.lock.api import default_lock_dir, load_fresh_lock, lock_recipe
     from builder.recipe import load_recipe
 
     recipe = load_recipe(args.recipe)
+    lock_dir = args.lock_dir or default_lock_dir(args.recipe, recipe.name)
+    if args.check:
+        load_fresh_lock(recipe, lock_dir=lock_dir)
+        env.log(f"lock is fresh: {lock_dir}")
+        return 0
     result = lock_recipe(
         recipe,
-        lock_dir=args.lock_dir or default_lock_dir(args.recipe, recipe.name),
+        lock_dir=lock_dir,
         cache_dir=env.cache_dir(),
         mirror=env.pbs_mirror(),
         log=env.log,

@@ -84,3 +84,13 @@ def test_schema_command_prints_json(capsys: pytest.CaptureFixture[str]) -> None:
 
     assert main(["schema", "recipe"]) == 0
     assert json.loads(capsys.readouterr().out)["title"].startswith("builder recipe")
+
+
+def test_lock_check_answers_without_resolving(project: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["lock", "recipes/tiny.toml", "--check"]) == 0
+    assert "lock is fresh" in capsys.readouterr().err
+    recipe = project / "recipes" / "tiny.toml"
+    recipe.write_text(recipe.read_text().replace("pyjokes==0.8.3", "pyjokes==0.8.2"))
+    assert main(["lock", "recipes/tiny.toml", "--check"]) == 1
+    assert "the lock is stale" in capsys.readouterr().err

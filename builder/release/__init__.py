@@ -1,0 +1,1 @@
+"""Release at scale: the recipe x target build matrix for CI."""
