@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from builder import __version__
 from builder.errors import BuilderError
 
-COMMAND_MODULES = ("builder.cli.core", "builder.cli.release",)
+COMMAND_MODULES = ("builder.cli.core", "builder.cli.release", "builder.cli.oci")
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -1,0 +1,67 @@
+"""OCI commands: push a bundle to a registry, export it as an OCI image layout."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from builder.cli import env
+from builder.errors import UsageError
+
+if TYPE_CHECKING:
+    from builder.oci import Credentials
+
+
+def register(sub: Any) -> None:
+    push = sub.add_parser(
+        "push", help="publish a bundle as an OCI image (its root is the app directory)")
+    push.add_argument("bundle", type=Path, help="the .tar.zst `builder build` printed")
+    push.add_argument("ref", metavar="REGISTRY/REPO:TAG")
+    push.add_argument("--plain-http", action="store_true",
+                      help="talk HTTP, not HTTPS (a local test registry)")
+    push.add_argument("--username", help="registry account (with --password-stdin)")
+    push.add_argument("--password-stdin", action="store_true",
+                      help="read the password or token from standard input")
+    push.set_defaults(handler=_push)
+
+    export = sub.add_parser("export", help="write a bundle in another format")
+    export.add_argument("bundle", type=Path)
+    export.add_argument("--oci", type=Path, required=True, metavar="DIR",
+                        help="write (or add to) an OCI image layout in DIR")
+    export.add_argument("--tag", help="the image's name in the layout (default: the version)")
+    export.set_defaults(handler=_export)
+
+
+def _credentials(args: argparse.Namespace) -> Credentials | None:
+    from builder.oci import Credentials
+
+    if args.password_stdin != (args.username is not None):
+        raise UsageError("--username and --password-stdin go together")
+    if args.username is None:
+        return None
+    password = sys.stdin.readline().rstrip("\r\n")
+    if not password:
+        raise UsageError("--password-stdin: standard input had no password")
+    return Credentials(username=args.username, password=password)
+
+
+def _push(args: argparse.Namespace) -> int:
+    from builder.oci import parse_reference, push_bundle
+
+    ref = parse_reference(args.ref, require_tag=True)
+    pushed = push_bundle(args.bundle, ref, plain_http=args.plain_http,
+                         credentials=_credentials(args), log=env.log)
+    env.log(f"pushed {pushed.ref} ({pushed.uploaded} blob(s) uploaded)")
+    print(pushed.pinned)
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from builder.oci import export_layout
+
+    exported = export_layout(args.bundle, args.oci, tag=args.tag)
+    env.log(f"image {exported.image.manifest.digest}")
+    print(f"{exported.layout}:{exported.tag}")
+    return 0
