@@ -15,7 +15,8 @@ from collections.abc import Sequence
 from builder import __version__
 from builder.errors import BuilderError
 
-COMMAND_MODULES = ("builder.cli.core", "builder.cli.release", "builder.cli.oci")
+COMMAND_MODULES = ("builder.cli.core", "builder.cli.release", "builder.cli.oci",
+                   "builder.cli.agent")
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -1,0 +1,206 @@
+"""Injecting an app on a node: ``builder agent install NAME --index URL`` against installing the
+same lock with pip and with uv into a fresh venv.
+
+cold node: the catalog (``index.json`` + bundle + sidecar) is served by a loopback HTTP server;
+each run starts from an empty store and ends with the entry ready (downloaded, sha256 checked,
+extracted, verified, renamed into place). warm node: the same command again, the entry already in
+the store. Baselines: ``python3.11 -m venv`` + ``pip install --no-deps --require-hashes -r LOCK``
+(PyPI; pip's cache warm, and cold), and ``uv venv`` + ``uv pip install`` likewise; both get only
+the packages, on an interpreter the node must already have. For reference: ``sha256sum`` and
+``tar --zstd -xf`` of the archive already on disk (no download, no checks, not atomic).
+
+The bundle is built once, untimed (``builder runtime import "$(pyenv prefix 3.11.7)"`` then
+``builder build``), unless ``--bundle ARCHIVE`` (with its sidecar beside it) is given.
+
+    python bench/bench_agent.py [--repeats 3] [--bundle ARCHIVE] [--no-cold-baselines]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import functools
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+from _common import PYPI, ROOT, isolated_env, med, mib, ratio, secs, table, timed, tool, tree_size
+
+SERVER_LIFETIME = 3600.0  # the server stops itself even if the benchmark is killed
+
+
+class _Quiet(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@contextmanager
+def serve(directory: Path) -> Iterator[str]:
+    """``directory`` on http://127.0.0.1:<free port>/ for the duration (bounded)."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0),
+                                 functools.partial(_Quiet, directory=str(directory)))
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                              daemon=True)
+    thread.start()
+    stopper = threading.Timer(SERVER_LIFETIME, server.shutdown)
+    stopper.daemon = True
+    stopper.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/"
+    finally:
+        stopper.cancel()
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def pyenv_python(version: str) -> Path:
+    prefix = subprocess.run(["pyenv", "prefix", version], capture_output=True, text=True,
+                            check=True).stdout.strip()
+    return Path(prefix) / "bin" / f"python{'.'.join(version.split('.')[:2])}"
+
+
+def build_bundle(work: Path, version: str) -> Path:
+    env = isolated_env(BUILDER_CACHE_DIR=str(ROOT / ".cache" / "bench-builder"))
+    prefix = pyenv_python(version).parent.parent
+    log(f"builder runtime import {prefix} + builder build (untimed set-up)")
+    _, proc = timed([tool("builder"), "runtime", "import", str(prefix), "--out",
+                     str(work / "runtime")], env=env)
+    runtime = proc.stdout.splitlines()[0]
+    _, proc = timed([tool("builder"), "build", "recipes/jupyter-6.toml", "--python-from",
+                     runtime, "--out", str(work / "built")], env=env)
+    return Path(proc.stdout.strip().splitlines()[-1])
+
+
+class AgentBench:
+    def __init__(self, bundle: Path, work: Path, python: Path) -> None:
+        self.work, self.python = work, python
+        self.served = work / "served"
+        self.served.mkdir()
+        sidecar = bundle.with_name(bundle.name[: -len(".tar.zst")] + ".json")
+        for path in (bundle, sidecar):
+            shutil.copy2(path, self.served / path.name)
+        self.bundle = self.served / bundle.name
+        self.env = isolated_env()
+        timed([tool("builder"), "index", str(self.served)], env=self.env)
+        self.triple = f"{platform.machine()}-unknown-linux-gnu"
+        self.lock = ROOT / "lockfiles" / "jupyter-6" / f"{self.triple}.txt"
+        self.runs: dict[str, list[float]] = {}
+        self.sizes: dict[str, int] = {}
+
+    def add(self, label: str, seconds: float) -> None:
+        self.runs.setdefault(label, []).append(seconds)
+
+    def agent(self, url: str, store: Path) -> float:
+        seconds, _ = timed([tool("builder"), "agent", "install", "jupyter-6", "--index",
+                            f"{url}index.json", "--store", str(store)], env=self.env)
+        return seconds
+
+    def plain_extract(self, dest: Path) -> float:
+        """What the agent's checks and atomicity cost: hash and extract, nothing checked."""
+        dest.mkdir()
+        hashed, _ = timed(["sha256sum", str(self.bundle)], env=self.env)
+        extracted, _ = timed(["tar", "--zstd", "-xf", str(self.bundle), "-C", str(dest)],
+                             env=self.env)
+        return hashed + extracted
+
+    def pip(self, venv: Path, cache: Path) -> tuple[float, float]:
+        env = isolated_env(PIP_CACHE_DIR=str(cache))
+        made, _ = timed([str(self.python), "-m", "venv", str(venv)], env=env)
+        installed, _ = timed(
+            [str(venv / "bin" / "python"), "-m", "pip", "--isolated", "install", "--no-deps",
+             "--require-hashes", "--disable-pip-version-check", "--no-warn-script-location",
+             f"--index-url={PYPI}", "-r", str(self.lock)], env=env)
+        return made, installed
+
+    def uv(self, venv: Path, cache: Path) -> tuple[float, float]:
+        env = isolated_env(UV_CACHE_DIR=str(cache))
+        made, _ = timed([tool("uv"), "venv", "--no-config", "--python", str(self.python),
+                         str(venv)], env=env)
+        installed, _ = timed([tool("uv"), "pip", "install", "--no-config", "--no-deps",
+                              "--require-hashes", "--index-url", PYPI, "--python",
+                              str(venv / "bin" / "python"), "-r", str(self.lock)], env=env)
+        return made, installed
+
+    def run(self, repeats: int, *, cold_baselines: bool) -> None:
+        log("priming pip's and uv's caches (untimed)")
+        self.pip(self.work / "prime-pip", self.work / "pip-cache")
+        self.uv(self.work / "prime-uv", self.work / "uv-cache")
+        with serve(self.served) as url:
+            for i in range(repeats):
+                store = self.work / f"store-{i}"
+                self.add("agent install, cold node (loopback catalog)", self.agent(url, store))
+                self.add("agent install, warm node (entry in the store)",
+                         self.agent(url, store))
+                self.sizes["agent install, cold node (loopback catalog)"] = \
+                    tree_size(store / "entries")[0]
+                self.add("  reference: sha256sum + tar --zstd -xf of the local archive",
+                         self.plain_extract(self.work / f"tar-{i}"))
+                variants = [("warm", self.work / "pip-cache", self.work / "uv-cache")]
+                if cold_baselines:
+                    variants.append(("cold", self.work / f"cache-pip-cold-{i}",
+                                     self.work / f"cache-uv-cold-{i}"))
+                for mode, pip_cache, uv_cache in variants:
+                    venv = self.work / f"pip-{mode}-{i}"
+                    made, installed = self.pip(venv, pip_cache)
+                    self.add(f"pip: venv + install, cache {mode}", made + installed)
+                    self.add(f"  pip install alone, cache {mode}", installed)
+                    self.sizes[f"pip: venv + install, cache {mode}"] = tree_size(venv)[0]
+                    venv = self.work / f"uv-{mode}-{i}"
+                    made, installed = self.uv(venv, uv_cache)
+                    self.add(f"uv: venv + pip install, cache {mode}", made + installed)
+                    self.sizes[f"uv: venv + pip install, cache {mode}"] = tree_size(venv)[0]
+                log(f"repeat {i + 1}/{repeats}: done")
+
+    def report(self) -> str:
+        base = med(self.runs["pip: venv + install, cache warm"])
+        uv = med(self.runs["uv: venv + pip install, cache warm"])
+        rows = [[label, secs(med(runs)), secs(min(runs)), ratio(med(runs), base),
+                 ratio(med(runs), uv), mib(self.sizes[label]) if label in self.sizes else ""]
+                for label, runs in self.runs.items()]
+        return table(["variant", "median s", "min s", "vs pip warm", "vs uv warm",
+                      "on disk"], rows)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--bundle", type=Path, metavar="ARCHIVE",
+                        help="a jupyter-6 bundle with its sidecar (default: build one)")
+    parser.add_argument("--pyenv-version", default="3.11.7")
+    parser.add_argument("--no-cold-baselines", action="store_true",
+                        help="skip pip/uv with an empty cache (they download from PyPI)")
+    args = parser.parse_args()
+    if args.repeats < 1:
+        parser.error("--repeats must be >= 1")
+    python = pyenv_python(args.pyenv_version)
+    with tempfile.TemporaryDirectory(prefix="bench-agent-") as tmp:
+        work = Path(tmp)
+        bundle = args.bundle.resolve() if args.bundle else build_bundle(work,
+                                                                         args.pyenv_version)
+        bench = AgentBench(bundle, work, python)
+        bench.run(args.repeats, cold_baselines=not args.no_cold_baselines)
+        print(f"# agent: {bundle.name} ({mib(bundle.stat().st_size)}) for {bench.triple}, "
+              f"{datetime.date.today()}, {len(os.sched_getaffinity(0))} cores, "
+              f"repeats={args.repeats}, baselines on {python.name} {args.pyenv_version}")
+        print("# ratio = median / baseline median; > 1 is slower; 'on disk' = bytes of the "
+              "store entry or the venv\n")
+        print(bench.report())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,322 @@
+"""Streaming, refusing extraction of a bundle archive into a fresh work directory.
+
+One sequential pass over the zstd tar stream; nothing is trusted:
+
+- ``manifest.json`` must be the first member; it is checked (by the caller's function) before
+  anything else is written, and its ``sizes`` bound the rest: a member whose header claims more
+  bytes than are left is refused before a byte of it is written, and the bytes actually written
+  are counted too.
+- Only ``service-def.json`` (a regular file) and ``app/...`` may follow. Absolute names, ``..``,
+  duplicates, hard links, devices, fifos, sparse files, set-uid/set-gid bits, members written
+  through a symlink or a file, and symlinks leaving ``app/`` are refused, the last also after
+  the fact by resolving every link (chains of links that are each harmless alone).
+- Every byte read goes through a sha256; after the tar stream the rest of the file is read too,
+  and the digest must be the expected one (the file cannot change under us unnoticed).
+
+Files are created with ``O_EXCL | O_NOFOLLOW`` below a directory this process made, modes
+normalised to 0644/0755. On any refusal the caller removes the work directory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import posixpath
+import stat
+import tarfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, BinaryIO, cast
+
+import zstandard
+
+from builder.agent.errors import RefusedBundleError
+from builder.agent.manifest_check import CheckedManifest, Counted
+from builder.errors import BuilderError
+from builder.fetch.tarsafe import TAR_ERRORS, UnsafeMemberError, check_member_name
+from builder.fsutil import CHUNK
+
+MANIFEST = "manifest.json"
+SERVICE_DEF = "service-def.json"
+APP = "app"
+_DIRS = ("dir", "implicit-dir")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Limits:
+    max_unpacked_bytes: int = 32 << 30  # hard cap, whatever a manifest or catalog declares
+    max_members: int = 1_000_000
+    max_metadata_bytes: int = 4 << 20  # manifest.json, service-def.json (each)
+
+
+@dataclass(slots=True)
+class _HashingReader:
+    """A file object that hashes every byte read through it."""
+
+    raw: BinaryIO
+    digest: hashlib._Hash
+    count: int = 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.raw.read(size)
+        self.digest.update(data)
+        self.count += len(data)
+        return data
+
+    def drain(self) -> None:
+        while self.read(CHUNK):
+            pass
+
+
+@dataclass(slots=True)
+class _State:
+    dest: Path
+    dest_str: str
+    where: str
+    limits: Limits
+    kinds: dict[str, str]  # normalised member name -> "dir" | "implicit-dir" | "file" | "link"
+    links: list[str]
+    members: int = 0
+    app_files: int = 0
+    app_bytes: int = 0
+    service_def_bytes: int | None = None
+    budget_bytes: int = 0
+    budget_files: int = 0
+
+
+def extract_bundle(
+    raw: BinaryIO,
+    dest: Path,
+    *,
+    sha256: str,
+    size: int | None,
+    on_manifest: Callable[[bytes], CheckedManifest],
+    limits: Limits,
+    where: str,
+) -> tuple[CheckedManifest, Counted]:
+    """Extract the archive read from ``raw`` into ``dest`` (created here, must not exist)."""
+    reader = _HashingReader(raw, hashlib.sha256())
+    dest.mkdir(mode=0o755)
+    state = _State(dest=dest, dest_str=str(dest), where=where, limits=limits, kinds={}, links=[])
+    try:
+        decompressor = zstandard.ZstdDecompressor().stream_reader(
+            cast(BinaryIO, reader), closefd=False, read_across_frames=True)
+        with decompressor, tarfile.open(fileobj=decompressor, mode="r|") as tar:
+            manifest = _first_member(tar, state, on_manifest)
+            while (member := tar.next()) is not None:
+                _extract_member(tar, member, state)
+                cast(Any, tar).members.clear()  # a stream needs no index: keep memory flat
+        reader.drain()
+    except BuilderError:
+        raise
+    except tarfile.FilterError as exc:  # pragma: no cover (no filter is used)
+        raise RefusedBundleError(f"unsafe member: {exc}", where=where) from exc
+    except TAR_ERRORS as exc:
+        raise RefusedBundleError(f"truncated or corrupt archive: {exc}", where=where) from exc
+    if reader.digest.hexdigest() != sha256 or (size is not None and reader.count != size):
+        raise RefusedBundleError(
+            f"the archive changed while it was read (sha256 {reader.digest.hexdigest()}, "
+            f"expected {sha256})", where=where, hint="something rewrote the file; try again")
+    if state.kinds.get(APP) not in _DIRS:
+        raise RefusedBundleError("the archive has no app/ directory", where=where)
+    _check_links_resolve_inside(state)
+    return manifest, Counted(app_files=state.app_files, app_bytes=state.app_bytes,
+                             service_def_bytes=state.service_def_bytes)
+
+
+def _refuse(state: _State, what: str) -> RefusedBundleError:
+    return RefusedBundleError(what, where=state.where)
+
+
+def _first_member(tar: tarfile.TarFile, state: _State,
+                  on_manifest: Callable[[bytes], CheckedManifest]) -> CheckedManifest:
+    member = tar.next()
+    if member is None:
+        raise _refuse(state, "the archive is empty")
+    if member.name != MANIFEST:
+        raise _refuse(state, f"the first member is {member.name!r}, not manifest.json")
+    if not member.isreg():
+        raise _refuse(state, "manifest.json is not a regular file")
+    if member.size > state.limits.max_metadata_bytes:
+        raise _refuse(state, f"manifest.json claims {member.size} bytes, more than the "
+                             f"{state.limits.max_metadata_bytes} allowed")
+    fh = tar.extractfile(member)
+    raw = fh.read() if fh is not None else b""
+    manifest = on_manifest(raw)
+    if manifest.unpacked_bytes > state.limits.max_unpacked_bytes:
+        raise _refuse(state, f"manifest.json declares {manifest.unpacked_bytes} bytes unpacked, "
+                             f"above the limit of {state.limits.max_unpacked_bytes}")
+    # app/ alone must fit what the manifest declares (service-def.json may or may not be
+    # counted there; it has its own small limit)
+    state.budget_bytes = manifest.unpacked_bytes
+    state.budget_files = manifest.files
+    free = _free_bytes(state.dest)
+    if free is not None and manifest.unpacked_bytes > free:
+        raise BuilderError(f"not enough disk space: the bundle needs {manifest.unpacked_bytes} "
+                           f"bytes, {free} are free", where=str(state.dest),
+                           hint="free space, e.g. with `builder agent gc`")
+    _write_file(state, MANIFEST, raw, mode=0o644)
+    state.kinds[MANIFEST] = "file"
+    return manifest
+
+
+def _free_bytes(path: Path) -> int | None:
+    try:
+        st = os.statvfs(path)
+    except OSError:
+        return None
+    return st.f_bavail * st.f_frsize
+
+
+def _name_of(member: tarfile.TarInfo, state: _State) -> str:
+    """The member's name, normalised (``./a//b`` is ``a/b``); unsafe names refused."""
+    name = member.name
+    try:
+        rel = str(check_member_name(name, where=state.where))
+    except UnsafeMemberError as exc:
+        raise _refuse(state, exc.what) from exc
+    if "\x00" in name or rel in ("", "."):
+        raise _refuse(state, f"member with an invalid name: {name!r}")
+    return rel
+
+
+def _extract_member(tar: tarfile.TarFile, member: tarfile.TarInfo, state: _State) -> None:
+    state.members += 1
+    if state.members > state.limits.max_members:
+        raise _refuse(state, f"more than {state.limits.max_members} members")
+    rel = _name_of(member, state)
+    _check_kind(member, rel, state)
+    _check_parents(rel, state)
+    seen = state.kinds.get(rel)
+    if seen is not None and not (seen == "implicit-dir" and member.isdir()):
+        raise _refuse(state, f"duplicate member: {member.name!r}")
+    if member.isdir():
+        if seen is None:
+            _mkdir(state, rel)
+        state.kinds[rel] = "dir"
+    elif member.issym():
+        _symlink(state, rel, member.linkname)
+    else:
+        _regular(tar, member, rel, state)
+
+
+def _check_kind(member: tarfile.TarInfo, rel: str, state: _State) -> None:
+    """Where a member may be and what it may be, from its header alone."""
+    name = member.name
+    if rel == SERVICE_DEF:
+        if not member.isreg():
+            raise _refuse(state, "service-def.json is not a regular file")
+    elif rel.split("/", 1)[0] != APP:
+        raise _refuse(state, f"unexpected member outside app/: {name!r} (a bundle holds only "
+                             "manifest.json, service-def.json and app/)")
+    if member.islnk():
+        raise _refuse(state, f"hard link refused: {name!r} -> {member.linkname!r}")
+    if member.issparse():
+        raise _refuse(state, f"sparse file refused: {name!r}")
+    if member.ischr() or member.isblk() or member.isfifo():
+        raise _refuse(state, f"device or fifo refused: {name!r}")
+    if not (member.isreg() or member.isdir() or member.issym()):
+        raise _refuse(state, f"member of unsupported type {member.type!r}: {name!r}")
+    if member.mode & (stat.S_ISUID | stat.S_ISGID):
+        raise _refuse(state, f"set-uid/set-gid bit refused: {name!r}")
+
+
+def _check_parents(rel: str, state: _State) -> None:
+    """Every ancestor must be a directory this extraction made (created here if missing)."""
+    parent = posixpath.dirname(rel)
+    if not parent or state.kinds.get(parent) in _DIRS:  # its own ancestors were checked
+        return
+    parts = rel.split("/")[:-1]
+    for depth in range(1, len(parts) + 1):
+        ancestor = "/".join(parts[:depth])
+        kind = state.kinds.get(ancestor)
+        if kind is None:
+            if parts[0] != APP:
+                raise _refuse(state, f"member below {ancestor}: {rel!r}")
+            _mkdir(state, ancestor)
+            state.kinds[ancestor] = "implicit-dir"
+        elif kind == "link":
+            raise _refuse(state, f"member written through the symlink {ancestor}: {rel!r}")
+        elif kind == "file":
+            raise _refuse(state, f"member below the file {ancestor}: {rel!r}")
+
+
+def _mkdir(state: _State, rel: str) -> None:
+    path = state.dest / rel
+    path.mkdir(mode=0o755)
+    path.chmod(0o755)  # whatever the umask
+
+
+def _symlink(state: _State, rel: str, linkname: str) -> None:
+    if not rel.startswith(APP + "/"):
+        raise _refuse(state, f"symlink outside app/: {rel!r}")
+    if not linkname or "\x00" in linkname:
+        raise _refuse(state, f"symlink with an empty target: {rel!r}")
+    if linkname.startswith("/"):
+        raise _refuse(state, f"symlink to an absolute path: {rel!r} -> {linkname!r}")
+    target = posixpath.normpath(posixpath.join(posixpath.dirname(rel), linkname))
+    if not (target == APP or target.startswith(APP + "/")):
+        raise _refuse(state, f"symlink leaving app/: {rel!r} -> {linkname!r}")
+    (state.dest / rel).symlink_to(linkname)
+    state.kinds[rel] = "link"
+    state.links.append(rel)
+
+
+def _regular(tar: tarfile.TarFile, member: tarfile.TarInfo, rel: str,
+             state: _State) -> None:
+    is_service_def = rel == SERVICE_DEF
+    if is_service_def:
+        if member.size > state.limits.max_metadata_bytes:
+            raise _refuse(state, f"service-def.json claims {member.size} bytes, more than the "
+                                 f"{state.limits.max_metadata_bytes} allowed")
+    else:
+        left = state.budget_bytes - state.app_bytes
+        if member.size > left:
+            raise _refuse(state, f"member {rel!r} claims {member.size} bytes, more than "
+                                 f"the {left} left of the {state.budget_bytes} bytes "
+                                 "manifest.json declares")
+        if state.app_files + 1 > state.budget_files:
+            raise _refuse(state, f"more files than the {state.budget_files} manifest.json "
+                                 f"declares (at {rel!r})")
+    fh = tar.extractfile(member)
+    if fh is None:  # pragma: no cover (isreg members always have data)
+        raise _refuse(state, f"unreadable member {rel!r}")
+    mode = 0o755 if member.mode & 0o111 else 0o644
+    written = _write_file(state, rel, fh, mode=mode, limit=member.size)
+    state.kinds[rel] = "file"
+    if is_service_def:
+        state.service_def_bytes = written
+    else:
+        state.app_files += 1
+        state.app_bytes += written
+
+
+def _write_file(state: _State, rel: str, data: bytes | IO[bytes], *, mode: int,
+                limit: int | None = None) -> int:
+    path = f"{state.dest_str}/{rel}"  # rel is normalised and checked: no "..", not absolute
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    written = 0
+    with os.fdopen(fd, "wb") as out:
+        if isinstance(data, bytes):
+            out.write(data)
+            written = len(data)
+        else:
+            while chunk := data.read(CHUNK):
+                written += len(chunk)
+                if limit is not None and written > limit:  # pragma: no cover (tarfile bounds it)
+                    raise _refuse(state, f"member {rel!r} is longer than its header says")
+                out.write(chunk)
+        os.fchmod(out.fileno(), mode)
+    return written
+
+
+def _check_links_resolve_inside(state: _State) -> None:
+    """Each link was harmless alone; resolved together they must still stay inside app/."""
+    app = os.path.realpath(state.dest / APP)
+    for rel in state.links:
+        link = state.dest / rel
+        resolved = os.path.realpath(link)
+        if resolved != app and not resolved.startswith(app + os.sep):
+            raise _refuse(state, f"symlink resolving outside app/ through other links: "
+                                 f"{rel!r} -> {str(link.readlink())!r}")

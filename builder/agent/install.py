@@ -1,0 +1,134 @@
+"""``builder agent install``: source -> sha256 checked -> safe extraction -> whole store entry.
+
+Under the entry's lock (so concurrent agents on one node download and extract once, the others
+wait and reuse): leftovers of killed runs are removed, an existing whole entry is reused, or the
+archive is fetched (its sha256 checked while it streams, nothing kept on a mismatch), extracted
+into a sibling work directory with every check of :mod:`builder.agent.extract`, its sizes compared
+with the manifest, and the directory renamed into place with its record written last.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+from builder import net
+from builder.agent.errors import RefusedBundleError
+from builder.agent.extract import Limits, extract_bundle
+from builder.agent.manifest_check import check_manifest, check_sizes
+from builder.agent.source import ResolvedSource, Transport
+from builder.agent.store import EntryRecord, Store, disk_usage
+from builder.errors import BuilderError, HashMismatchError
+from builder.fsutil import CHUNK, rmtree
+
+
+@dataclass(frozen=True, slots=True)
+class NetAgentTransport:
+    """The real transport: :mod:`builder.net`."""
+
+    timeout: float = net.DEFAULT_TIMEOUT
+
+    def read_bytes(self, source: str, *, limit: int) -> bytes:
+        return net.read_bytes(source, timeout=self.timeout, limit=limit)
+
+    def fetch_to(self, source: str, dest: Path, *, expected_sha256: str | None, progress: bool,
+                 what: str) -> str:
+        return net.fetch_to(source, dest, expected_sha256=expected_sha256, progress=progress,
+                            what=what, timeout=self.timeout)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InstallResult:
+    record: EntryRecord
+    path: Path
+    fresh: bool  # True when this call extracted the entry, False when it was already there
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InstallOptions:
+    progress: bool = False
+    limits: Limits = field(default_factory=Limits)
+
+
+def install(source: ResolvedSource, store: Store, *, transport: Transport,
+            options: InstallOptions, log: Callable[[str], None] = lambda _m: None
+            ) -> InstallResult:
+    store.ensure()
+    sha = source.sha256
+    with store.lock(sha):
+        if store.discard_leftovers(sha):
+            log(f"removed leftovers of an interrupted install of {sha[:16]}")
+        record = store.record(sha)
+        fresh = record is None
+        if record is None:
+            record = _install_locked(source, store, transport, options, log)
+        store.touch(sha)
+        store.set_name(record)
+    with contextlib.suppress(BuilderError, OSError):  # best effort: other entries' leftovers
+        store.discard_all_leftovers()
+    return InstallResult(record=record, path=store.entry_path(sha), fresh=fresh)
+
+
+def _install_locked(source: ResolvedSource, store: Store, transport: Transport,
+                    options: InstallOptions, log: Callable[[str], None]) -> EntryRecord:
+    where = source.location
+    work = store.work_dir(source.sha256)
+    try:
+        with _open_verified(source, work, transport, options.progress) as fh:
+            log(f"extracting {where}")
+            manifest, counted = extract_bundle(
+                fh, work / "entry", sha256=source.sha256, size=source.expect.size,
+                on_manifest=lambda raw: check_manifest(raw, source.expect, where=where),
+                limits=options.limits, where=where)
+        check_sizes(manifest, counted, where=where)
+        record = EntryRecord(
+            sha256=source.sha256, name=manifest.name, version=manifest.version,
+            target=manifest.target, arch=manifest.arch, libc=manifest.libc,
+            input_digest=manifest.input_digest, glibc_floor=manifest.glibc_floor,
+            files=manifest.files, unpacked_bytes=manifest.unpacked_bytes,
+            disk_bytes=disk_usage(work / "entry"),
+            service_def=counted.service_def_bytes is not None,
+            installed_at=store.clock(), source=where)
+        store.publish(work / "entry", record)
+        return record
+    except OSError as exc:
+        raise BuilderError(f"cannot install: {exc.strerror or exc}",
+                           where=str(exc.filename or store.root)) from exc
+    finally:
+        rmtree(work)
+
+
+@contextlib.contextmanager
+def _open_verified(source: ResolvedSource, work: Path, transport: Transport,
+                   progress: bool) -> Iterator[BinaryIO]:
+    """The archive, open, its sha256 (and size) already checked; never opened as tar before."""
+    expect = source.expect
+    path = net.local_path(source.location)
+    downloaded = path is None
+    if path is None:
+        path = work / "bundle.tar.zst"
+        transport.fetch_to(source.location, path, expected_sha256=expect.sha256,
+                           progress=progress, what=expect.name or "bundle")
+    try:
+        fh = path.open("rb")
+    except OSError as exc:
+        raise BuilderError(f"cannot read: {exc.strerror or exc}", where=source.location) from exc
+    with fh:
+        size = path.stat().st_size
+        if expect.size is not None and size != expect.size:
+            raise RefusedBundleError(f"the archive has {size} bytes, the {expect.vouched_by} "
+                                     f"says {expect.size}", where=source.location)
+        digest = hashlib.sha256()
+        while not downloaded and (chunk := fh.read(CHUNK)):  # fetch_to hashed the download
+            digest.update(chunk)
+        if not downloaded and digest.hexdigest() != expect.sha256:
+            raise HashMismatchError(what="bundle archive", where=source.location,
+                                    expected=expect.sha256, actual=digest.hexdigest(),
+                                    hint=f"the {expect.vouched_by} promises other bytes; "
+                                    "nothing was installed")
+        fh.seek(0)
+        yield fh

@@ -1,0 +1,146 @@
+"""``builder agent mounts``: the read-only mounts that inject an installed app into a container.
+
+``<entry>/app`` goes to ``/opt/apps/<name>`` and, when the bundle has one,
+``<entry>/service-def.json`` to ``/opt/kernel/service-defs/<name>.json``. One plan, four renderings:
+
+- ``json``: the plan itself (format_version 1).
+- ``docker``: ``docker run`` arguments, shell-quoted (``--mount type=bind,...,readonly``).
+- ``k8s``: a pod-spec fragment, ``volumes`` (hostPath) and ``volumeMounts`` (readOnly), as JSON
+  (which is YAML too).
+- ``backendai``: Backend.AI agent mount entries, the fields of its ``Mount`` record (type, source,
+  target, permission, opts) and their ``resource.txt`` form ``source:target:ro``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shlex
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from builder.agent.extract import APP, SERVICE_DEF
+from builder.agent.store import EntryRecord, Store
+from builder.errors import BuilderError
+
+APPS_ROOT = "/opt/apps"
+SERVICE_DEFS_ROOT = "/opt/kernel/service-defs"
+PLAN_FORMAT_VERSION = 1
+NO_SERVICE_DEF = "the bundle has no service-def.json: no service definition is mounted"
+
+
+class MountFormat(StrEnum):
+    JSON = "json"
+    DOCKER = "docker"
+    K8S = "k8s"
+    BACKENDAI = "backendai"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Mount:
+    kind: str  # "app" | "service-def"
+    source: Path
+    target: str
+    directory: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MountPlan:
+    name: str
+    version: str
+    sha256: str
+    entry: Path
+    mounts: tuple[Mount, ...]
+    notes: tuple[str, ...]
+
+    @property
+    def service_def(self) -> bool:
+        return any(m.kind == "service-def" for m in self.mounts)
+
+
+def plan_mounts(record: EntryRecord, entry: Path) -> MountPlan:
+    mounts = [Mount(kind="app", source=entry / APP, target=f"{APPS_ROOT}/{record.name}",
+                    directory=True)]
+    notes = []
+    if (entry / SERVICE_DEF).is_file():
+        mounts.append(Mount(kind="service-def", source=entry / SERVICE_DEF,
+                            target=f"{SERVICE_DEFS_ROOT}/{record.name}.json", directory=False))
+    else:
+        notes.append(NO_SERVICE_DEF)
+    return MountPlan(name=record.name, version=record.version, sha256=record.sha256,
+                     entry=entry, mounts=tuple(mounts), notes=tuple(notes))
+
+
+def mounts_for(store: Store, ref: str) -> MountPlan:
+    """The plan for an installed entry (by name, name@version or sha256); counts as a use."""
+    record = store.resolve(ref)
+    store.touch(record.sha256)
+    return plan_mounts(record, store.entry_path(record.sha256))
+
+
+def _refuse_chars(plan: MountPlan, chars: str, fmt: MountFormat) -> None:
+    for mount in plan.mounts:
+        bad = sorted({c for c in str(mount.source) if c in chars or not c.isprintable()})
+        if bad:
+            raise BuilderError(
+                f"the store path cannot be written in the {fmt} format (it contains "
+                f"{', '.join(map(repr, bad))})", where=str(mount.source),
+                hint="use a store directory without these characters")
+
+
+def plan_to_dict(plan: MountPlan) -> dict[str, Any]:
+    return {
+        "format_version": PLAN_FORMAT_VERSION, "name": plan.name, "version": plan.version,
+        "sha256": plan.sha256, "entry": str(plan.entry), "service_def": plan.service_def,
+        "mounts": [{"kind": m.kind, "source": str(m.source), "target": m.target,
+                    "type": "directory" if m.directory else "file", "read_only": True}
+                   for m in plan.mounts],
+        "notes": list(plan.notes),
+    }
+
+
+def docker_args(plan: MountPlan) -> list[str]:
+    _refuse_chars(plan, ',"\n', MountFormat.DOCKER)
+    args: list[str] = []
+    for m in plan.mounts:
+        args += ["--mount", f"type=bind,source={m.source},target={m.target},readonly"]
+    return args
+
+
+def k8s_volume_name(name: str, kind: str) -> str:
+    """A DNS-1123 label (at most 63 characters) for one mount of one app."""
+    label = re.sub(r"[^a-z0-9-]", "-", f"builder-{name}-{kind}")
+    if len(label) > 63:
+        digest = hashlib.sha256(label.encode()).hexdigest()[:8]
+        label = f"{label[:54].rstrip('-')}-{digest}"
+    return label
+
+
+def k8s_fragment(plan: MountPlan) -> dict[str, Any]:
+    return {
+        "volumes": [{"name": k8s_volume_name(plan.name, m.kind),
+                     "hostPath": {"path": str(m.source),
+                                  "type": "Directory" if m.directory else "File"}}
+                    for m in plan.mounts],
+        "volumeMounts": [{"name": k8s_volume_name(plan.name, m.kind), "mountPath": m.target,
+                          "readOnly": True} for m in plan.mounts],
+    }
+
+
+def backendai_mounts(plan: MountPlan) -> dict[str, Any]:
+    _refuse_chars(plan, ":,\n", MountFormat.BACKENDAI)
+    entries = [{"type": "bind", "source": str(m.source), "target": m.target,
+                "permission": "ro", "opts": None} for m in plan.mounts]
+    return {"mounts": entries,
+            "resource_txt": ",".join(f"{e['source']}:{e['target']}:ro" for e in entries)}
+
+
+def render_plan(plan: MountPlan, fmt: MountFormat) -> str:
+    if fmt is MountFormat.DOCKER:
+        return shlex.join(docker_args(plan))
+    data = {MountFormat.JSON: plan_to_dict, MountFormat.K8S: k8s_fragment,
+            MountFormat.BACKENDAI: backendai_mounts}[fmt](plan)
+    return json.dumps(data, indent=2, sort_keys=True)

@@ -1,0 +1,144 @@
+"""Where a bundle comes from, and who vouches for its sha256.
+
+``SOURCE`` is a path, an ``http(s)://``/``file://`` URL, or ``NAME[@VERSION]`` looked up in a
+catalog. The sha256 comes from the catalog, from the sidecar ``.json`` beside the archive, or
+from ``--sha256``; when several are at hand they must agree. With none of them, nothing is
+installed.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import urllib.parse
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from builder.agent.errors import RefusedBundleError
+from builder.agent.manifest_check import Expectation, canonical
+from builder.catalog.codec import load_catalog
+from builder.errors import BuilderError, UsageError
+from builder.net import NetworkError, is_url, local_path
+
+SUFFIX = ".tar.zst"
+MAX_SIDECAR_BYTES = 16 << 20
+_REF = re.compile(r"^(?P<name>[a-z0-9][a-z0-9._-]*)(?:@(?P<version>[^@/\s]+))?$")
+
+
+class Transport(Protocol):
+    """Reading small files and fetching archives (a port; the real one is in ``install``)."""
+
+    def read_bytes(self, source: str, *, limit: int) -> bytes: ...
+
+    def fetch_to(self, source: str, dest: Path, *, expected_sha256: str | None, progress: bool,
+                 what: str) -> str: ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ResolvedSource:
+    location: str  # a local path or a URL of the archive
+    expect: Expectation
+
+    @property
+    def sha256(self) -> str:
+        return self.expect.sha256
+
+    @property
+    def is_local(self) -> bool:
+        return local_path(self.location) is not None
+
+
+def sidecar_location(archive: str) -> str | None:
+    """``X.tar.zst`` -> ``X.json`` (for a path or a URL); None for other names."""
+    if is_url(archive):
+        parts = urllib.parse.urlsplit(archive)
+        if not parts.path.endswith(SUFFIX):
+            return None
+        return urllib.parse.urlunsplit(parts._replace(path=parts.path[: -len(SUFFIX)] + ".json"))
+    return archive[: -len(SUFFIX)] + ".json" if archive.endswith(SUFFIX) else None
+
+
+def _looks_like_path(source: str) -> bool:
+    return "/" in source or source.endswith(SUFFIX) or Path(source).is_file()
+
+
+def resolve_source(source: str, *, index: str | None, sha256: str | None, target: str,
+                   transport: Transport) -> ResolvedSource:
+    if sha256 is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", sha256):
+        raise UsageError(f"--sha256 must be 64 hex digits, not {sha256!r}")
+    given = sha256.lower() if sha256 else None
+    if is_url(source) or _looks_like_path(source):
+        if local_path(source) is not None and not Path(str(local_path(source))).is_file():
+            raise BuilderError("no such bundle file", where=source)
+        return _from_archive(source, given, transport)
+    match = _REF.match(source)
+    if match is None:
+        raise UsageError(f"not a path, URL or NAME[@VERSION]: {source!r}")
+    if index is None:
+        raise UsageError(f"{source!r} is a bundle name: say which catalog with --index URL|PATH")
+    return _from_catalog(match["name"], match["version"], index=index, given=given,
+                         target=target, transport=transport)
+
+
+def _from_catalog(name: str, version: str | None, *, index: str, given: str | None,
+                  target: str, transport: Transport) -> ResolvedSource:
+    loaded = load_catalog(index, read=lambda s: transport.read_bytes(s, limit=64 << 20))
+    entry = loaded.catalog.resolve(name, version, target, where=loaded.location)
+    vouched = f"catalog {loaded.location}"
+    if given is not None and given != entry.sha256:
+        raise RefusedBundleError(f"--sha256 {given} disagrees with the {vouched}: {entry.sha256}",
+                                 where=entry.filename, hint="check which one is right")
+    return ResolvedSource(
+        location=loaded.archive_location(entry),
+        expect=Expectation(sha256=entry.sha256, size=entry.size, name=entry.name,
+                           version=entry.version, target=entry.target,
+                           input_digest=entry.input_digest, glibc_floor=entry.glibc_floor,
+                           glibc_floor_known=True, files=entry.files,
+                           unpacked_bytes=entry.unpacked_bytes, vouched_by=vouched))
+
+
+def _from_archive(archive: str, given: str | None, transport: Transport) -> ResolvedSource:
+    sidecar_at = sidecar_location(archive)
+    sidecar = _read_sidecar(sidecar_at, transport) if sidecar_at else None
+    if sidecar is None:
+        if given is None:
+            raise RefusedBundleError(
+                "no sha256 to check the archive against", where=archive,
+                hint="give --sha256 HEX, keep the sidecar .json beside the archive, or install "
+                "by name from a catalog (--index)")
+        return ResolvedSource(location=archive,
+                              expect=Expectation(sha256=given, vouched_by="--sha256"))
+    vouched = f"sidecar {sidecar_at}"
+    recorded, manifest = sidecar
+    if given is not None and given != recorded["sha256"]:
+        raise RefusedBundleError(f"--sha256 {given} disagrees with the {vouched}: "
+                                 f"{recorded['sha256']}", where=archive,
+                                 hint="check which one is right")
+    return ResolvedSource(
+        location=archive,
+        expect=Expectation(sha256=recorded["sha256"], size=recorded["size"],
+                           name=manifest.get("name"), version=manifest.get("version"),
+                           target=manifest.get("target"), manifest=canonical(manifest),
+                           vouched_by=vouched))
+
+
+def _read_sidecar(location: str, transport: Transport
+                  ) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    try:
+        raw = transport.read_bytes(location, limit=MAX_SIDECAR_BYTES)
+    except NetworkError as exc:
+        if exc.missing:
+            return None
+        raise
+    try:
+        data = json.loads(raw)
+        recorded = data["archive"]
+        if not (isinstance(recorded["sha256"], str)
+                and re.fullmatch(r"[0-9a-f]{64}", recorded["sha256"])
+                and isinstance(recorded["size"], int)):
+            raise ValueError("archive.sha256/size malformed")
+    except (ValueError, KeyError, TypeError) as exc:
+        raise RefusedBundleError(f"unreadable sidecar: {exc}", where=location,
+                                 hint="delete or rebuild the sidecar, or give --sha256") from exc
+    return recorded, {k: v for k, v in data.items() if k != "archive"}

@@ -1,0 +1,123 @@
+"""``builder index DIR`` and the schema checker agents run on untrusted JSON."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+from agent_factories import make_bundle, manifest_dict
+
+from builder.agent.manifest_check import manifest_schema
+from builder.catalog import write_index
+from builder.catalog.codec import catalog_from_dict, index_schema
+from builder.catalog.schema_check import problems, unsupported
+from builder.cli.main import main
+from builder.errors import BuilderError, InternalError
+
+
+def test_index_is_deterministic_sorted_and_valid(tmp_path: Path) -> None:
+    dist = tmp_path / "dist"
+    for version in ("2.0", "10.0", "1.0"):
+        make_bundle(dist, version=version)
+    make_bundle(dist, name="another")
+    first, _ = write_index(dist)
+    data = first.read_bytes()
+    jsonschema.validate(json.loads(data), index_schema())
+    entries = json.loads(data)["bundles"]
+    assert [(e["name"], e["version"]) for e in entries] == [
+        ("another", "1.0"), ("demo", "1.0"), ("demo", "2.0"), ("demo", "10.0")]
+    demo = entries[1]
+    assert demo["filename"] == "demo-1.0-x86_64-unknown-linux-gnu-fab.tar.zst"
+    assert set(demo) >= {"sha256", "size", "glibc_floor", "ui", "input_digest", "target"}
+    write_index(dist)
+    assert first.read_bytes() == data  # same bundles, same bytes
+    assert data.endswith(b"\n") and b"\n  " in data
+
+
+def test_index_without_sidecars_reads_the_archives(tmp_path: Path) -> None:
+    bundle = make_bundle(tmp_path)
+    with_sidecar = json.loads(write_index(tmp_path)[0].read_text())
+    bundle.sidecar.unlink()
+    assert json.loads(write_index(tmp_path)[0].read_text()) == with_sidecar
+
+
+def test_index_refuses_a_sidecar_of_other_bytes(tmp_path: Path) -> None:
+    bundle = make_bundle(tmp_path)
+    bundle.archive.write_bytes(bundle.archive.read_bytes() + b"\0")
+    with pytest.raises(BuilderError, match="the sidecar does not describe this archive"):
+        write_index(tmp_path)
+
+
+def test_cli_index(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    make_bundle(tmp_path)
+    assert main(["index", str(tmp_path)]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.strip() == str(tmp_path / "index.json")
+    assert "1 bundle(s) indexed" in captured.err
+    assert main(["index", str(tmp_path / "missing")]) == 1
+
+
+def test_hostile_index_entries_are_refused() -> None:
+    good = {"format_version": 1, "bundles": []}
+    catalog_from_dict(good, where="i")
+    bad_entry = {"name": "demo", "version": "1", "target": "x86_64-unknown-linux-gnu",
+                 "arch": "x86_64", "libc": "gnu", "input_digest": "sha256:" + "0" * 64,
+                 "sha256": "0" * 64, "size": 1, "filename": "../../etc/passwd.tar.zst",
+                 "glibc_floor": None, "summary": "", "ui": {}, "files": 1,
+                 "unpacked_bytes": 1}
+    with pytest.raises(BuilderError) as err:
+        catalog_from_dict({"format_version": 1, "bundles": [bad_entry]}, where="i")
+    assert "bundles[0].filename: '../../etc/passwd.tar.zst' does not match" in str(err.value)
+
+
+def mutations() -> list[tuple[str, Any]]:
+    base = manifest_dict()
+    cases: list[tuple[str, Any]] = [("valid", base), ("not an object", [base]), ("null", None)]
+    for key, value in (("format_version", 2), ("format_version", True), ("name", 3),
+                       ("target", "x86_64-pc-windows"), ("libc", "bionic"),
+                       ("input_digest", "md5:00"), ("glibc_floor", "3.1"),
+                       ("glibc_floor", None), ("sizes", {"files": 1}),
+                       ("sizes", {"files": 1.5, "unpacked_bytes": 2}),
+                       ("sizes", {"files": True, "unpacked_bytes": 2}),
+                       ("packages", [{"name": "x"}]), ("extra", 1), ("ui", []),
+                       ("interpreter", {**base["interpreter"], "origin": "conda"}),
+                       ("launch", None), ("launch", 3), ("launch", {"launcher": "x"}),
+                       ("launch", {"launcher": "app/bin/launch", "service_def":
+                                   "service-def.json", "s6_service": "app/share/s6",
+                                   "flavor": None, "image_python": "offer",
+                                   "wheelhouse": {"3.11": 3}}),
+                       ("launch", {"launcher": "l", "service_def": "s", "s6_service": "s",
+                                   "flavor": "notebook6", "image_python": "offer",
+                                   "wheelhouse": {"3.11": "3"}}),
+                       ("labels", {"a": "b"}), ("labels", {"a": 1})):
+        changed = copy.deepcopy(base)
+        changed[key] = value
+        cases.append((f"{key}={value!r}", changed))
+    missing = copy.deepcopy(base)
+    del missing["sizes"]
+    cases.append(("missing sizes", missing))
+    return cases
+
+
+@pytest.mark.parametrize(("label", "data"), mutations(), ids=[m[0] for m in mutations()])
+def test_schema_check_agrees_with_jsonschema(label: str, data: Any) -> None:
+    ours = list(problems(data, manifest_schema()))
+    theirs = list(jsonschema.Draft202012Validator(manifest_schema()).iter_errors(data))
+    assert bool(ours) == bool(theirs), (label, ours, [e.message for e in theirs])
+
+
+def test_our_schemas_use_only_supported_keywords() -> None:
+    assert unsupported(manifest_schema()) == set()
+    assert unsupported(index_schema()) == set()
+
+
+def test_schema_check_names_the_key_and_refuses_unknown_keywords() -> None:
+    data = manifest_dict()
+    data["sizes"]["files"] = "3"
+    assert list(problems(data, manifest_schema())) == ["sizes.files: expected integer, got string"]
+    with pytest.raises(InternalError, match="not supported"):
+        list(problems(1, {"minimum": 0}))
