@@ -1,0 +1,34 @@
+"""The [node] settings as data, and the code-server proposal."""
+
+from __future__ import annotations
+
+import pytest
+
+from builder.errors import BuilderError
+from builder.node.apps import CODE_SERVER
+from builder.node.spec import NodeAppSpec
+
+
+def test_code_server_spec() -> None:
+    assert CODE_SERVER.requirement == "code-server@4.139.1"
+    assert CODE_SERVER.main_dir == "node_modules/code-server"
+    assert CODE_SERVER.nested_dirs == ("node_modules/code-server/lib/vscode",
+                                       "node_modules/code-server/lib/vscode/extensions")
+    assert dict(CODE_SERVER.allow_scripts) == {"argon2": True, "code-server": False}
+    assert all(e.reason for e in CODE_SERVER.exempt)
+
+
+def test_every_bad_setting_is_reported_at_once() -> None:
+    with pytest.raises(BuilderError) as err:
+        NodeAppSpec(package="Code Server", version="^4.0.0", nested=("../up",),
+                    drop=("/abs",))
+    assert err.value.what == (
+        "bad [node] settings: bad npm package name 'Code Server'; version '^4.0.0' must be "
+        "exact (x.y.z), not a range; path '../up' must stay inside the install root; "
+        "path '/abs' must stay inside the install root"
+    )
+
+
+def test_scoped_names_and_prerelease_versions_are_fine() -> None:
+    spec = NodeAppSpec(package="@scope/app", version="1.2.0-beta.15")
+    assert spec.main_dir == "node_modules/@scope/app"
