@@ -18,6 +18,7 @@ from builder.agent.extract import Limits
 from builder.agent.gc import GcPlan, GcReport, collect_garbage, plan_gc
 from builder.agent.install import InstallOptions, InstallResult, NetAgentTransport, install
 from builder.agent.mounts import MountFormat, MountPlan, mounts_for, plan_mounts, render_plan
+from builder.agent.oci import OciOptions
 from builder.agent.source import ResolvedSource, resolve_source
 from builder.agent.store import EntryRecord, EntryState, Store
 from builder.agent.verify import entry_problems
@@ -25,8 +26,8 @@ from builder.agent.verify import entry_problems
 __all__ = [
     "BundleNeeds", "CheckResult", "EntryRecord", "EntryState", "GcPlan", "GcReport",
     "ImageFacts", "InstallOptions", "InstallResult", "Limits", "MountFormat", "MountPlan",
-    "NetAgentTransport", "RefusedBundleError", "ResolvedSource", "Store", "StoreError",
-    "Verdict", "check_compat", "collect_garbage", "entry_problems", "image_from_numbers",
-    "install", "mounts_for", "plan_gc", "plan_mounts", "probe_rootfs", "render_plan",
-    "resolve_source",
+    "NetAgentTransport", "OciOptions", "RefusedBundleError", "ResolvedSource", "Store",
+    "StoreError", "Verdict", "check_compat", "collect_garbage", "entry_problems",
+    "image_from_numbers", "install", "mounts_for", "plan_gc", "plan_mounts", "probe_rootfs",
+    "render_plan", "resolve_source",
 ]

@@ -4,7 +4,10 @@ Under the entry's lock (so concurrent agents on one node download and extract on
 wait and reuse): leftovers of killed runs are removed, an existing whole entry is reused, or the
 archive is fetched (its sha256 checked while it streams, nothing kept on a mismatch), extracted
 into a sibling work directory with every check of :mod:`builder.agent.extract`, its sizes compared
-with the manifest, and the directory renamed into place with its record written last.
+with the manifest, and the directory renamed into place with its record written last. An
+``oci://`` image takes the same path with :func:`builder.agent.oci.pull_entry` (the manifest
+digest checked first, ``builder.oci.pull_bundle`` into the work directory) in place of the
+archive's fetch and extraction.
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ from typing import BinaryIO
 from builder import net
 from builder.agent.errors import RefusedBundleError
 from builder.agent.extract import Limits, extract_bundle
-from builder.agent.manifest_check import check_manifest, check_sizes
+from builder.agent.manifest_check import CheckedManifest, Counted, check_manifest, check_sizes
+from builder.agent.oci import OciOptions, pull_entry
 from builder.agent.source import ResolvedSource, Transport
 from builder.agent.store import EntryRecord, Store, disk_usage
 from builder.errors import BuilderError, HashMismatchError
@@ -52,6 +56,7 @@ class InstallResult:
 class InstallOptions:
     progress: bool = False
     limits: Limits = field(default_factory=Limits)
+    oci: OciOptions = field(default_factory=OciOptions)  # for oci:// sources
 
 
 def install(source: ResolvedSource, store: Store, *, transport: Transport,
@@ -78,13 +83,12 @@ def _install_locked(source: ResolvedSource, store: Store, transport: Transport,
     where = source.location
     work = store.work_dir(source.sha256)
     try:
-        with _open_verified(source, work, transport, options.progress) as fh:
-            log(f"extracting {where}")
-            manifest, counted = extract_bundle(
-                fh, work / "entry", sha256=source.sha256, size=source.expect.size,
-                on_manifest=lambda raw: check_manifest(raw, source.expect, where=where),
-                limits=options.limits, where=where)
-        check_sizes(manifest, counted, where=where)
+        if source.image is not None:
+            manifest, counted = pull_entry(source.image, work / "entry", expect=source.expect,
+                                           options=options.oci, limits=options.limits,
+                                           where=where, log=log)
+        else:
+            manifest, counted = _extract_archive(source, work, transport, options, log)
         record = EntryRecord(
             sha256=source.sha256, name=manifest.name, version=manifest.version,
             target=manifest.target, arch=manifest.arch, libc=manifest.libc,
@@ -92,7 +96,8 @@ def _install_locked(source: ResolvedSource, store: Store, transport: Transport,
             files=manifest.files, unpacked_bytes=manifest.unpacked_bytes,
             disk_bytes=disk_usage(work / "entry"),
             service_def=counted.service_def_bytes is not None,
-            installed_at=store.clock(), source=where)
+            installed_at=store.clock(), source=where,
+            oci_reference=None if source.image is None else str(source.image))
         store.publish(work / "entry", record)
         return record
     except OSError as exc:
@@ -100,6 +105,20 @@ def _install_locked(source: ResolvedSource, store: Store, transport: Transport,
                            where=str(exc.filename or store.root)) from exc
     finally:
         rmtree(work)
+
+
+def _extract_archive(source: ResolvedSource, work: Path, transport: Transport,
+                     options: InstallOptions, log: Callable[[str], None]
+                     ) -> tuple[CheckedManifest, Counted]:
+    where = source.location
+    with _open_verified(source, work, transport, options.progress) as fh:
+        log(f"extracting {where}")
+        manifest, counted = extract_bundle(
+            fh, work / "entry", sha256=source.sha256, size=source.expect.size,
+            on_manifest=lambda raw: check_manifest(raw, source.expect, where=where),
+            limits=options.limits, where=where)
+    check_sizes(manifest, counted, where=where)
+    return manifest, counted
 
 
 @contextlib.contextmanager

@@ -6,7 +6,10 @@
 - ``json``: the plan itself (format_version 1).
 - ``docker``: ``docker run`` arguments, shell-quoted (``--mount type=bind,...,readonly``).
 - ``k8s``: a pod-spec fragment, ``volumes`` (hostPath) and ``volumeMounts`` (readOnly), as JSON
-  (which is YAML too).
+  (which is YAML too). With ``image_volume`` the app volume is a Kubernetes ImageVolume of the
+  pinned image reference the entry was installed from (or one given), ``pullPolicy:
+  IfNotPresent``; the image's root is the bundle's ``app/``. ``service-def.json`` is not in the
+  image (it travels as an annotation), so it stays a hostPath of this node's store entry.
 - ``backendai``: Backend.AI agent mount entries, the fields of its ``Mount`` record (type, source,
   target, permission, opts) and their ``resource.txt`` form ``source:target:ro``.
 """
@@ -24,12 +27,15 @@ from typing import Any
 
 from builder.agent.extract import APP, SERVICE_DEF
 from builder.agent.store import EntryRecord, Store
-from builder.errors import BuilderError
+from builder.errors import BuilderError, UsageError
+from builder.oci.reference import parse_reference
 
 APPS_ROOT = "/opt/apps"
 SERVICE_DEFS_ROOT = "/opt/kernel/service-defs"
 PLAN_FORMAT_VERSION = 1
 NO_SERVICE_DEF = "the bundle has no service-def.json: no service definition is mounted"
+IMAGE_VOLUME_NOTE = ("app/ is an ImageVolume of {image} (pulled by the node's container "
+                     "runtime); service-def.json stays a hostPath of this node's store entry")
 
 
 class MountFormat(StrEnum):
@@ -55,6 +61,7 @@ class MountPlan:
     entry: Path
     mounts: tuple[Mount, ...]
     notes: tuple[str, ...]
+    image: str | None = None  # REGISTRY/REPO@sha256:... when installed from an OCI image
 
     @property
     def service_def(self) -> bool:
@@ -71,7 +78,8 @@ def plan_mounts(record: EntryRecord, entry: Path) -> MountPlan:
     else:
         notes.append(NO_SERVICE_DEF)
     return MountPlan(name=record.name, version=record.version, sha256=record.sha256,
-                     entry=entry, mounts=tuple(mounts), notes=tuple(notes))
+                     entry=entry, mounts=tuple(mounts), notes=tuple(notes),
+                     image=record.oci_reference)
 
 
 def mounts_for(store: Store, ref: str) -> MountPlan:
@@ -95,6 +103,7 @@ def plan_to_dict(plan: MountPlan) -> dict[str, Any]:
     return {
         "format_version": PLAN_FORMAT_VERSION, "name": plan.name, "version": plan.version,
         "sha256": plan.sha256, "entry": str(plan.entry), "service_def": plan.service_def,
+        "image": plan.image,
         "mounts": [{"kind": m.kind, "source": str(m.source), "target": m.target,
                     "type": "directory" if m.directory else "file", "read_only": True}
                    for m in plan.mounts],
@@ -130,6 +139,36 @@ def k8s_fragment(plan: MountPlan) -> dict[str, Any]:
     }
 
 
+def pinned_image(plan: MountPlan, image: str | None) -> str:
+    """The image reference an ImageVolume mounts: ``image`` if given (it must carry a digest),
+    else the one the entry was installed from."""
+    if image is None:
+        if plan.image is None:
+            raise BuilderError(
+                f"{plan.name} {plan.version} was not installed from an OCI image: there is no "
+                "image reference to mount", where=str(plan.entry),
+                hint="install it with `builder agent install oci://REGISTRY/REPO@sha256:...`, or "
+                "give the reference `builder push` printed with --image REGISTRY/REPO@sha256:...")
+        return plan.image
+    ref = parse_reference(image)
+    if ref.digest is None:
+        raise UsageError(f"--image {image} has no digest: a tag can move",
+                         hint="give the pinned reference `builder push` printed, "
+                         "REGISTRY/REPO@sha256:...")
+    return str(ref)
+
+
+def k8s_image_fragment(plan: MountPlan, image: str | None = None) -> dict[str, Any]:
+    """Like :func:`k8s_fragment`, the app volume an ImageVolume of the pinned image."""
+    reference = pinned_image(plan, image)
+    fragment = k8s_fragment(plan)
+    for volume in fragment["volumes"]:
+        if volume["name"] == k8s_volume_name(plan.name, "app"):
+            del volume["hostPath"]
+            volume["image"] = {"reference": reference, "pullPolicy": "IfNotPresent"}
+    return fragment
+
+
 def backendai_mounts(plan: MountPlan) -> dict[str, Any]:
     _refuse_chars(plan, ":,\n", MountFormat.BACKENDAI)
     entries = [{"type": "bind", "source": str(m.source), "target": m.target,
@@ -138,7 +177,14 @@ def backendai_mounts(plan: MountPlan) -> dict[str, Any]:
             "resource_txt": ",".join(f"{e['source']}:{e['target']}:ro" for e in entries)}
 
 
-def render_plan(plan: MountPlan, fmt: MountFormat) -> str:
+def render_plan(plan: MountPlan, fmt: MountFormat, *, image_volume: bool = False,
+                image: str | None = None) -> str:
+    """The plan in ``fmt``; ``image_volume`` (k8s only) mounts app/ from the image ``image``
+    (default: the reference the entry was installed from)."""
+    if image_volume or image is not None:
+        if fmt is not MountFormat.K8S:
+            raise UsageError(f"an ImageVolume is a k8s mount, not {fmt} (use --format k8s)")
+        return json.dumps(k8s_image_fragment(plan, image), indent=2, sort_keys=True)
     if fmt is MountFormat.DOCKER:
         return shlex.join(docker_args(plan))
     data = {MountFormat.JSON: plan_to_dict, MountFormat.K8S: k8s_fragment,

@@ -1,9 +1,10 @@
 """Where a bundle comes from, and who vouches for its sha256.
 
-``SOURCE`` is a path, an ``http(s)://``/``file://`` URL, or ``NAME[@VERSION]`` looked up in a
-catalog. The sha256 comes from the catalog, from the sidecar ``.json`` beside the archive, or
-from ``--sha256``; when several are at hand they must agree. With none of them, nothing is
-installed.
+``SOURCE`` is a path, an ``http(s)://``/``file://`` URL, ``NAME[@VERSION]`` looked up in a
+catalog, or ``oci://REGISTRY/REPO@sha256:DIGEST`` (an image made by ``builder push``). The sha256
+comes from the catalog, from the sidecar ``.json`` beside the archive, or from ``--sha256``;
+for an image it is the manifest digest pinned in the reference (or ``--sha256`` with a tag).
+When several are at hand they must agree. With none of them, nothing is installed.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from builder.agent.manifest_check import Expectation, canonical
 from builder.catalog.codec import load_catalog
 from builder.errors import BuilderError, UsageError
 from builder.net import NetworkError, is_url, local_path
+from builder.oci.reference import SCHEME as OCI_SCHEME
+from builder.oci.reference import ImageRef, parse_reference
 
 SUFFIX = ".tar.zst"
 MAX_SIDECAR_BYTES = 16 << 20
@@ -37,8 +40,9 @@ class Transport(Protocol):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ResolvedSource:
-    location: str  # a local path or a URL of the archive
+    location: str  # a local path or a URL of the archive; oci://REGISTRY/REPO@sha256:...
     expect: Expectation
+    image: ImageRef | None = None  # an OCI image, pinned by its manifest digest
 
     @property
     def sha256(self) -> str:
@@ -46,7 +50,7 @@ class ResolvedSource:
 
     @property
     def is_local(self) -> bool:
-        return local_path(self.location) is not None
+        return self.image is None and local_path(self.location) is not None
 
 
 def sidecar_location(archive: str) -> str | None:
@@ -65,9 +69,11 @@ def _looks_like_path(source: str) -> bool:
 
 def resolve_source(source: str, *, index: str | None, sha256: str | None, target: str,
                    transport: Transport) -> ResolvedSource:
-    if sha256 is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", sha256):
+    if sha256 is not None and not re.fullmatch(r"(sha256:)?[0-9a-fA-F]{64}", sha256):
         raise UsageError(f"--sha256 must be 64 hex digits, not {sha256!r}")
-    given = sha256.lower() if sha256 else None
+    given = sha256.lower().removeprefix("sha256:") if sha256 else None
+    if source.startswith(OCI_SCHEME):
+        return _from_image(source, given)
     if is_url(source) or _looks_like_path(source):
         if local_path(source) is not None and not Path(str(local_path(source))).is_file():
             raise BuilderError("no such bundle file", where=source)
@@ -79,6 +85,31 @@ def resolve_source(source: str, *, index: str | None, sha256: str | None, target
         raise UsageError(f"{source!r} is a bundle name: say which catalog with --index URL|PATH")
     return _from_catalog(match["name"], match["version"], index=index, given=given,
                          target=target, transport=transport)
+
+
+def _from_image(source: str, given: str | None) -> ResolvedSource:
+    """``oci://REGISTRY/REPO@sha256:HEX`` (or ``:TAG`` with ``--sha256``): the manifest digest
+    is the hash checked before anything else of the image is read."""
+    ref = parse_reference(source)
+    pinned = ref.digest.removeprefix("sha256:") if ref.digest else None
+    if pinned is not None:
+        if given is not None and given != pinned:
+            raise RefusedBundleError(f"--sha256 {given} disagrees with the reference's digest "
+                                     f"sha256:{pinned}", where=source,
+                                     hint="check which one is right")
+        digest = pinned
+    elif given is not None:
+        digest = given
+    else:
+        raise RefusedBundleError(
+            "no digest to check the image manifest against (a tag can move)", where=source,
+            hint="install the pinned reference `builder push` printed, "
+            "oci://REGISTRY/REPO@sha256:..., or give the manifest digest with --sha256")
+    image = ref.with_digest(f"sha256:{digest}")
+    return ResolvedSource(
+        location=f"{OCI_SCHEME}{image}", image=image,
+        expect=Expectation(sha256=digest, vouched_by="reference's digest" if pinned
+                           else "--sha256"))
 
 
 def _from_catalog(name: str, version: str | None, *, index: str, given: str | None,

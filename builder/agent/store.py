@@ -1,4 +1,8 @@
-"""The node's bundle store: whole, verified entries named by their archive's sha256.
+"""The node's bundle store: whole, verified entries named by the sha256 checked first.
+
+The key of an entry is the sha256 that vouched for its bytes before anything was opened: the
+archive's sha256 for ``.tar.zst`` installs, the image manifest's digest (its 64 hex digits) for
+``oci://`` installs. One bundle installed both ways is two entries.
 
 ```
 <store>/entries/<sha256>/     manifest.json, service-def.json (if any), app/, and .complete
@@ -20,6 +24,7 @@ entry's lock.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import re
@@ -91,22 +96,28 @@ class EntryRecord:
     service_def: bool
     installed_at: float
     source: str
+    # ``REGISTRY/REPO@sha256:<sha256>`` for an entry installed from an OCI image, else None
+    oci_reference: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"format_version": RECORD_FORMAT_VERSION, "sha256": self.sha256,
+        data = {"format_version": RECORD_FORMAT_VERSION, "sha256": self.sha256,
                 "name": self.name, "version": self.version, "target": self.target,
                 "arch": self.arch, "libc": self.libc, "input_digest": self.input_digest,
                 "glibc_floor": self.glibc_floor, "files": self.files,
                 "unpacked_bytes": self.unpacked_bytes, "disk_bytes": self.disk_bytes,
                 "service_def": self.service_def, "installed_at": self.installed_at,
                 "source": self.source}
+        if self.oci_reference is not None:  # archive records stay as they were
+            data["oci_reference"] = self.oci_reference
+        return data
 
     @classmethod
     def from_dict(cls, data: Any) -> EntryRecord:
         if not isinstance(data, dict) or data.get("format_version") != RECORD_FORMAT_VERSION:
             raise ValueError("not an entry record")
-        fields = {k: v for k, v in data.items() if k != "format_version"}
-        return cls(**fields)
+        known = {f.name for f in dataclasses.fields(cls)}
+        # keys added later within format 1 are optional; unknown ones (a newer agent's) ignored
+        return cls(**{k: v for k, v in data.items() if k in known})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -7,11 +7,15 @@ import argparse
 import json
 import platform
 import re
+import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from builder.cli import env
 from builder.errors import UsageError
+
+if TYPE_CHECKING:
+    from builder.oci import Credentials
 
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
@@ -63,19 +67,27 @@ def store_arg(parser: argparse.ArgumentParser) -> None:
 def _register_install(cmds: Any) -> None:
     install = cmds.add_parser(
         "install", help="install a bundle into the store (sha256 checked first), print its path",
-        description="SOURCE is a path, an http(s):// URL, or NAME[@VERSION] from --index. The "
-        "sha256 comes from the catalog, the sidecar .json beside the archive, or --sha256; "
+        description="SOURCE is a path, an http(s):// URL, NAME[@VERSION] from --index, or "
+        "oci://REGISTRY/REPO@sha256:DIGEST (an image `builder push` made). The sha256 comes "
+        "from the catalog, the sidecar .json beside the archive, or --sha256; for an image it "
+        "is the manifest digest in the reference (or --sha256 with a REPO:TAG reference); "
         "without one nothing is installed.")
     install.add_argument("source", metavar="SOURCE")
     store_arg(install)
     install.add_argument("--index", metavar="URL|PATH", help="catalog (index.json or its dir)")
-    install.add_argument("--sha256", metavar="HEX", help="the archive's expected sha256")
+    install.add_argument("--sha256", metavar="HEX",
+                         help="the archive's expected sha256 (oci://: the manifest digest)")
     install.add_argument("--target", metavar="TRIPLE",
                          help="target to pick from the catalog (default: this machine's, gnu)")
     install.add_argument("--max-unpacked-bytes", type=byte_size, metavar="SIZE",
                          help="refuse bundles larger than this unpacked (default 32G)")
     install.add_argument("--lock-timeout", type=float, default=3600.0, metavar="SECONDS",
                          help="how long to wait for another agent installing the same bundle")
+    install.add_argument("--plain-http", action="store_true",
+                         help="oci://: talk HTTP, not HTTPS (a local test registry)")
+    install.add_argument("--username", help="oci://: registry account (with --password-stdin)")
+    install.add_argument("--password-stdin", action="store_true",
+                         help="oci://: read the password or token from standard input")
     install.add_argument("--json", action="store_true", help="machine-readable output")
     install.set_defaults(handler=_install)
 
@@ -103,6 +115,12 @@ def _register_store_commands(cmds: Any) -> None:
     store_arg(mounts)
     mounts.add_argument("--format", choices=["json", "docker", "k8s", "backendai"],
                         default="json")
+    mounts.add_argument("--image-volume", action="store_true",
+                        help="k8s: mount app/ as an ImageVolume of the pinned image the entry "
+                        "was installed from (service-def.json stays a hostPath)")
+    mounts.add_argument("--image", metavar="REGISTRY/REPO@sha256:DIGEST",
+                        help="k8s: the image for --image-volume (implies it); default: the "
+                        "oci:// reference the entry was installed from")
     mounts.set_defaults(handler=_mounts)
 
     gc = cmds.add_parser("gc", help="evict least recently used entries until the store fits",
@@ -153,22 +171,42 @@ def _index(args: argparse.Namespace) -> int:
     return 0
 
 
+def _credentials(args: argparse.Namespace) -> Credentials | None:
+    from builder.oci import Credentials
+
+    if args.password_stdin != (args.username is not None):
+        raise UsageError("--username and --password-stdin go together")
+    if args.username is None:
+        return None
+    password = sys.stdin.readline().rstrip("\r\n")
+    if not password:
+        raise UsageError("--password-stdin: standard input had no password")
+    return Credentials(username=args.username, password=password)
+
+
 def _install(args: argparse.Namespace) -> int:
     from builder.agent.extract import Limits
     from builder.agent.install import InstallOptions, NetAgentTransport, install
+    from builder.agent.oci import OciOptions
     from builder.agent.source import resolve_source
 
     transport = NetAgentTransport()
     source = resolve_source(args.source, index=args.index, sha256=args.sha256,
                             target=args.target or host_target(), transport=transport)
+    if source.image is None and (args.plain_http or args.username or args.password_stdin):
+        raise UsageError("--plain-http, --username and --password-stdin are for oci:// sources")
+    oci = OciOptions(plain_http=args.plain_http, credentials=_credentials(args)) \
+        if source.image is not None else OciOptions()
     limits = Limits(max_unpacked_bytes=args.max_unpacked_bytes) \
         if args.max_unpacked_bytes else Limits()
     result = install(source, _store(args, lock_timeout=args.lock_timeout), transport=transport,
-                     options=InstallOptions(progress=env.progress(), limits=limits), log=env.log)
+                     options=InstallOptions(progress=env.progress(), limits=limits, oci=oci),
+                     log=env.log)
     if args.json:
         r = result.record
         print(json.dumps({"path": str(result.path), "fresh": result.fresh, "sha256": r.sha256,
-                          "name": r.name, "version": r.version, "target": r.target},
+                          "name": r.name, "version": r.version, "target": r.target,
+                          "source": r.source, "oci_reference": r.oci_reference},
                          indent=2, sort_keys=True))
     else:
         print(result.path)
@@ -208,12 +246,29 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _mounts(args: argparse.Namespace) -> int:
-    from builder.agent.mounts import MountFormat, mounts_for, render_plan
+    from builder.agent.mounts import (
+        IMAGE_VOLUME_NOTE,
+        MountFormat,
+        mounts_for,
+        pinned_image,
+        render_plan,
+    )
 
+    fmt = MountFormat(args.format)
+    image_volume = args.image_volume or args.image is not None
+    if image_volume and fmt is not MountFormat.K8S:
+        raise UsageError("--image-volume and --image go with --format k8s")
     plan = mounts_for(_store(args), args.name)
-    for note in plan.notes:
+    text = render_plan(plan, fmt, image_volume=image_volume, image=args.image)
+    notes = list(plan.notes)
+    if image_volume:
+        image = pinned_image(plan, args.image)
+        notes.append(IMAGE_VOLUME_NOTE.format(image=image))
+        if plan.image is not None and image != plan.image:
+            notes.append(f"the entry was installed from {plan.image}, not {image}")
+    for note in notes:
         env.log(f"note: {note}")
-    print(render_plan(plan, MountFormat(args.format)))
+    print(text)
     return 0
 
 

@@ -3,19 +3,30 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from servers import Mirror, pyenv_prefix, serve_mirror
+from servers import Mirror, pyenv_prefix, serve_mirror, serve_registry
 
 
 @pytest.fixture
 def mirror(tmp_path: Path) -> Iterator[Mirror]:
     with serve_mirror(tmp_path) as served:
         yield served
+
+
+@pytest.fixture(scope="module")
+def docker_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Debian's docker-registry on 127.0.0.1 (plain HTTP) for one test module; yields
+    ``host:port``; stopped at teardown. Skipped without it (apt-get install docker-registry)."""
+    if shutil.which("docker-registry") is None:
+        pytest.skip("docker-registry not installed (Debian: apt-get install -y docker-registry)")
+    with serve_registry(tmp_path_factory.mktemp("registry")) as address:
+        yield address
 
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -6,17 +6,11 @@ Needs the Debian packages docker-registry, skopeo and umoci (skipped without the
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
-import signal
-import socket
 import stat
 import subprocess
-import time
-import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,7 +21,6 @@ from builder.oci import pull_bundle
 pytestmark = pytest.mark.integration
 
 TOOLS = ("docker-registry", "skopeo", "umoci")
-REGISTRY_LIFETIME = 600  # seconds: the registry ends itself even if teardown never runs
 
 
 @pytest.fixture(scope="module")
@@ -38,45 +31,10 @@ def oci_tools() -> None:
                     "docker-registry skopeo umoci)")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @pytest.fixture(scope="module")
-def registry(oci_tools: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A docker-registry on 127.0.0.1 (plain HTTP); yields host:port; stopped at teardown."""
-    root = tmp_path_factory.mktemp("registry")
-    port = _free_port()
-    config = root / "config.yml"
-    config.write_text(f"version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n"
-                      f"    rootdirectory: {root / 'data'}\nhttp:\n  addr: 127.0.0.1:{port}\n")
-    log = (root / "log").open("wb")
-    proc = subprocess.Popen(["timeout", str(REGISTRY_LIFETIME), "docker-registry", "serve",
-                             str(config)], stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            with contextlib.suppress(OSError), urllib.request.urlopen(
-                    f"http://127.0.0.1:{port}/v2/", timeout=2) as r:
-                if r.status == 200:
-                    break
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"docker-registry did not start: {(root / 'log').read_text()}")
-            time.sleep(0.1)
-        yield f"127.0.0.1:{port}"
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-        log.close()
+def registry(oci_tools: None, docker_registry: str) -> str:
+    """A docker-registry on 127.0.0.1 (plain HTTP): host:port (conftest's docker_registry)."""
+    return docker_registry
 
 
 def _build(out: Path, cache: Path, runtime: Path) -> Path:

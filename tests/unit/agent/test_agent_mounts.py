@@ -40,7 +40,7 @@ def test_json_plan(tmp_path: Path) -> None:
     data = json.loads(render_plan(plan, MountFormat.JSON))
     assert data == {
         "format_version": 1, "name": "jupyter-6", "version": "1.0", "sha256": sha,
-        "entry": str(entry), "service_def": True, "notes": [],
+        "entry": str(entry), "service_def": True, "notes": [], "image": None,
         "mounts": [
             {"kind": "app", "source": str(entry / "app"), "target": "/opt/apps/jupyter-6",
              "type": "directory", "read_only": True},
