@@ -33,7 +33,7 @@ from builder.fetch.interpreter import (
     fetch_interpreter,
     interpreter_from,
 )
-from builder.fetch.wheels import fetch_wheels
+from builder.fetch.wheels import fetch_packages, fetch_wheels
 from builder.fsutil import (
     atomic_output,
     atomic_write_text,
@@ -43,6 +43,16 @@ from builder.fsutil import (
     sha256_file,
 )
 from builder.install import install_wheels
+from builder.install.wheels import InstalledDist
+from builder.launch import (
+    LaunchInfo,
+    LaunchInputs,
+    WheelhouseSet,
+    apply_launch,
+    entry_is_python,
+    launch_digest,
+    plan_launch,
+)
 from builder.lock.api import default_lock_dir, load_fresh_lock
 from builder.lock.codec import lock_to_dict
 from builder.lock.model import Lock, TargetLock
@@ -103,7 +113,7 @@ def _select_targets(recipe: Recipe, wanted: tuple[str, ...]) -> tuple[str, ...]:
 def input_digest(recipe: Recipe, lock: Lock, target: TargetLock, *, interpreter_sha256: str,
                  source_date_epoch: int) -> str:
     """Everything the bundle's bytes depend on; the bundle is named after it."""
-    lock_entry = lock_to_dict(lock, requirement_hashes={t.target: "" for t in lock.targets})
+    lock_entry = lock_to_dict(lock, requirement_hashes={})
     inputs: dict[str, Any] = {
         "builder": __version__,
         "bundle_format": BUNDLE_FORMAT_VERSION,
@@ -112,6 +122,8 @@ def input_digest(recipe: Recipe, lock: Lock, target: TargetLock, *, interpreter_
         "interpreter_sha256": interpreter_sha256,
         "source_date_epoch": source_date_epoch,
     }
+    if recipe.service is not None:
+        inputs["launch"] = launch_digest()
     return "sha256:" + sha256_bytes(canonical_json(inputs).encode())
 
 
@@ -174,6 +186,7 @@ def _build_target(recipe: Recipe, lock: Lock, target: TargetLock, options: Build
 
     wheels = fetch_wheels(target, index_url=recipe.packages.index_url,
                           glibc_floor=lock.glibc_floor, cache_dir=options.cache_dir, log=log)
+    wheelhouse = _fetch_wheelhouse(recipe, lock, target, options, log)
     sha_by_wheel = {p.filename: p.sha256 for p in target.packages}
     options.cache_dir.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix="builder-stage-"))
@@ -200,6 +213,8 @@ def _build_target(recipe: Recipe, lock: Lock, target: TargetLock, options: Build
             ),
         )
         _log_warnings(report.warnings, log)
+        launch = _launch_layer(recipe, lock, target, bundle_root, installed=installed,
+                               wheelhouse=wheelhouse, log=log)
         site_packages = python_dir / "lib" / f"python{lock.python}" / "site-packages"
         facts = describe_tree(bundle_root, arch=arch_of(target.target),
                               site_packages=site_packages, exempt=recipe.targets.glibc_exempt)
@@ -236,8 +251,9 @@ def _build_target(recipe: Recipe, lock: Lock, target: TargetLock, options: Build
                             license=d.license)
                 for d in installed
             ),
-            ui=recipe_to_dict(recipe)["app"]["ui"],
+            ui={**recipe_to_dict(recipe)["app"]["ui"], "description": recipe.summary},
             service=recipe_to_dict(recipe)["service"],
+            launch=launch,
             file_count=facts.file_count,
             unpacked_bytes=facts.unpacked_bytes,
             source_date_epoch=options.source_date_epoch,
@@ -258,6 +274,44 @@ def _build_target(recipe: Recipe, lock: Lock, target: TargetLock, options: Build
         rmtree(stage)
     return BuiltBundle(target=target.target, archive=archive, sidecar=sidecar, sha256=sha256,
                        size=size, cached=False)
+
+
+def _launch_layer(recipe: Recipe, lock: Lock, target: TargetLock, bundle_root: Path, *,
+                  installed: tuple[InstalledDist, ...], wheelhouse: tuple[WheelhouseSet, ...],
+                  log: Callable[[str], None]) -> LaunchInfo | None:
+    """bin/launch, service-def.json, the s6 service and the wheelhouse (with a [service])."""
+    if recipe.service is None:
+        return None
+    log("writing the launch layer")
+    plan = plan_launch(LaunchInputs(
+        recipe=recipe,
+        arch=arch_of(target.target),
+        python=f"python/bin/python{lock.python}",
+        installed=tuple((d.name, d.version) for d in installed),
+        entry_is_python=entry_is_python(bundle_root / "app", recipe.service.command[0],
+                                        where=f"{recipe.path}: service.command"),
+        platform_tags=target.platform_tags,
+        wheelhouse=wheelhouse,
+    ))
+    apply_launch(plan, bundle_root)
+    return plan.info
+
+
+def _fetch_wheelhouse(recipe: Recipe, lock: Lock, target: TargetLock, options: BuildOptions,
+                      log: Callable[[str], None]) -> tuple[WheelhouseSet, ...]:
+    """The kernels' wheelhouse of the lock (wheels for the image's Python), hash-checked."""
+    return tuple(
+        WheelhouseSet(
+            python=entry.python,
+            requirements=tuple((p.name, p.version, p.sha256) for p in entry.packages),
+            wheels=fetch_packages(entry.packages, triple=target.target,
+                                  python_version=entry.python_version,
+                                  index_url=recipe.packages.index_url,
+                                  glibc_floor=lock.glibc_floor, cache_dir=options.cache_dir,
+                                  log=log),
+        )
+        for entry in target.wheelhouse
+    )
 
 
 def _check_floor(recipe: Recipe, floor: tuple[int, ...] | None, culprit: str | None,

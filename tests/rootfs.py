@@ -2,7 +2,9 @@
 
 `ensure_rootfs("bookworm")` returns `.cache/rootfs/bookworm-minbase-<arch>/`, creating it with
 `debootstrap --variant=minbase` when missing (a few minutes, Debian's mirror is reachable here and
-in CI). Creation goes to a sibling directory and is renamed into place under a file lock, so an
+in CI). `ensure_rootfs("bookworm", include=("python3-ipykernel",))` adds packages (and what they
+depend on) and is cached under its own name, `bookworm-minbase-<arch>+python3-ipykernel/`.
+Creation goes to a sibling directory and is renamed into place under a file lock, so an
 interrupted run never leaves a half root behind. Needs root (the tests and CI run as root).
 """
 
@@ -35,26 +37,34 @@ def can_isolate() -> str | None:
     return None
 
 
-def ensure_rootfs(suite: str) -> Path:
-    """The cached minbase root of ``suite`` (e.g. bookworm, bullseye), created when missing."""
+def ensure_rootfs(suite: str, include: tuple[str, ...] = ()) -> Path:
+    """The cached minbase root of ``suite`` (e.g. bookworm, bullseye), created when missing.
+
+    ``include`` names Debian packages to add (debootstrap ``--include``); each set of packages
+    is a separate cached root."""
     reason = can_isolate()
     if reason:
         pytest.skip(reason)
     CACHE.mkdir(parents=True, exist_ok=True)
-    final = CACHE / f"{suite}-minbase-{ARCH}"
-    with FileLock(str(CACHE / f".{suite}.lock")):
+    packages = sorted(set(include))
+    key = f"{suite}-minbase-{ARCH}" + "".join(f"+{p}" for p in packages)
+    final = CACHE / key
+    lock_name = f".{suite}.lock" if not packages else f".{key}.lock"
+    with FileLock(str(CACHE / lock_name)):
         if (final / ".builder-rootfs-complete").is_file():
             return final
-        work = CACHE / f".{suite}.work"
+        work = CACHE / f".{key}.work"
         if work.exists():
             shutil.rmtree(work)
+        extra = [f"--include={','.join(packages)}"] if packages else []
         proc = subprocess.run(
-            ["debootstrap", "--variant=minbase", f"--arch={ARCH}", suite, str(work), MIRROR],
+            ["debootstrap", "--variant=minbase", f"--arch={ARCH}", *extra, suite, str(work),
+             MIRROR],
             capture_output=True, text=True, check=False, timeout=1800,
         )
         if proc.returncode != 0:
             shutil.rmtree(work, ignore_errors=True)
-            raise RuntimeError(f"debootstrap {suite} failed:\n{proc.stdout[-2000:]}"
+            raise RuntimeError(f"debootstrap {key} failed:\n{proc.stdout[-2000:]}"
                                f"\n{proc.stderr[-2000:]}")
         (work / ".builder-rootfs-complete").write_text(suite + "\n")
         if final.exists():

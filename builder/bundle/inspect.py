@@ -45,6 +45,16 @@ def render_manifest(m: dict[str, Any]) -> str:
         f"  files:        {sizes.get('files')} ({(sizes.get('unpacked_bytes') or 0) / 1e6:.1f} MB "
         "unpacked)",
     ]
+    launch = m.get("launch")
+    if launch:
+        pythons = sorted(launch.get("wheelhouse") or {}, key=_version_key)
+        wheelhouse = ", ".join(pythons) or "none"
+        flavor = launch.get("flavor") or "command"
+        lines.append(f"  launch:       {launch.get('launcher')} ({flavor}; image Python: "
+                     f"{launch.get('image_python')}, wheelhouse for {wheelhouse})")
+        lines.append(f"  platforms:    {launch.get('service_def')} (Backend.AI "
+                     f"{(m.get('labels') or {}).get('ai.backend.service-ports')}), "
+                     f"{launch.get('s6_service')} (s6-overlay)")
     if "archive" in m:
         archive = m["archive"]
         lines.append(f"  archive:      {archive.get('filename')} ({archive.get('size')} bytes, "
@@ -54,3 +64,7 @@ def render_manifest(m: dict[str, Any]) -> str:
     lines.extend(f"    {p.get('name')}=={p.get('version')}  [{p.get('license')}]"
                  for p in packages)
     return "\n".join(lines)
+
+
+def _version_key(version: str) -> tuple[int, ...]:
+    return tuple(int(p) if p.isdigit() else -1 for p in version.split("."))

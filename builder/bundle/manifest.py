@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from builder.launch.model import LaunchInfo
+
 BUNDLE_FORMAT_VERSION = 1
 
 
@@ -44,6 +46,7 @@ class Manifest:
     packages: tuple[PackageInfo, ...]  # sorted by name
     ui: dict[str, Any]
     service: dict[str, Any] | None
+    launch: LaunchInfo | None = None  # how the bundle is launched (None: no [service])
     file_count: int
     unpacked_bytes: int
     source_date_epoch: int
@@ -78,6 +81,9 @@ class Manifest:
             ],
             "ui": self.ui,
             "service": self.service,
+            "launch": None if self.launch is None else self.launch.to_dict(),
+            "labels": {} if self.launch is None
+            else {"ai.backend.service-ports": self.launch.service_ports},
             "sizes": {"files": self.file_count, "unpacked_bytes": self.unpacked_bytes},
             "source_date_epoch": self.source_date_epoch,
             "builder_version": self.builder_version,

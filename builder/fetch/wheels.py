@@ -52,13 +52,31 @@ def fetch_wheels(
     log: Callable[[str], None] = lambda _msg: None,
 ) -> tuple[Path, ...]:
     """Return the verified cached wheel of every locked package, in lock order."""
-    missing = [p for p in target.packages if not cache_path(cache_dir, p).is_file()]
+    return fetch_packages(target.packages, triple=target.target,
+                          python_version=target.interpreter.python_version, index_url=index_url,
+                          glibc_floor=glibc_floor, cache_dir=cache_dir, runner=runner, log=log)
+
+
+def fetch_packages(
+    packages: tuple[LockedPackage, ...],
+    *,
+    triple: str,
+    python_version: str,
+    index_url: str,
+    glibc_floor: str,
+    cache_dir: Path,
+    runner: CommandRunner = run_command,
+    log: Callable[[str], None] = lambda _msg: None,
+) -> tuple[Path, ...]:
+    """``fetch_wheels`` for any set of locked packages (a kernels' wheelhouse: another Python)."""
+    missing = [p for p in packages if not cache_path(cache_dir, p).is_file()]
     if missing:
-        log(f"downloading {len(missing)} of {len(target.packages)} wheels for {target.target}")
-        _download(missing, target=target, index_url=index_url, glibc_floor=glibc_floor,
-                  cache_dir=cache_dir, runner=runner)
+        log(f"downloading {len(missing)} of {len(packages)} wheels for {triple} "
+            f"(Python {python_version})")
+        _download(missing, triple=triple, python_version=python_version, index_url=index_url,
+                  glibc_floor=glibc_floor, cache_dir=cache_dir, runner=runner)
     paths = []
-    for package in target.packages:
+    for package in packages:
         path = cache_path(cache_dir, package)
         verify_wheel(path, package, where=str(path))
         paths.append(path)
@@ -68,7 +86,8 @@ def fetch_wheels(
 def _download(
     packages: list[LockedPackage],
     *,
-    target: TargetLock,
+    triple: str,
+    python_version: str,
     index_url: str,
     glibc_floor: str,
     cache_dir: Path,
@@ -83,15 +102,14 @@ def _download(
         )
         out = Path(tmp) / "out"
         argv = [
-            *pip_command("download", triple=target.target,
-                         python_version=target.interpreter.python_version),
+            *pip_command("download", triple=triple, python_version=python_version),
             "--no-deps",
             "--require-hashes",
             "--quiet",
             f"--dest={out}",
             *target_options(
-                triple=target.target,
-                python_version=target.interpreter.python_version,
+                triple=triple,
+                python_version=python_version,
                 glibc_floor=glibc_floor,
                 index_url=index_url,
             ),
@@ -99,7 +117,7 @@ def _download(
         ]
         proc = runner(argv, env=isolated_pip_env(cache_dir))
         if proc.returncode != 0:
-            raise pip_failure(proc, what=f"downloading wheels for {target.target}",
+            raise pip_failure(proc, what=f"downloading wheels for {triple}",
                               where=index_url)
         for package in packages:
             got = out / package.filename

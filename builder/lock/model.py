@@ -35,11 +35,22 @@ class LockedPackage:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class WheelhouseLock:
+    """The recipe's ``kernels.wheelhouse`` resolved for one Python minor of the image (the
+    bundle ships these wheels; the launcher installs them for that Python, offline)."""
+
+    python: str  # minor version, e.g. "3.12"
+    python_version: str  # the version resolved for, e.g. "3.12.0" (the lowest patch release)
+    packages: tuple[LockedPackage, ...]  # sorted by name
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class TargetLock:
     target: str  # triple
     platform_tags: tuple[str, ...]  # pip --platform values, newest first
     interpreter: InterpreterPin
     packages: tuple[LockedPackage, ...]  # sorted by name
+    wheelhouse: tuple[WheelhouseLock, ...] = ()  # sorted by Python version
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -23,7 +23,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from builder.errors import BuilderError
-from builder.lock.model import InterpreterPin, LockedPackage, TargetLock
+from builder.lock.model import InterpreterPin, LockedPackage, TargetLock, WheelhouseLock
 from builder.recipe.model import Recipe
 
 # the legacy manylinux aliases, by the glibc minor they stand for
@@ -136,7 +136,8 @@ def resolve_target(
     cache_dir: Path,
     runner: CommandRunner = run_command,
 ) -> TargetLock:
-    """Resolve the recipe's requirements for ``pin.triple`` with pip's resolver."""
+    """Resolve the recipe's requirements for ``pin.triple`` with pip's resolver, and the
+    kernels' wheelhouse for each image Python it names."""
     if recipe.packages.allow_sdists:
         raise BuilderError(
             "allow_sdists = true is not supported yet: a lock for another platform can only "
@@ -144,35 +145,71 @@ def resolve_target(
             where=f"{recipe.path}: packages.allow_sdists",
             hint="remove allow_sdists or set it to false",
         )
+    packages = resolve_requirements(
+        recipe.packages.requirements, triple=pin.triple, python_version=pin.python_version,
+        glibc_floor=recipe.targets.glibc_floor, index_url=recipe.packages.index_url,
+        cache_dir=cache_dir, runner=runner, what=f"resolving for {pin.triple}", where=recipe.path,
+    )
+    wheelhouse = []
+    kernels = recipe.kernels
+    for minor in kernels.wheelhouse_pythons if kernels is not None else ():
+        python_version = f"{minor}.0"
+        wheelhouse.append(WheelhouseLock(
+            python=minor,
+            python_version=python_version,
+            packages=resolve_requirements(
+                kernels.wheelhouse if kernels is not None else (), triple=pin.triple,
+                python_version=python_version, glibc_floor=recipe.targets.glibc_floor,
+                index_url=recipe.packages.index_url, cache_dir=cache_dir, runner=runner,
+                what=f"resolving the kernels' wheelhouse for {pin.triple}, Python {minor}",
+                where=f"{recipe.path}: kernels.wheelhouse",
+            ),
+        ))
+    return TargetLock(
+        target=pin.triple,
+        platform_tags=platform_tags(pin.triple, recipe.targets.glibc_floor),
+        interpreter=pin,
+        packages=packages,
+        wheelhouse=tuple(wheelhouse),
+    )
+
+
+def resolve_requirements(
+    requirements: Sequence[str],
+    *,
+    triple: str,
+    python_version: str,
+    glibc_floor: str,
+    index_url: str,
+    cache_dir: Path,
+    runner: CommandRunner,
+    what: str,
+    where: str,
+) -> tuple[LockedPackage, ...]:
+    """One pip resolution (``install --dry-run --report``) for a target and Python version."""
     with tempfile.TemporaryDirectory(prefix="builder-lock-") as tmp:
         report = Path(tmp) / "report.json"
         argv = [
-            *pip_command("install", triple=pin.triple, python_version=pin.python_version),
+            *pip_command("install", triple=triple, python_version=python_version),
             "--dry-run",
             "--ignore-installed",
             "--quiet",
             f"--report={report}",
             f"--target={Path(tmp) / 'target'}",
             *target_options(
-                triple=pin.triple,
-                python_version=pin.python_version,
-                glibc_floor=recipe.targets.glibc_floor,
-                index_url=recipe.packages.index_url,
+                triple=triple,
+                python_version=python_version,
+                glibc_floor=glibc_floor,
+                index_url=index_url,
             ),
-            *recipe.packages.requirements,
+            *requirements,
         ]
         proc = runner(argv, env=isolated_pip_env(cache_dir))
         if proc.returncode != 0:
-            raise pip_failure(proc, what=f"resolving for {pin.triple}", where=recipe.path)
+            raise pip_failure(proc, what=what, where=where)
         data = json.loads(report.read_text(encoding="utf-8"))
-    packages = packages_from_report(
-        data, environment=target_environment(pin.triple, pin.python_version), where=recipe.path
-    )
-    return TargetLock(
-        target=pin.triple,
-        platform_tags=platform_tags(pin.triple, recipe.targets.glibc_floor),
-        interpreter=pin,
-        packages=packages,
+    return packages_from_report(
+        data, environment=target_environment(triple, python_version), where=where
     )
 
 

@@ -11,6 +11,7 @@ from builder.recipe.model import Recipe
 def recipe_to_dict(recipe: Recipe) -> dict[str, Any]:
     """Everything that defines the app (not where the file lives)."""
     service = recipe.service
+    kernels = recipe.kernels
     return {
         "format_version": 1,
         "app": {
@@ -44,10 +45,18 @@ def recipe_to_dict(recipe: Recipe) -> dict[str, Any]:
         if service is None
         else {
             "command": list(service.command),
+            "kind": service.kind.value,
             "protocol": service.protocol.value,
             "port": service.port,
             "url_template": service.url_template,
             "env": dict(service.env),
+        },
+        "kernels": None
+        if kernels is None
+        else {
+            "image_python": kernels.image_python.value,
+            "wheelhouse": list(kernels.wheelhouse),
+            "wheelhouse_pythons": list(kernels.wheelhouse_pythons),
         },
     }
 
@@ -55,12 +64,15 @@ def recipe_to_dict(recipe: Recipe) -> dict[str, Any]:
 def lock_inputs(recipe: Recipe) -> dict[str, Any]:
     """The part of a recipe a lock depends on; editing anything else does not stale the lock."""
     full = recipe_to_dict(recipe)
-    return {
+    inputs = {
         "name": recipe.name,
         "runtime": full["runtime"],
         "packages": {k: full["packages"][k] for k in ("requirements", "index_url", "allow_sdists")},
         "targets": {k: full["targets"][k] for k in ("triples", "glibc_floor")},
     }
+    if recipe.kernels is not None and recipe.kernels.wheelhouse:
+        inputs["kernels"] = {k: full["kernels"][k] for k in ("wheelhouse", "wheelhouse_pythons")}
+    return inputs
 
 
 def lock_digest(recipe: Recipe) -> str:

@@ -24,6 +24,19 @@ class Protocol(enum.StrEnum):
     VNC = "vnc"
 
 
+class ServiceKind(enum.StrEnum):
+    COMMAND = "command"  # run the command with {port}, {base_url}, {ip}, {root_dir} filled in
+    JUPYTER = "jupyter"  # a Jupyter server: the launcher writes its configuration at launch
+
+
+class ImagePython(enum.StrEnum):
+    """What the launcher does with the Python of the image the bundle is mounted into."""
+
+    OFF = "off"  # only the bundle's own kernel
+    OFFER = "offer"  # also a kernel for the image's Python when it has ipykernel
+    INSTALL = "install"  # and install ipykernel for it from the bundled wheelhouse when it lacks it
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Ui:
     name: str
@@ -58,11 +71,23 @@ class Targets:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Service:
-    command: tuple[str, ...]
+    command: tuple[str, ...]  # command[0]: a file relative to the app root (e.g. bin/jupyter-lab)
+    kind: ServiceKind = ServiceKind.COMMAND
     protocol: Protocol = Protocol.HTTP
     port: int = 8888
     url_template: str = "/"
     env: tuple[tuple[str, str], ...] = ()  # sorted (name, value)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Kernels:
+    """Kernels of a Jupyter service besides the bundle's own Python."""
+
+    image_python: ImagePython = ImagePython.OFFER
+    # PEP 508 requirements (e.g. ipykernel) locked for every target and every Python minor in
+    # ``wheelhouse_pythons``; their wheels ship in app/share/wheelhouse
+    wheelhouse: tuple[str, ...] = ()
+    wheelhouse_pythons: tuple[str, ...] = ()  # sorted minor versions, e.g. ("3.10", "3.12")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -76,6 +101,7 @@ class Recipe:
     packages: Packages
     targets: Targets
     service: Service | None = None
+    kernels: Kernels | None = None
 
     @property
     def final_root(self) -> str:

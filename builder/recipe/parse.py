@@ -20,11 +20,14 @@ from builder.recipe.model import (
     KNOWN_TRIPLES,
     PBS_FLAVORS,
     RECIPE_FORMAT_VERSION,
+    ImagePython,
+    Kernels,
     Packages,
     Protocol,
     Recipe,
     Runtime,
     Service,
+    ServiceKind,
     Targets,
     Ui,
     UiKind,
@@ -42,13 +45,14 @@ SCRIPT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 # table -> allowed keys (a closed set: typos are reported, not ignored)
 SCHEMA_KEYS: dict[str, tuple[str, ...]] = {
-    "": ("format_version", "app", "runtime", "packages", "targets", "service"),
+    "": ("format_version", "app", "runtime", "packages", "targets", "service", "kernels"),
     "app": ("name", "version", "summary", "ui"),
     "app.ui": ("name", "icon", "kind", "accepted_env"),
     "runtime": ("python", "pbs_release", "flavor"),
     "packages": ("requirements", "index_url", "allow_sdists", "expose"),
     "targets": ("triples", "glibc_floor", "glibc_exempt"),
-    "service": ("command", "protocol", "port", "url_template", "env"),
+    "service": ("command", "kind", "protocol", "port", "url_template", "env"),
+    "kernels": ("image_python", "wheelhouse", "wheelhouse_pythons"),
 }
 REQUIRED_TABLES = ("app", "runtime", "packages", "targets")
 MIN_GLIBC_MINOR = 17  # python-build-standalone's own floor (manylinux2014)
@@ -298,17 +302,54 @@ def _service(c: _Checker, data: Mapping[str, Any]) -> Service | None:
     table = c.table(data, "service", required=False)
     if table is None:
         return None
-    command = c.strings(table, "service", "command", required=True, non_empty=True)
+    command = c.strings(table, "service", "command", required=True, non_empty=True,
+                        item_check=lambda a: None if a.strip() else "must not be empty")
+    if command and (command[0].startswith("/") or ".." in command[0].split("/")):
+        c.add("service.command[0]", f"{command[0]!r} must be a path inside the app (relative "
+              "to /opt/apps/<name>, e.g. bin/jupyter-notebook)")
+        command = None
+    kind = c.field(table, "service", "kind", str, default="command", required=False,
+                   check=_one_of(tuple(k.value for k in ServiceKind)))
     protocol = c.field(table, "service", "protocol", str, default="http", required=False,
                        check=_one_of(tuple(p.value for p in Protocol)))
     port = c.field(table, "service", "port", int, default=8888, required=False,
                    check=lambda p: None if 1 <= p <= 65535 else f"{p} is not a TCP port")
     url_template = c.field(table, "service", "url_template", str, default="/", required=False)
     env = _env(c, table.get("env", {}))
-    if not command or protocol is None or port is None or url_template is None:
+    if not command or kind is None or protocol is None or port is None or url_template is None:
         return None
-    return Service(command=command, protocol=Protocol(protocol), port=port,
-                   url_template=url_template, env=env)
+    return Service(command=command, kind=ServiceKind(kind), protocol=Protocol(protocol),
+                   port=port, url_template=url_template, env=env)
+
+
+def _kernels(c: _Checker, data: Mapping[str, Any], service: Service | None) -> Kernels | None:
+    table = c.table(data, "kernels", required=False)
+    if table is None:
+        return None
+    if "service" not in data or (service is not None and service.kind is not ServiceKind.JUPYTER):
+        c.add("kernels", 'kernels need a Jupyter service ([service] kind = "jupyter")')
+    image_python = c.field(table, "kernels", "image_python", str, default="offer",
+                           required=False, check=_one_of(tuple(p.value for p in ImagePython)))
+    wheelhouse = c.strings(table, "kernels", "wheelhouse", required=False,
+                           item_check=_check_requirement)
+    pythons = c.strings(table, "kernels", "wheelhouse_pythons", required=False,
+                        item_check=_matches(MINOR_RE, 'a Python minor version like "3.12"'))
+    if pythons and len(set(pythons)) != len(pythons):
+        c.add("kernels.wheelhouse_pythons", "lists a version twice")
+    if bool(table.get("wheelhouse")) != bool(table.get("wheelhouse_pythons")):
+        c.add("kernels.wheelhouse" if not wheelhouse else "kernels.wheelhouse_pythons",
+              "kernels.wheelhouse and kernels.wheelhouse_pythons go together")
+    if image_python == ImagePython.INSTALL and not (wheelhouse and pythons):
+        c.add("kernels.image_python", '"install" needs kernels.wheelhouse (e.g. '
+              '["ipykernel==6.29.5"]) and kernels.wheelhouse_pythons')
+    if image_python is None:
+        return None
+    return Kernels(image_python=ImagePython(image_python), wheelhouse=wheelhouse or (),
+                   wheelhouse_pythons=tuple(sorted(pythons or (), key=_minor_key)))
+
+
+def _minor_key(minor: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in minor.split("."))
 
 
 def parse_recipe_text(text: str, *, path: str) -> Recipe:
@@ -329,6 +370,7 @@ def parse_recipe_text(text: str, *, path: str) -> Recipe:
               f"{RECIPE_FORMAT_VERSION})")
     app, runtime, packages = _app(c, data), _runtime(c, data), _packages(c, data)
     targets, service = _targets(c, data), _service(c, data)
+    kernels = _kernels(c, data, service)
     if c.problems:
         ordered = sorted(c.problems, key=lambda p: (p.line is None, p.line or 0))
         raise ValidationError(ordered, hint="fix the recipe and run the command again")
@@ -336,7 +378,8 @@ def parse_recipe_text(text: str, *, path: str) -> Recipe:
         raise InternalError("a recipe section is unset but no problem was reported")
     name, version, summary, ui = app
     return Recipe(path=path, name=name, version=version, summary=summary, ui=ui,
-                  runtime=runtime, packages=packages, targets=targets, service=service)
+                  runtime=runtime, packages=packages, targets=targets, service=service,
+                  kernels=kernels)
 
 
 def load_recipe(path: Path) -> Recipe:

@@ -1,0 +1,59 @@
+"""Backend.AI's service definition (``service-def.json``) and ``service-ports`` label value.
+
+Backend.AI reads ``/opt/kernel/service-defs/<name>.json`` (the file stem is the service name)
+with ``ServiceDefinition(**json)``, so the file has exactly its keys and no ``format_version``.
+``command``, ``env`` and ``default_arguments`` go through its interpolator (``{ports[0]}``
+is the port it picked), so every literal brace there is doubled; ``url_template`` is for its
+clients (``{protocol}``, ``{host}``, ``{port}``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from builder.errors import BuilderError
+from builder.recipe.model import Protocol, Recipe
+
+# ports Backend.AI keeps for itself (ai.backend.common.service_ports)
+RESERVED_PORTS = frozenset({2000, 2001, 2002, 2003, 2200, 7681})
+PORT_PLACEHOLDER = "{ports[0]}"
+ALLOWED_ARGUMENTS = ("--base-url", "--notebook-dir")
+
+
+def literal(text: str) -> str:
+    """``text`` as a literal through Backend.AI's interpolator."""
+    return text.replace("{", "{{").replace("}", "}}")
+
+
+def service_ports(recipe: Recipe) -> str:
+    """The ``ai.backend.service-ports`` label value, e.g. ``jupyter-6:http:8888``."""
+    service = recipe.service
+    if service is None:
+        raise BuilderError("the recipe has no [service]", where=recipe.path)
+    if service.port <= 1024 or service.port >= 65535 or service.port in RESERVED_PORTS:
+        raise BuilderError(
+            f"service.port {service.port} cannot be a Backend.AI service port (it must be "
+            "1025-65534 and not 2000-2003, 2200 or 7681)",
+            where=f"{recipe.path}: service.port", hint="choose another port, e.g. 8888",
+        )
+    # Backend.AI knows http, tcp and preopen; a raw VNC server is a TCP service to it
+    protocol = "tcp" if service.protocol is Protocol.VNC else service.protocol.value
+    return f"{recipe.name}:{protocol}:{service.port}"
+
+
+def service_def(recipe: Recipe) -> dict[str, Any]:
+    """The service definition: the launcher on the port Backend.AI picks, behind its proxy."""
+    service = recipe.service
+    if service is None:
+        raise BuilderError("the recipe has no [service]", where=recipe.path)
+    path = "/" + service.url_template.lstrip("/")
+    return {
+        "prestart": [],
+        "command": [literal(f"{recipe.final_root}/bin/launch"), "--port", PORT_PLACEHOLDER,
+                    "--platform-auth", "--allow-root"],
+        "url_template": "{protocol}://{host}:{port}" + path,
+        "allowed_envs": list(recipe.ui.accepted_env),
+        "allowed_arguments": list(ALLOWED_ARGUMENTS),
+        "default_arguments": {},
+        "env": {literal(k): literal(v) for k, v in service.env},
+    }

@@ -1,0 +1,204 @@
+"""The launcher's pure parts (builder.launch.runtime runs inside bundles; tested here as-is)."""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from builder.launch import runtime as rt
+
+IMAGE = {
+    "PATH": "/usr/bin:/bin", "HOME": "/home/u", "PYTHONPATH": "/junk", "PYTHONHOME": "/junk",
+    "PYTHONUSERBASE": "/junk", "VIRTUAL_ENV": "/venv", "JUPYTER_PATH": "/image/share/jupyter",
+    "JUPYTER_TOKEN": "t", "NB_PREFIX": "/nb/x",
+}
+
+
+def test_runtime_is_stdlib_only_and_runs_on_old_pythons() -> None:
+    """It is shipped into bundles whose Python may be 3.8: no builder imports, and every
+    annotation stays unevaluated."""
+    source = Path(rt.__file__).read_text()
+    tree = ast.parse(source)
+    imported = {alias.name.split(".")[0] for node in ast.walk(tree)
+                if isinstance(node, ast.Import) for alias in node.names}
+    imported |= {node.module.split(".")[0] for node in ast.walk(tree)
+                 if isinstance(node, ast.ImportFrom) and node.module}
+    assert imported <= set(sys.stdlib_module_names) | {"__future__"}
+    assert "from __future__ import annotations" in source
+    ast.parse(source, feature_version=(3, 8))
+
+
+def test_original_environment_puts_the_loader_variables_back() -> None:
+    environ = {"PATH": "/bin", "BUILDER_LAUNCH_SAVED_LD_LIBRARY_PATH": "/cuda/lib",
+               "BUILDER_LAUNCH_SAVED_LD_PRELOAD": "", rt.CHILD_ENV: "{}"}
+    assert rt.original_environment(environ) == {"PATH": "/bin", "LD_LIBRARY_PATH": "/cuda/lib",
+                                                "LD_PRELOAD": ""}
+
+
+def test_server_environment_drops_the_leaks_and_points_jupyter_at_the_bundle() -> None:
+    env = rt.server_environment({**IMAGE, "LD_LIBRARY_PATH": "/x", "PYTHONWARNINGS": "error"},
+                                {"HOME": "/home/u", "JUPYTER_DATA_DIR": "/home/u/d"},
+                                app_prefix="/opt/apps/a/python", recipe_env={"A": "1"})
+    for leak in ("PYTHONPATH", "PYTHONHOME", "PYTHONUSERBASE", "PYTHONWARNINGS", "VIRTUAL_ENV",
+                 "LD_LIBRARY_PATH", "JUPYTER_PATH"):
+        assert leak not in env
+    assert env["PYTHONNOUSERSITE"] == "1" and env["A"] == "1"
+    assert env["JUPYTER_PLATFORM_DIRS"] == "1"
+    assert env["XDG_CONFIG_DIRS"] == "/opt/apps/a/python/etc"  # no /etc/jupyter
+    assert env["XDG_DATA_DIRS"] == "/opt/apps/a/python/share"  # no /usr/share/jupyter
+    assert env["JUPYTER_TOKEN"] == "t" and env["JUPYTER_DATA_DIR"] == "/home/u/d"
+
+
+def test_kernels_and_terminals_get_the_image_environment_back() -> None:
+    image = {**IMAGE, "LD_LIBRARY_PATH": "/cuda/lib"}
+    server = rt.server_environment(image, {"HOME": "/home/u"}, app_prefix="/p", recipe_env={})
+    server["JUPYTER_CONFIG_PATH"] = "/tmp/run/config"
+    server[rt.CHILD_ENV] = json.dumps(rt.child_delta(image, server))
+    as_image = rt.apply_delta(server, json.loads(server[rt.CHILD_ENV]), "image")
+    assert as_image == image
+    as_bundle = rt.apply_delta(server, json.loads(server[rt.CHILD_ENV]), "bundle",
+                               prepend=[("PYTHONPATH", "/extra")])
+    for gone in (*rt.INTERNAL, "LD_LIBRARY_PATH", "VIRTUAL_ENV", "PYTHONHOME"):
+        assert gone not in as_bundle
+    assert as_bundle["PYTHONPATH"] == "/extra" and as_bundle["PYTHONNOUSERSITE"] == "1"
+
+
+@pytest.mark.parametrize(("arg", "env", "expected"), [
+    (None, {}, "/"),
+    (None, {"JPY_BASE_USER_URL": "/user/ann"}, "/user/ann/"),
+    (None, {"NB_PREFIX": "/notebook/ns/nb", "JPY_BASE_USER_URL": "/user/ann"}, "/notebook/ns/nb/"),
+    ("//a//b", {"NB_PREFIX": "/notebook/ns/nb"}, "/a/b/"),
+])
+def test_base_url_comes_from_the_argument_then_the_platform(arg: str | None, env: dict[str, str],
+                                                            expected: str) -> None:
+    assert rt.choose_base_url(arg, env, "/") == expected
+
+
+def test_jupyter_config_maps_settings_to_the_versions_traits() -> None:
+    values = rt.config_values(ip="0.0.0.0", port=8888, base_url="/x'y/", root_dir="/h",
+                              allow_root=False, platform_auth=True, env={}, kernels=["python3"],
+                              terminal=["launch", "exec", "image", "--", "/bin/bash"])
+    assert values["token"] == "" and values["allow_origin"] == "*"
+    traits = {key: f"App.{key}" for key in values}
+    text = rt.jupyter_config(traits, values, title="demo 1")
+    namespace: dict[str, object] = {}
+
+    class Section(dict[str, object]):  # what traitlets' get_config() gives, minimally
+        def __getattr__(self, name: str) -> object:
+            return self.setdefault(name, Section())
+
+        def __setattr__(self, name: str, value: object) -> None:
+            self[name] = value
+
+    config = Section()
+    exec(compile(text, "config.py", "exec"), {"get_config": lambda: config}, namespace)
+    assert config["App"] == values  # type: ignore[comparison-overlap]
+    with_token = rt.config_values(ip="1", port=1, base_url="/", root_dir="/", allow_root=True,
+                                  platform_auth=True, env={"JUPYTER_TOKEN": "s"}, kernels=[],
+                                  terminal=[])
+    assert "token" not in with_token, "JUPYTER_TOKEN is honoured by Jupyter itself"
+
+
+def test_state_goes_to_home_or_to_a_private_temporary_home(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    state = rt.make_state({"HOME": str(home), "TMPDIR": str(tmp_path)}, "demo")
+    assert state.home == str(home) and not state.home_is_temporary
+    env = rt.state_environment({}, state)
+    assert env["JUPYTER_CONFIG_DIR"] == str(home / ".jupyter")
+    assert env["IPYTHONDIR"] == str(home / ".ipython")
+    assert env["JUPYTER_RUNTIME_DIR"].startswith(str(state.run))
+    missing = rt.make_state({"HOME": str(tmp_path / "nope"), "TMPDIR": str(tmp_path)}, "demo")
+    assert missing.home_is_temporary
+    assert missing.home == str(tmp_path / f"builder-demo-{os.getuid()}" / "home")
+    assert (Path(missing.home).stat().st_mode & 0o777) == 0o700
+    assert missing.base == state.base
+
+
+def test_a_shared_scratch_directory_is_not_trusted(tmp_path: Path) -> None:
+    shared = tmp_path / f"builder-demo-{os.getuid()}"
+    shared.mkdir(mode=0o777)
+    shared.chmod(0o777)
+    state = rt.make_state({"HOME": "", "TMPDIR": str(tmp_path)}, "demo")
+    assert state.base != shared and state.base.parent == tmp_path
+
+
+def test_launch_directories_of_finished_launches_are_pruned(tmp_path: Path) -> None:
+    dead = tmp_path / "run-999999999-x"
+    live = tmp_path / f"run-{os.getpid()}-y"
+    dead.mkdir()
+    live.mkdir()
+    rt.prune_runs(tmp_path)
+    assert not dead.exists() and live.exists()
+
+
+def test_image_python_candidates_skip_the_bundle_and_duplicates(tmp_path: Path) -> None:
+    bundle, image = tmp_path / "opt/apps/a/python/bin", tmp_path / "usr/bin"
+    for directory in (bundle, image):
+        directory.mkdir(parents=True)
+        (directory / "python3").write_text("#!/bin/sh\n")
+        (directory / "python3").chmod(0o755)
+    (image / "python").symlink_to("python3")
+    env = {"PATH": f"{bundle}:{image}:{image}"}
+    assert rt.python_candidates(env, str(tmp_path / "opt/apps/a")) == [str(image / "python3")]
+
+
+def test_install_is_offline_by_hash_and_for_the_images_python() -> None:
+    argv = rt.install_command(python="/opt/apps/a/python/bin/python3.11", wheelhouse="/w",
+                              requirements="/w/requirements-py3.12.txt", target="/u/site",
+                              minor="3.12", platform_tags=["manylinux2014_x86_64"])
+    assert argv[:5] == ["/opt/apps/a/python/bin/python3.11", "-I", "-m", "pip", "install"]
+    for option in ("--no-index", "--find-links=/w", "--require-hashes", "--no-deps",
+                   "--only-binary=:all:", "--target=/u/site", "--python-version=3.12",
+                   "--abi=cp312", "--platform=manylinux2014_x86_64",
+                   "--requirement=/w/requirements-py3.12.txt"):
+        assert option in argv
+
+
+@pytest.mark.parametrize(("version", "implementation", "machine", "reason"), [
+    ("3.12.1", "cpython", "x86_64", None),
+    ("3.9.18", "cpython", "x86_64", "the bundled wheelhouse is for CPython 3.10, 3.12;"),
+    ("3.12.1", "pypy", "x86_64", "(Python 3.12.1, pypy) has no ipykernel"),
+    ("3.12.1", "cpython", "aarch64", "runs on aarch64, the bundled wheelhouse is for x86_64"),
+])
+def test_why_the_wheelhouse_cannot_serve_an_image_python(version: str, implementation: str,
+                                                         machine: str, reason: str | None) -> None:
+    image = rt.ImagePython(path="/usr/bin/python3", version=version, ipykernel=False,
+                           user_site=None, implementation=implementation, machine=machine)
+    launch = {"arch": "x86_64", "kernels": {"wheelhouse": {"3.12": "r", "3.10": "r"}}}
+    found = rt.not_installable(image, launch)
+    if reason is None:
+        assert found is None
+    else:
+        assert found is not None and reason in found
+        assert "/usr/bin/python3 -m pip install --user ipykernel" in found
+
+
+def test_image_kernelspecs_are_wrapped_into_the_images_environment(tmp_path: Path) -> None:
+    image_dir = tmp_path / "image"
+    for name, argv in (("ir", ["R", "--slave", "-f", "{connection_file}"]),
+                       ("python3", ["python3", "-m", "ipykernel_launcher"]),
+                       ("broken", "not a list")):
+        (image_dir / name).mkdir(parents=True)
+        (image_dir / name / "kernel.json").write_text(json.dumps({"argv": argv,
+                                                                  "display_name": name}))
+    (image_dir / "ir" / "logo-64x64.png").write_bytes(b"png")
+    out = tmp_path / "kernels"
+    offered = rt.wrap_image_kernelspecs([str(tmp_path / "missing"), str(image_dir)], out,
+                                        ["py", "launch.py", "exec", "image"], taken=["python3"])
+    assert offered == ["ir"]
+    spec = json.loads((out / "ir" / "kernel.json").read_text())
+    assert spec["argv"] == ["py", "launch.py", "exec", "image", "--", "R", "--slave", "-f",
+                            "{connection_file}"]
+    assert (out / "ir" / "logo-64x64.png").read_bytes() == b"png"
+
+
+def test_command_placeholders_are_filled_and_other_braces_kept() -> None:
+    values = {"port": "8888", "base_url": "/x/"}
+    assert rt.substitute("--port={port}", values) == "--port=8888"
+    assert rt.substitute("--ServerApp.tornado_settings={'a': 1}", values).endswith("{'a': 1}")

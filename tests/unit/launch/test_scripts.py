@@ -1,0 +1,100 @@
+"""bin/launch and the s6 service scripts, run by /bin/sh against a fake app tree."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from builder.launch.scripts import render_launcher, render_s6_finish, render_s6_run
+
+# prints what it was started with, one item per line
+ECHO = """#!/bin/sh
+for arg in "$@"; do echo "arg=$arg"; done
+echo "uid=$(id -u)"
+for name in LD_LIBRARY_PATH LD_PRELOAD BUILDER_LAUNCH_SAVED_LD_LIBRARY_PATH \\
+            BUILDER_LAUNCH_SAVED_LD_PRELOAD BUILDER_LAUNCH_SAVED_LD_AUDIT; do
+    eval "set=\\${$name+set}"
+    eval "value=\\${$name-}"
+    if [ "$set" = set ]; then echo "env $name=$value"; fi
+done
+"""
+
+
+def write(path: Path, data: bytes | str, mode: int = 0o755) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data if isinstance(data, bytes) else data.encode())
+    path.chmod(mode)
+    return path
+
+
+def lines(proc: subprocess.CompletedProcess[str]) -> list[str]:
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.splitlines()
+
+
+def test_launcher_puts_loader_variables_aside_and_runs_python_isolated(tmp_path: Path) -> None:
+    app = tmp_path / "dir with space" / "app"
+    launch = write(app / "bin/launch", render_launcher(name="demo", version="1",
+                                                       python="python/bin/python3.11"))
+    write(app / "python/bin/python3.11", ECHO)
+    write(app / "share/launch/launch.py", "", 0o644)
+    link = tmp_path / "elsewhere" / "launch"
+    link.parent.mkdir()
+    link.symlink_to(launch)
+    env = {"PATH": os.environ["PATH"], "LD_LIBRARY_PATH": "/cuda/lib", "LD_PRELOAD": "",
+           "BUILDER_LAUNCH_SAVED_LD_AUDIT": "stale"}
+    out = lines(subprocess.run([str(link), "--port", "1"], env=env, capture_output=True,
+                               text=True, check=False))
+    assert out[:4] == ["arg=-I", f"arg={app}/share/launch/launch.py", "arg=--port", "arg=1"]
+    assert "env LD_LIBRARY_PATH=/cuda/lib" not in out
+    assert "env BUILDER_LAUNCH_SAVED_LD_LIBRARY_PATH=/cuda/lib" in out
+    assert "env BUILDER_LAUNCH_SAVED_LD_PRELOAD=" in out, "set but empty is remembered"
+    assert not any(line.startswith(("env LD_PRELOAD", "env BUILDER_LAUNCH_SAVED_LD_AUDIT"))
+                   for line in out)
+    no_tools = subprocess.run([str(link)], env={"PATH": "/nonexistent"}, capture_output=True,
+                              text=True, check=False)
+    assert no_tools.stdout.splitlines()[:2] == ["arg=-I", f"arg={app}/share/launch/launch.py"]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the root path of the run script")
+def test_s6_run_adds_allow_root_only_when_started_as_root_without_nb_user(tmp_path: Path) -> None:
+    app = tmp_path / "app"
+    write(app / "bin/launch", ECHO)
+    run = write(app / "share/s6/services.d/demo/run",
+                render_s6_run(name="demo", final_root="/opt/apps/demo", port=8888))
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path)}
+    out = lines(subprocess.run([str(run)], env=env, capture_output=True, text=True,
+                               check=False))
+    assert [line for line in out if line.startswith("arg=")] == [
+        "arg=--platform-auth", "arg=--allow-root"]
+    again = lines(subprocess.run([str(run), "--with-contenv"], env=env, capture_output=True,
+                                 text=True, check=False))
+    assert again == out
+
+
+def test_a_copied_s6_service_runs_the_mounted_bundle(tmp_path: Path) -> None:
+    """s6-overlay v2 copies services.d elsewhere: the run script then uses /opt/apps/<name>."""
+    app = tmp_path / "app"
+    write(app / "bin/launch", ECHO)
+    run = write(app / "share/s6/services.d/demo/run",
+                render_s6_run(name="demo", final_root="/nonexistent/apps/demo", port=8888))
+    copy = tmp_path / "run/s6/services/demo"
+    shutil.copytree(run.parent, copy)
+    proc = subprocess.run([str(copy / "run")], env={"PATH": os.environ["PATH"]},
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode != 0
+    assert "/nonexistent/apps/demo/bin/launch" in proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize(("code", "expected"), [("78", 125), ("0", 0), ("1", 0), ("256", 0)])
+def test_s6_finish_stops_restarts_after_a_refused_configuration(tmp_path: Path, code: str,
+                                                                expected: int) -> None:
+    finish = write(tmp_path / "finish", render_s6_finish(name="demo"))
+    proc = subprocess.run([str(finish), code, "15"], capture_output=True, text=True,
+                          check=False)
+    assert proc.returncode == expected
+    assert proc.stderr == f"demo: stopped (exit code {code}, signal 15)\n"
