@@ -16,7 +16,7 @@ from typing import Any
 
 from builder import __version__
 from builder.bundle.archive import write_archive
-from builder.bundle.describe import describe_tree, version_text
+from builder.bundle.describe import TreeFacts, describe_tree, version_text
 from builder.bundle.manifest import (
     BUNDLE_FORMAT_VERSION,
     InterpreterInfo,
@@ -59,6 +59,9 @@ from builder.lock.model import Lock, TargetLock
 from builder.lock.resolve import arch_of
 from builder.recipe import Recipe, load_recipe, recipe_to_dict
 from builder.relocate import relocate, select_pyc_compiler
+from builder.sbom import SBOM_SUFFIX, collect_licenses, cyclonedx_sbom
+
+SBOM_FORMAT = 1
 
 HOST_ARCH = {"amd64": "x86_64", "arm64": "aarch64"}.get(
     platform.machine().lower(), platform.machine().lower()
@@ -83,6 +86,7 @@ class BuiltBundle:
     target: str
     archive: Path
     sidecar: Path
+    sbom: Path  # CycloneDX JSON beside the archive
     sha256: str
     size: int
     cached: bool  # True when an identical build already existed
@@ -124,6 +128,7 @@ def input_digest(recipe: Recipe, lock: Lock, target: TargetLock, *, interpreter_
     }
     if recipe.service is not None:
         inputs["launch"] = launch_digest()
+    inputs["sbom"] = SBOM_FORMAT  # licenses collected into the tree, SBOM beside the archive
     return "sha256:" + sha256_bytes(canonical_json(inputs).encode())
 
 
@@ -178,10 +183,11 @@ def _build_target(recipe: Recipe, lock: Lock, target: TargetLock, options: Build
     stem = bundle_stem(recipe.name, recipe.version, target.target, digest)
     archive = options.out_dir / f"{stem}.tar.zst"
     sidecar = options.out_dir / f"{stem}.json"
-    cached = _cached(archive, sidecar)
+    sbom = options.out_dir / f"{stem}{SBOM_SUFFIX}"
+    cached = _cached(archive, sidecar) if sbom.is_file() else None
     if cached is not None:
         log(f"up to date: {archive}")
-        return BuiltBundle(target=target.target, archive=archive, sidecar=sidecar,
+        return BuiltBundle(target=target.target, archive=archive, sidecar=sidecar, sbom=sbom,
                            sha256=cached[0], size=cached[1], cached=True)
 
     wheels = fetch_wheels(target, index_url=recipe.packages.index_url,
@@ -216,16 +222,13 @@ def _build_target(recipe: Recipe, lock: Lock, target: TargetLock, options: Build
         launch = _launch_layer(recipe, lock, target, bundle_root, installed=installed,
                                wheelhouse=wheelhouse, log=log)
         site_packages = python_dir / "lib" / f"python{lock.python}" / "site-packages"
+        no_license = collect_licenses(app, site_packages=site_packages,
+                                      stdlib=site_packages.parent)
+        if no_license:
+            log(f"note: no license file shipped by: {', '.join(no_license)}")
         facts = describe_tree(bundle_root, arch=arch_of(target.target),
                               site_packages=site_packages, exempt=recipe.targets.glibc_exempt)
-        _check_floor(recipe, facts.package_glibc_floor, facts.package_glibc_floor_file,
-                     what="installed packages")
-        if interpreter.origin == "pbs":
-            _check_floor(recipe, facts.glibc_floor, facts.glibc_floor_file, what="the bundle")
-        elif facts.glibc_floor and facts.glibc_floor > parse_version(recipe.targets.glibc_floor):
-            log(f"warning: the interpreter from --python-from raises the glibc floor to "
-                f"{version_text(facts.glibc_floor)} ({facts.glibc_floor_file}); the recipe "
-                f"asks for {recipe.targets.glibc_floor}")
+        _check_floors(recipe, facts, origin=interpreter.origin, log=log)
         manifest = Manifest(
             name=recipe.name,
             version=recipe.version,
@@ -267,13 +270,14 @@ def _build_target(recipe: Recipe, lock: Lock, target: TargetLock, options: Build
             write_archive(bundle_root, tmp, mtime=options.source_date_epoch)
             sha256 = sha256_file(tmp)
             size = tmp.stat().st_size
+        atomic_write_text(sbom, canonical_json(cyclonedx_sbom(manifest_dict, app=app)))
         sidecar_dict = {**manifest_dict,
                         "archive": {"filename": archive.name, "sha256": sha256, "size": size}}
-        atomic_write_text(sidecar, canonical_json(sidecar_dict))
+        atomic_write_text(sidecar, canonical_json(sidecar_dict))  # last: it vouches for both
     finally:
         rmtree(stage)
-    return BuiltBundle(target=target.target, archive=archive, sidecar=sidecar, sha256=sha256,
-                       size=size, cached=False)
+    return BuiltBundle(target=target.target, archive=archive, sidecar=sidecar, sbom=sbom,
+                       sha256=sha256, size=size, cached=False)
 
 
 def _launch_layer(recipe: Recipe, lock: Lock, target: TargetLock, bundle_root: Path, *,
@@ -312,6 +316,20 @@ def _fetch_wheelhouse(recipe: Recipe, lock: Lock, target: TargetLock, options: B
         )
         for entry in target.wheelhouse
     )
+
+
+def _check_floors(recipe: Recipe, facts: TreeFacts, *, origin: str,
+                  log: Callable[[str], None]) -> None:
+    """Packages must stay within the recipe's floor; so must a PBS interpreter. An interpreter
+    the user gave with --python-from keeps its own floor (recorded, with a warning)."""
+    _check_floor(recipe, facts.package_glibc_floor, facts.package_glibc_floor_file,
+                 what="installed packages")
+    if origin == "pbs":
+        _check_floor(recipe, facts.glibc_floor, facts.glibc_floor_file, what="the bundle")
+    elif facts.glibc_floor and facts.glibc_floor > parse_version(recipe.targets.glibc_floor):
+        log(f"warning: the interpreter from --python-from raises the glibc floor to "
+            f"{version_text(facts.glibc_floor)} ({facts.glibc_floor_file}); the recipe "
+            f"asks for {recipe.targets.glibc_floor}")
 
 
 def _check_floor(recipe: Recipe, floor: tuple[int, ...] | None, culprit: str | None,

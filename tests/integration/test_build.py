@@ -216,3 +216,26 @@ def test_aarch64_lock_is_made_on_x86_64(tmp_path: Path, builder_cache: Path) -> 
     # for packages whose version did not change upstream is not possible; compare shape)
     committed = json.loads((ROOT / "lockfiles/jupyter-6/lock.json").read_text())
     assert committed["recipe"] == lock["recipe"]
+
+
+def test_sbom_and_licenses(tiny_bundle: Path, tmp_path: Path) -> None:
+    from cyclonedx.schema import SchemaVersion
+    from cyclonedx.validation.json import JsonStrictValidator
+
+    stem = tiny_bundle.name[: -len(".tar.zst")]
+    sbom_path = tiny_bundle.with_name(f"{stem}.cdx.json")
+    text = sbom_path.read_text()
+    assert JsonStrictValidator(SchemaVersion.V1_6).validate_str(text) is None
+    sbom = json.loads(text)
+    sidecar = json.loads(tiny_bundle.with_name(f"{stem}.json").read_text())
+    packages = {c["name"]: c for c in sbom["components"]
+                if c.get("purl", "").startswith("pkg:pypi")}
+    assert set(packages) == {p["name"] for p in sidecar["packages"]}
+    assert packages["pyjokes"]["hashes"][0]["content"] == sidecar["packages"][0]["sha256"]
+    assert packages["pyjokes"]["licenses"] == [{"expression": "BSD-3-Clause"}]
+    libraries = [c for c in sbom["components"] if c["name"].startswith("libssl")]
+    assert libraries, "the interpreter's vendored libraries are listed"
+    root = extract(tiny_bundle, tmp_path / "x")
+    licenses = root / "app/share/licenses"
+    assert (licenses / "cpython" / "LICENSE.txt").is_file()
+    assert [p.name for p in (licenses / "pyjokes").iterdir()] == ["LICENCE.txt"]
