@@ -10,6 +10,16 @@ from typing import Any
 from builder.cli import env
 
 
+# every JSON file builder writes or reads has a schema: kind -> (package, file)
+SCHEMAS = {
+    "recipe": ("builder.recipe", "recipe.schema.json"),
+    "manifest": ("builder.bundle", "manifest.schema.json"),
+    "service-def": ("builder.launch", "service-def.schema.json"),
+    "launch": ("builder.launch", "launch.schema.json"),
+    "index": ("builder.catalog", "index.schema.json"),
+}
+
+
 def register(sub: Any) -> None:
     lock = sub.add_parser("lock", help="resolve and pin a recipe for every target")
     lock.add_argument("recipe", type=Path)
@@ -44,7 +54,7 @@ def register(sub: Any) -> None:
     imp.set_defaults(handler=_runtime_import)
 
     schema = sub.add_parser("schema", help="print a JSON Schema (for editors and tests)")
-    schema.add_argument("kind", choices=["recipe", "manifest"])
+    schema.add_argument("kind", choices=sorted(SCHEMAS))
     schema.set_defaults(handler=_schema)
 
 
@@ -113,7 +123,6 @@ def _runtime_import(args: argparse.Namespace) -> int:
 def _schema(args: argparse.Namespace) -> int:
     from importlib.resources import files
 
-    package = {"recipe": "builder.recipe", "manifest": "builder.bundle"}[args.kind]
-    print(files(package).joinpath(f"{args.kind}.schema.json").read_text(encoding="utf-8"),
-          end="")
+    package, filename = SCHEMAS[args.kind]
+    print(files(package).joinpath(filename).read_text(encoding="utf-8"), end="")
     return 0

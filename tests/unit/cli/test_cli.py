@@ -94,3 +94,11 @@ def test_lock_check_answers_without_resolving(project: Path,
     recipe.write_text(recipe.read_text().replace("pyjokes==0.8.3", "pyjokes==0.8.2"))
     assert main(["lock", "recipes/tiny.toml", "--check"]) == 1
     assert "the lock is stale" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("kind", ["recipe", "manifest", "service-def", "launch", "index"])
+def test_every_schema_is_printed(kind: str, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    assert main(["schema", kind]) == 0
+    assert "$schema" in json.loads(capsys.readouterr().out)
