@@ -9,7 +9,6 @@ from typing import Any
 
 from builder.cli import env
 
-
 # every JSON file builder writes or reads has a schema: kind -> (package, file)
 SCHEMAS = {
     "recipe": ("builder.recipe", "recipe.schema.json"),
