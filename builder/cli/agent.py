@@ -7,15 +7,11 @@ import argparse
 import json
 import platform
 import re
-import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from builder.cli import env
 from builder.errors import UsageError
-
-if TYPE_CHECKING:
-    from builder.oci import Credentials
 
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
@@ -171,19 +167,6 @@ def _index(args: argparse.Namespace) -> int:
     return 0
 
 
-def _credentials(args: argparse.Namespace) -> Credentials | None:
-    from builder.oci import Credentials
-
-    if args.password_stdin != (args.username is not None):
-        raise UsageError("--username and --password-stdin go together")
-    if args.username is None:
-        return None
-    password = sys.stdin.readline().rstrip("\r\n")
-    if not password:
-        raise UsageError("--password-stdin: standard input had no password")
-    return Credentials(username=args.username, password=password)
-
-
 def _install(args: argparse.Namespace) -> int:
     from builder.agent.extract import Limits
     from builder.agent.install import InstallOptions, NetAgentTransport, install
@@ -195,8 +178,10 @@ def _install(args: argparse.Namespace) -> int:
                             target=args.target or host_target(), transport=transport)
     if source.image is None and (args.plain_http or args.username or args.password_stdin):
         raise UsageError("--plain-http, --username and --password-stdin are for oci:// sources")
-    oci = OciOptions(plain_http=args.plain_http, credentials=_credentials(args)) \
-        if source.image is not None else OciOptions()
+    oci = OciOptions()
+    if source.image is not None:
+        credentials = env.registry_credentials(args.username, args.password_stdin)
+        oci = OciOptions(plain_http=args.plain_http, credentials=credentials)
     limits = Limits(max_unpacked_bytes=args.max_unpacked_bytes) \
         if args.max_unpacked_bytes else Limits()
     result = install(source, _store(args, lock_timeout=args.lock_timeout), transport=transport,

@@ -5,8 +5,12 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from builder.errors import UsageError
+
+if TYPE_CHECKING:
+    from builder.oci import Credentials
 
 
 def log(message: str) -> None:
@@ -39,3 +43,17 @@ def source_date_epoch() -> int:
 
 def progress() -> bool:
     return sys.stderr.isatty()
+
+
+def registry_credentials(username: str | None, password_stdin: bool) -> Credentials | None:
+    """``--username U --password-stdin``: the password is read from standard input, never argv."""
+    from builder.oci import Credentials
+
+    if password_stdin != (username is not None):
+        raise UsageError("--username and --password-stdin go together")
+    if username is None:
+        return None
+    password = sys.stdin.readline().rstrip("\r\n")
+    if not password:
+        raise UsageError("--password-stdin: standard input had no password")
+    return Credentials(username=username, password=password)

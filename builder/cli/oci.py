@@ -3,15 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from builder.cli import env
-from builder.errors import UsageError
-
-if TYPE_CHECKING:
-    from builder.oci import Credentials
 
 
 def register(sub: Any) -> None:
@@ -34,25 +29,13 @@ def register(sub: Any) -> None:
     export.set_defaults(handler=_export)
 
 
-def _credentials(args: argparse.Namespace) -> Credentials | None:
-    from builder.oci import Credentials
-
-    if args.password_stdin != (args.username is not None):
-        raise UsageError("--username and --password-stdin go together")
-    if args.username is None:
-        return None
-    password = sys.stdin.readline().rstrip("\r\n")
-    if not password:
-        raise UsageError("--password-stdin: standard input had no password")
-    return Credentials(username=args.username, password=password)
-
-
 def _push(args: argparse.Namespace) -> int:
     from builder.oci import parse_reference, push_bundle
 
     ref = parse_reference(args.ref, require_tag=True)
-    pushed = push_bundle(args.bundle, ref, plain_http=args.plain_http,
-                         credentials=_credentials(args), log=env.log)
+    credentials = env.registry_credentials(args.username, args.password_stdin)
+    pushed = push_bundle(args.bundle, ref, plain_http=args.plain_http, credentials=credentials,
+                         log=env.log)
     env.log(f"pushed {pushed.ref} ({pushed.uploaded} blob(s) uploaded)")
     print(pushed.pinned)
     return 0
