@@ -173,16 +173,18 @@ def fetch_to(
     progress: bool,
     what: str,
     timeout: float = DEFAULT_TIMEOUT,
+    max_bytes: int | None = None,
 ) -> str:
     """Copy ``source`` to ``dest`` and return its sha256.
 
     The bytes go to a sibling temporary file, hashed on the way; ``dest`` appears (atomically)
-    only when the hash matches ``expected_sha256`` (if given). On any failure nothing is left
-    at ``dest``.
+    only when the hash matches ``expected_sha256`` (if given). A source sending more than
+    ``max_bytes`` is cut off while streaming (a hostile server cannot fill the disk). On any
+    failure nothing is left at ``dest``.
     """
     try:
         return _fetch_to(source, dest, expected_sha256=expected_sha256, progress=progress,
-                         what=what, timeout=timeout)
+                         what=what, timeout=timeout, max_bytes=max_bytes)
     except OSError as exc:  # the local side: creating, writing or renaming under dest's folder
         raise BuilderError(f"cannot write: {exc.strerror or exc}", where=str(dest)) from exc
 
@@ -195,14 +197,21 @@ def _fetch_to(
     progress: bool,
     what: str,
     timeout: float,
+    max_bytes: int | None,
 ) -> str:
     digest = hashlib.sha256()
+    received = 0
     expected = expected_sha256.lower() if expected_sha256 else None
     with atomic_output(dest) as tmp, _open(source, timeout=timeout) as opened:
         bar = Progress(what=what, total=opened.length, enabled=progress)
         try:
             with tmp.open("wb") as out:
                 for chunk in _read_chunks(opened, source):
+                    received += len(chunk)
+                    if max_bytes is not None and received > max_bytes:
+                        raise NetworkError(
+                            f"{what}: the source sends more than the {max_bytes} bytes expected; "
+                            "nothing was kept", where=source)
                     digest.update(chunk)
                     out.write(chunk)
                     bar.update(len(chunk))

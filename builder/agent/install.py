@@ -40,9 +40,9 @@ class NetAgentTransport:
         return net.read_bytes(source, timeout=self.timeout, limit=limit)
 
     def fetch_to(self, source: str, dest: Path, *, expected_sha256: str | None, progress: bool,
-                 what: str) -> str:
+                 what: str, max_bytes: int | None = None) -> str:
         return net.fetch_to(source, dest, expected_sha256=expected_sha256, progress=progress,
-                            what=what, timeout=self.timeout)
+                            what=what, timeout=self.timeout, max_bytes=max_bytes)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -111,7 +111,8 @@ def _extract_archive(source: ResolvedSource, work: Path, transport: Transport,
                      options: InstallOptions, log: Callable[[str], None]
                      ) -> tuple[CheckedManifest, Counted]:
     where = source.location
-    with _open_verified(source, work, transport, options.progress) as fh:
+    with _open_verified(source, work, transport, options.progress,
+                        options.limits.max_unpacked_bytes) as fh:
         log(f"extracting {where}")
         manifest, counted = extract_bundle(
             fh, work / "entry", sha256=source.sha256, size=source.expect.size,
@@ -123,15 +124,17 @@ def _extract_archive(source: ResolvedSource, work: Path, transport: Transport,
 
 @contextlib.contextmanager
 def _open_verified(source: ResolvedSource, work: Path, transport: Transport,
-                   progress: bool) -> Iterator[BinaryIO]:
+                   progress: bool, max_bytes: int) -> Iterator[BinaryIO]:
     """The archive, open, its sha256 (and size) already checked; never opened as tar before."""
     expect = source.expect
     path = net.local_path(source.location)
     downloaded = path is None
     if path is None:
         path = work / "bundle.tar.zst"
+        # the promised archive size when the sidecar or catalog states one, else the cap
         transport.fetch_to(source.location, path, expected_sha256=expect.sha256,
-                           progress=progress, what=expect.name or "bundle")
+                           progress=progress, what=expect.name or "bundle",
+                           max_bytes=expect.size if expect.size is not None else max_bytes)
     try:
         fh = path.open("rb")
     except OSError as exc:

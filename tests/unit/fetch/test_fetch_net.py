@@ -85,3 +85,18 @@ def test_progress_is_throttled() -> None:
     for _ in range(100):
         bar.update(1)
     assert stream.getvalue().count("\r") == 1
+
+
+def test_fetch_to_cuts_off_a_source_larger_than_promised(tmp_path: Path) -> None:
+    from builder.net import NetworkError, fetch_to
+
+    source = tmp_path / "big.bin"
+    source.write_bytes(b"x" * (3 << 20))
+    dest = tmp_path / "out" / "big.bin"
+    with pytest.raises(NetworkError, match="more than the 1048576 bytes expected"):
+        fetch_to(str(source), dest, expected_sha256=None, progress=False, what="big",
+                 max_bytes=1 << 20)
+    assert not dest.exists()
+    assert list(dest.parent.iterdir()) == []
+    assert len(fetch_to(str(source), dest, expected_sha256=None, progress=False, what="big",
+                        max_bytes=3 << 20)) == 64
