@@ -11,7 +11,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 CHUNK = 1 << 20
 
@@ -85,3 +85,27 @@ def rmtree(path: Path) -> None:
             shutil.rmtree(path, onexc=retry)
         else:
             shutil.rmtree(path, onerror=retry)
+
+
+class Readable(Protocol):
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
+class HashingReader:
+    """A file object that hashes (sha256) and counts every byte read through it."""
+
+    def __init__(self, raw: Readable) -> None:
+        self.raw = raw
+        self.digest = hashlib.sha256()
+        self.count = 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.raw.read(size)
+        self.digest.update(data)
+        self.count += len(data)
+        return data
+
+    def drain(self) -> None:
+        """Read (and hash) whatever is left, e.g. a tar's end-of-archive padding."""
+        while self.read(CHUNK):
+            pass

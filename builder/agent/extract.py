@@ -19,7 +19,6 @@ normalised to 0644/0755. On any refusal the caller removes the work directory.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import posixpath
 import stat
@@ -35,7 +34,7 @@ from builder.agent.errors import RefusedBundleError
 from builder.agent.manifest_check import CheckedManifest, Counted
 from builder.errors import BuilderError
 from builder.fetch.tarsafe import TAR_ERRORS, UnsafeMemberError, check_member_name
-from builder.fsutil import CHUNK
+from builder.fsutil import CHUNK, HashingReader
 
 MANIFEST = "manifest.json"
 SERVICE_DEF = "service-def.json"
@@ -48,25 +47,6 @@ class Limits:
     max_unpacked_bytes: int = 32 << 30  # hard cap, whatever a manifest or catalog declares
     max_members: int = 1_000_000
     max_metadata_bytes: int = 4 << 20  # manifest.json, service-def.json (each)
-
-
-@dataclass(slots=True)
-class _HashingReader:
-    """A file object that hashes every byte read through it."""
-
-    raw: BinaryIO
-    digest: hashlib._Hash
-    count: int = 0
-
-    def read(self, size: int = -1) -> bytes:
-        data = self.raw.read(size)
-        self.digest.update(data)
-        self.count += len(data)
-        return data
-
-    def drain(self) -> None:
-        while self.read(CHUNK):
-            pass
 
 
 @dataclass(slots=True)
@@ -96,7 +76,7 @@ def extract_bundle(
     where: str,
 ) -> tuple[CheckedManifest, Counted]:
     """Extract the archive read from ``raw`` into ``dest`` (created here, must not exist)."""
-    reader = _HashingReader(raw, hashlib.sha256())
+    reader = HashingReader(raw)
     dest.mkdir(mode=0o755)
     state = _State(dest=dest, dest_str=str(dest), where=where, limits=limits, kinds={}, links=[])
     try:

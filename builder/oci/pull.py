@@ -10,7 +10,6 @@ the same member filter as every other archive builder opens.
 from __future__ import annotations
 
 import gzip
-import hashlib
 import json
 import tarfile
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ from typing import IO, Any, cast
 
 from builder.errors import BuilderError, HashMismatchError
 from builder.fetch.tarsafe import TAR_ERRORS, UnsafeMemberError, safe_filter
-from builder.fsutil import CHUNK, rmtree
+from builder.fsutil import HashingReader, rmtree
 from builder.oci.http import Http, UrllibHttp
 from builder.oci.layer import APP, WHITEOUT
 from builder.oci.model import (
@@ -44,17 +43,6 @@ class _Plan:
     layer_digest: str
     layer_media_type: str
     diff_id: str
-
-
-class _HashingReader:
-    def __init__(self, raw: IO[bytes] | gzip.GzipFile) -> None:
-        self.raw = raw
-        self.sha256 = hashlib.sha256()
-
-    def read(self, size: int = -1) -> bytes:
-        data = self.raw.read(size)
-        self.sha256.update(data)
-        return data
 
 
 def pull_bundle(ref: str | ImageRef, dest_dir: Path, *, plain_http: bool,
@@ -155,11 +143,10 @@ def _extract_layer(layer: Path, plan: _Plan, app: Path, *, where: str) -> None:
             stream: IO[bytes] | gzip.GzipFile = raw
             if plan.layer_media_type == MEDIA_LAYER_GZIP:
                 stream = gzip.GzipFile(fileobj=raw, mode="rb")
-            reader = _HashingReader(stream)
+            reader = HashingReader(stream)
             with tarfile.open(fileobj=cast(IO[bytes], reader), mode="r|") as tar:
                 tar.extractall(app, filter=_layer_filter)  # noqa: S202 (filtered)
-            while reader.read(CHUNK):  # the end-of-archive padding counts too
-                pass
+            reader.drain()  # the end-of-archive padding counts too
     except UnsafeMemberError as exc:
         raise UnsafeMemberError(exc.what, where=f"{where}: {exc.where}", hint=exc.hint) from exc
     except tarfile.FilterError as exc:
@@ -167,7 +154,7 @@ def _extract_layer(layer: Path, plan: _Plan, app: Path, *, where: str) -> None:
                                 hint="the image is malformed or malicious") from exc
     except TAR_ERRORS as exc:
         raise BuilderError(f"cannot extract the layer: {exc}", where=where) from exc
-    actual = "sha256:" + reader.sha256.hexdigest()
+    actual = "sha256:" + reader.digest.hexdigest()
     if actual != plan.diff_id:
         raise HashMismatchError(what="uncompressed layer (config diff_id)", where=where,
                                 expected=plan.diff_id, actual=actual, hint="nothing was kept")
