@@ -7,14 +7,11 @@ import os
 import py_compile
 import shutil
 import subprocess
-import sys
 from pathlib import Path, PurePosixPath
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from relocate_factories import SITE, console_script, dist_info, make_app, write
+from servers import pyenv_prefix
 
 from builder.elf import Patchelf, read_elf
 from builder.errors import BuilderError
@@ -22,7 +19,8 @@ from builder.relocate import RelocationReport, relocate
 
 pytestmark = pytest.mark.integration
 
-PYTHON = Path("/root/.pyenv/versions/3.11.7/bin/python3.11")
+_PREFIX = pyenv_prefix("3.11.7")  # found through pyenv, not this machine's layout
+PYTHON = (_PREFIX or Path("/nonexistent")) / "bin" / "python3.11"
 FINAL = PurePosixPath("/opt/apps/hello")
 ENV = {"PATH": "/usr/bin:/bin"}
 
