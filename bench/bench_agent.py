@@ -19,20 +19,21 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import functools
 import os
 import platform
 import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from http.server import SimpleHTTPRequestHandler
 from pathlib import Path
 
+# the bounded loopback server the tests use (tests/servers.py)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from _common import PYPI, ROOT, isolated_env, med, mib, ratio, secs, table, timed, tool, tree_size
+from servers import serve_directory
 
 SERVER_LIFETIME = 3600.0  # the server stops itself even if the benchmark is killed
 
@@ -45,22 +46,8 @@ class _Quiet(SimpleHTTPRequestHandler):
 @contextmanager
 def serve(directory: Path) -> Iterator[str]:
     """``directory`` on http://127.0.0.1:<free port>/ for the duration (bounded)."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0),
-                                 functools.partial(_Quiet, directory=str(directory)))
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                              daemon=True)
-    thread.start()
-    stopper = threading.Timer(SERVER_LIFETIME, server.shutdown)
-    stopper.daemon = True
-    stopper.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}/"
-    finally:
-        stopper.cancel()
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+    with serve_directory(directory, handler=_Quiet, lifetime=SERVER_LIFETIME) as port:
+        yield f"http://127.0.0.1:{port}/"
 
 
 def log(message: str) -> None:

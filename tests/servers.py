@@ -44,28 +44,36 @@ class _Handler(SimpleHTTPRequestHandler):
 
 
 @contextmanager
-def serve_mirror(tmp_path: Path) -> Iterator[Mirror]:
-    """Serve ``tmp_path/mirror`` on 127.0.0.1; the server stops itself after SERVER_LIFETIME."""
-    root = tmp_path / "mirror"
-    root.mkdir()
-    requests: list[tuple[str, str, str]] = []
-    handler = type("Handler", (_Handler,), {"log": requests})
+def serve_directory(root: Path, *, handler: type[SimpleHTTPRequestHandler] = _Handler,
+                    lifetime: float = SERVER_LIFETIME) -> Iterator[int]:
+    """Serve ``root`` on 127.0.0.1 (a free port, yielded); the server stops itself after
+    ``lifetime`` seconds even if the caller never returns. Used by tests and bench/."""
     server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=str(root)))
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
                               daemon=True)
     thread.start()
-    stopper = threading.Timer(SERVER_LIFETIME, server.shutdown)
+    stopper = threading.Timer(lifetime, server.shutdown)
     stopper.daemon = True
     stopper.start()
     try:
-        yield Mirror(url=f"http://127.0.0.1:{server.server_port}/pbs", root=root / "pbs",
-                     requests=requests)
+        yield server.server_port
     finally:
         stopper.cancel()
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+
+
+@contextmanager
+def serve_mirror(tmp_path: Path) -> Iterator[Mirror]:
+    """Serve ``tmp_path/mirror`` on 127.0.0.1, recording every request."""
+    root = tmp_path / "mirror"
+    root.mkdir()
+    requests: list[tuple[str, str, str]] = []
+    handler = type("Handler", (_Handler,), {"log": requests})
+    with serve_directory(root, handler=handler) as port:
+        yield Mirror(url=f"http://127.0.0.1:{port}/pbs", root=root / "pbs", requests=requests)
 
 
 # -- loopback OCI registry ------------------------------------------------------------------------
