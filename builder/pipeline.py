@@ -229,6 +229,7 @@ def _build_target(recipe: Recipe, lock: Lock, target: TargetLock, options: Build
         facts = describe_tree(bundle_root, arch=arch_of(target.target),
                               site_packages=site_packages, exempt=recipe.targets.glibc_exempt)
         _check_floors(recipe, facts, origin=interpreter.origin, log=log)
+        recipe_dict = recipe_to_dict(recipe)
         manifest = Manifest(
             name=recipe.name,
             version=recipe.version,
@@ -254,8 +255,8 @@ def _build_target(recipe: Recipe, lock: Lock, target: TargetLock, options: Build
                             license=d.license)
                 for d in installed
             ),
-            ui={**recipe_to_dict(recipe)["app"]["ui"], "description": recipe.summary},
-            service=recipe_to_dict(recipe)["service"],
+            ui={**recipe_dict["app"]["ui"], "description": recipe.summary},
+            service=recipe_dict["service"],
             launch=launch,
             file_count=facts.file_count,
             unpacked_bytes=facts.unpacked_bytes,
