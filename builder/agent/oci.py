@@ -67,7 +67,7 @@ def pull_entry(image: ImageRef, dest: Path, *, expect: Expectation, options: Oci
     http = options.http or UrllibHttp()
     registry = Registry(host=image.api_host, plain_http=options.plain_http, http=http,
                         credentials=options.credentials)
-    data, _media_type = registry.get_manifest(image.repository, image.digest)
+    data, media_type = registry.get_manifest(image.repository, image.digest)
     if digest_of(data) != image.digest:
         raise HashMismatchError(what="image manifest", where=where, expected=image.digest,
                                 actual=digest_of(data), hint=f"the {expect.vouched_by} "
@@ -77,7 +77,7 @@ def pull_entry(image: ImageRef, dest: Path, *, expect: Expectation, options: Oci
     _check_room(promised, layer_size, limits, dest.parent, where=where)
     log(f"pulling {where}")
     pull_bundle(image, dest, plain_http=options.plain_http, credentials=options.credentials,
-                http=http)
+                http=http, manifest_data=(data, media_type))
     raw = (dest / MANIFEST).read_bytes() if (dest / MANIFEST).is_file() else b""
     manifest = check_manifest(raw, replace(expect, manifest=canonical(promised.data)),
                               where=where)

@@ -46,16 +46,20 @@ class _Plan:
 
 
 def pull_bundle(ref: str | ImageRef, dest_dir: Path, *, plain_http: bool,
-                credentials: Credentials | None = None, http: Http | None = None) -> Path:
+                credentials: Credentials | None = None, http: Http | None = None,
+                manifest_data: tuple[bytes, str] | None = None) -> Path:
     """Fetch ``ref`` and write ``manifest.json``, ``service-def.json`` and ``app/`` into
     ``dest_dir`` (created; it must not exist or be empty). Returns ``dest_dir``.
 
+    ``manifest_data``: the image manifest and its media type, as the caller already fetched them
+    (to check the bundle before the layer download); checked against the pinned digest again
+    rather than fetched twice.
     On any failure ``dest_dir`` is removed again (or emptied, if it existed).
     """
     image = ref if isinstance(ref, ImageRef) else parse_reference(ref)
     registry = Registry(host=image.api_host, plain_http=plain_http, http=http or UrllibHttp(),
                         credentials=credentials)
-    plan = _plan(registry, image)
+    plan = _plan(registry, image, manifest_data)
     existed = dest_dir.is_dir()
     if existed and any(dest_dir.iterdir()):
         raise BuilderError("the destination is not empty", where=str(dest_dir))
@@ -77,9 +81,12 @@ def pull_bundle(ref: str | ImageRef, dest_dir: Path, *, plain_http: bool,
     return dest_dir
 
 
-def _plan(registry: Registry, image: ImageRef) -> _Plan:
+def _plan(registry: Registry, image: ImageRef, fetched: tuple[bytes, str] | None) -> _Plan:
     where = str(image)
-    data, media_type = registry.get_manifest(image.repository, image.reference)
+    if fetched is not None and image.digest is not None:
+        data, media_type = fetched
+    else:
+        data, media_type = registry.get_manifest(image.repository, image.reference)
     if image.digest is not None and digest_of(data) != image.digest:
         raise HashMismatchError(what="image manifest", where=where, expected=image.digest,
                                 actual=digest_of(data), hint="nothing was kept")

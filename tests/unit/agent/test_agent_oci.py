@@ -215,6 +215,15 @@ def test_install_from_an_image_gives_the_archive_install_tree(
     assert not again.fresh and again.record == record and registry.requests == []
 
 
+def test_an_install_asks_for_the_image_manifest_once(pushed: tuple[Registry, str, Path],
+                                                     tmp_path: Path) -> None:
+    registry, digest, _archive = pushed
+    put(f"oci://reg.test/{REPO}@{digest}", Store(root=tmp_path / "store"), registry)
+    manifest_gets = [p for m, p in registry.requests if m == "GET" and "/manifests/" in p]
+    assert manifest_gets == [f"/v2/{REPO}/manifests/{digest}"]
+    assert registry.layer_gets() == 1
+
+
 def tree(root: Path) -> dict[str, tuple[int, bytes]]:
     found = {}
     for path in sorted(root.rglob("*")):
