@@ -27,6 +27,7 @@ class Protocol(enum.StrEnum):
 class ServiceKind(enum.StrEnum):
     COMMAND = "command"  # run the command with {port}, {base_url}, {ip}, {root_dir} filled in
     JUPYTER = "jupyter"  # a Jupyter server: the launcher writes its configuration at launch
+    CODE_SERVER = "code-server"  # code-server (VS Code): state dirs, auth and bind address
 
 
 class ImagePython(enum.StrEnum):

@@ -54,7 +54,7 @@ def test_a_jupyter_service_with_kernels() -> None:
      "r.toml:22: service.command[0]: '/usr/bin/jupyter' must be a path inside the app "
      "(relative to /opt/apps/<name>, e.g. bin/jupyter-notebook)"),
     ('\n[service]\nkind = "web"\ncommand = ["bin/x"]\n',
-     "r.toml:21: service.kind: 'web' is not one of: command, jupyter"),
+     "r.toml:21: service.kind: 'web' is not one of: command, jupyter, code-server"),
     ('\n[service]\nkind = "jupyter"\ncommand = ["bin/x"]\n[kernels]\nimage_python = "install"\n',
      'r.toml:24: kernels.image_python: "install" needs kernels.wheelhouse (e.g. '
      '["ipykernel==6.29.5"]) and kernels.wheelhouse_pythons'),
