@@ -6,7 +6,6 @@ The only module that knows every stage; each stage stays ignorant of the ones af
 from __future__ import annotations
 
 import json
-import platform
 import sys
 import tempfile
 from collections.abc import Callable
@@ -56,16 +55,13 @@ from builder.launch import (
 from builder.lock.api import default_lock_dir, load_fresh_lock
 from builder.lock.codec import lock_to_dict
 from builder.lock.model import Lock, TargetLock
-from builder.lock.resolve import arch_of
+from builder.lock.resolve import HOST_ARCH, arch_of
 from builder.recipe import Recipe, load_recipe, recipe_to_dict
 from builder.relocate import relocate, select_pyc_compiler
 from builder.sbom import SBOM_SUFFIX, collect_licenses, cyclonedx_sbom
 
 SBOM_FORMAT = 1
 
-HOST_ARCH = {"amd64": "x86_64", "arm64": "aarch64"}.get(
-    platform.machine().lower(), platform.machine().lower()
-)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -74,7 +74,7 @@ def _lock(args: argparse.Namespace) -> int:
         mirror=env.pbs_mirror(),
         log=env.log,
     )
-    env.log(f"lock time: {sum(result.seconds.values()):.1f}s for {len(result.seconds)} "
+    env.log(f"lock time: {sum(result.seconds.values()):.1f}s for {len(result.lock.targets)} "
             "target(s)")
     print(result.path)
     return 0

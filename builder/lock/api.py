@@ -11,6 +11,7 @@ from pathlib import Path
 from builder.errors import BuilderError
 from builder.lock.codec import read_lock, write_lock
 from builder.lock.model import Lock, TargetLock
+from builder.lock.node import check_npm_lock, lock_node
 from builder.lock.pbs import resolve_pin
 from builder.lock.resolve import resolve_target
 from builder.recipe import Recipe, lock_digest
@@ -62,12 +63,21 @@ def lock_recipe(
         log(f"locked {triple}: {len(target.packages)} packages, CPython {pin.python_version} "
             f"({seconds[triple]:.1f}s)")
         targets.append(target)
+    node = None
+    if recipe.node is not None:
+        start = time.perf_counter()
+        node = lock_node(recipe, targets=targets, lock_dir=lock_dir, cache_dir=cache_dir,
+                         log=log)
+        seconds["node"] = time.perf_counter() - start
+        log(f"locked {node.requirement}: npm lock {node.npm_lock[:19]}..., toolchain "
+            f"{', '.join(f'{a}: {p.filename}' for a, p in node.toolchain)}")
     lock = Lock(
         recipe_name=recipe.name,
         recipe_digest=lock_digest(recipe),
         python=recipe.runtime.python,
         glibc_floor=recipe.targets.glibc_floor,
         targets=tuple(targets),
+        node=node,
     )
     path = write_lock(lock, lock_dir, refresh_command=refresh_command(recipe))
     return LockResult(lock=lock, path=path, seconds=seconds)
@@ -84,4 +94,6 @@ def load_fresh_lock(recipe: Recipe, *, lock_dir: Path) -> Lock:
             where=str(lock_dir / "lock.json"),
             hint=f"refresh it with: {command}",
         )
+    if recipe.node is not None:
+        check_npm_lock(recipe, lock_dir=lock_dir, recorded=lock.node, refresh_command=command)
     return lock

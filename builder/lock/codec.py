@@ -17,6 +17,7 @@ from builder.lock.model import (
     InterpreterPin,
     Lock,
     LockedPackage,
+    NodeAppLock,
     TargetLock,
     WheelhouseLock,
 )
@@ -102,13 +103,21 @@ def _target_to_dict(t: TargetLock, hashes: dict[str, str]) -> dict[str, Any]:
 
 def lock_to_dict(lock: Lock, *, requirement_hashes: dict[str, str]) -> dict[str, Any]:
     """``requirement_hashes``: sha256 of each requirements file, by file name."""
-    return {
+    data: dict[str, Any] = {
         "format_version": LOCK_FORMAT_VERSION,
         "recipe": {"name": lock.recipe_name, "lock_digest": lock.recipe_digest},
         "python": lock.python,
         "glibc_floor": lock.glibc_floor,
         "targets": {t.target: _target_to_dict(t, requirement_hashes) for t in lock.targets},
     }
+    if lock.node is not None:  # only recipes with a [node] app have the key
+        data["node"] = {
+            "requirement": lock.node.requirement,
+            "npm_lock": lock.node.npm_lock,
+            "toolchain": {arch: _packages_to_list((package,))[0]
+                          for arch, package in lock.node.toolchain},
+        }
+    return data
 
 
 def write_lock(lock: Lock, directory: Path, *, refresh_command: str) -> Path:
@@ -203,9 +212,20 @@ def read_lock(directory: Path, *, refresh_command: str) -> Lock:
         python=r.get(data, "python", str, ""),
         glibc_floor=r.get(data, "glibc_floor", str, ""),
         targets=tuple(targets),
+        node=_read_node(r, r.get(data, "node", dict, "")) if "node" in data else None,
     )
 
 
+def _read_node(r: _Reader, node: dict[str, Any]) -> NodeAppLock:
+    toolchain = r.get(node, "toolchain", dict, "node.")
+    return NodeAppLock(
+        requirement=r.get(node, "requirement", str, "node."),
+        npm_lock=r.get(node, "npm_lock", str, "node."),
+        toolchain=tuple(
+            (arch, _read_packages(r, [item], f"node.toolchain.{arch}.")[0])
+            for arch, item in sorted(toolchain.items())
+        ),
+    )
 
 
 def _read_packages(r: _Reader, items: list[Any], at: str) -> tuple[LockedPackage, ...]:

@@ -54,12 +54,27 @@ class TargetLock:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class NodeAppLock:
+    """A recipe's ``[node]`` app: npm's own lockfiles pin its tree (``npm_lock`` is their
+    digest, so a hand edit is caught), and the build-only toolchain wheel is pinned for each
+    architecture a build may run on (it runs on the build machine, not the target)."""
+
+    requirement: str  # "code-server@4.139.1"
+    npm_lock: str  # "sha256:..." over lockfiles/<name>/package*.json and nested/
+    toolchain: tuple[tuple[str, LockedPackage], ...]  # (build machine arch, wheel), sorted
+
+    def toolchain_for(self, arch: str) -> LockedPackage | None:
+        return dict(self.toolchain).get(arch)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Lock:
     recipe_name: str
     recipe_digest: str
     python: str  # minor version, e.g. "3.11"
     glibc_floor: str  # e.g. "2.17"
     targets: tuple[TargetLock, ...]  # sorted by target
+    node: NodeAppLock | None = None
 
     def for_target(self, target: str) -> TargetLock | None:
         return next((t for t in self.targets if t.target == target), None)

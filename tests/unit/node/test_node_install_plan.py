@@ -11,16 +11,24 @@ import pytest
 from node_fakes import SPEC, write_lock_dir
 
 from builder.errors import BuilderError
-from builder.node.apps import CODE_SERVER
 from builder.node.install import Phase, apply_install, matching, plan_install
 from builder.node.lockfile import read_node_lock
 from builder.node.runtime import NodeRuntime
 from builder.node.spec import Link, NodeAppSpec, ProjectScript
+from builder.recipe import load_recipe
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def _code_server() -> NodeAppSpec:
+    node = load_recipe(ROOT / "recipes" / "vscode.toml").node
+    assert node is not None
+    return node.app
 
 
 def test_code_server_plan() -> None:
     cs = "node_modules/code-server"
-    assert [(s.describe(), s.phase.value) for s in plan_install(CODE_SERVER)] == [
+    assert [(s.describe(), s.phase.value) for s in plan_install(_code_server())] == [
         ("seed .", "fetch"),
         ("npm ci --ignore-scripts --omit=dev  (in .)", "fetch"),
         (f"seed {cs}/lib/vscode", "fetch"),

@@ -1,21 +1,11 @@
-"""The [node] settings as data, and the code-server proposal."""
+"""The [node] settings as data (the recipe's [node] table is tested in tests/unit/recipe)."""
 
 from __future__ import annotations
 
 import pytest
 
 from builder.errors import BuilderError
-from builder.node.apps import CODE_SERVER
 from builder.node.spec import NodeAppSpec
-
-
-def test_code_server_spec() -> None:
-    assert CODE_SERVER.requirement == "code-server@4.139.1"
-    assert CODE_SERVER.main_dir == "node_modules/code-server"
-    assert CODE_SERVER.nested_dirs == ("node_modules/code-server/lib/vscode",
-                                       "node_modules/code-server/lib/vscode/extensions")
-    assert dict(CODE_SERVER.allow_scripts) == {"argon2": True, "code-server": False}
-    assert all(e.reason for e in CODE_SERVER.exempt)
 
 
 def test_every_bad_setting_is_reported_at_once() -> None:

@@ -53,12 +53,12 @@ def test_minimal_recipe_gets_defaults() -> None:
     assert recipe.service is None
 
 
-@pytest.mark.parametrize("name", ["jupyter-6.toml", "tiny.toml"])
+@pytest.mark.parametrize("name", sorted(p.name for p in (ROOT / "recipes").glob("*.toml")))
 def test_shipped_recipes_parse_and_match_the_schema(name: str) -> None:
     path = ROOT / "recipes" / name
     recipe = parse_recipe_text(path.read_text(), path=str(path))
     jsonschema.validate(tomlkit.parse(path.read_text()).unwrap(), schema())
-    assert set(recipe.targets.triples) == {"x86_64-unknown-linux-gnu", "aarch64-unknown-linux-gnu"}
+    assert "x86_64-unknown-linux-gnu" in recipe.targets.triples
 
 
 def test_jupyter_recipe_pins_notebook_6() -> None:
@@ -125,7 +125,7 @@ def test_every_problem_is_reported_at_once_in_line_order() -> None:
         "r.toml:14: packages.requirements[2]: must be a string, not an integer",
         "r.toml:18: targets.glibc_floor: must be a string, not an integer",
         "r.toml:21: extras: unknown key (allowed: format_version, app, runtime, packages, "
-        "targets, service, kernels)",
+        "targets, service, kernels, node)",
     ]
 
 
