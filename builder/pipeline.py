@@ -6,6 +6,7 @@ The only module that knows every stage; each stage stays ignorant of the ones af
 from __future__ import annotations
 
 import json
+import os
 import sys
 import tempfile
 from collections.abc import Callable
@@ -52,12 +53,14 @@ from builder.launch import (
     launch_digest,
     plan_launch,
 )
+from builder.launch.plan import NODE_ENV_PATH, node_env_source
 from builder.lock.api import default_lock_dir, load_fresh_lock
 from builder.lock.codec import lock_to_dict
 from builder.lock.model import Lock, TargetLock
 from builder.lock.resolve import HOST_ARCH, arch_of
+from builder.node.stage import NODE_DIR, NodeStage, build_node_stage
 from builder.recipe import Recipe, load_recipe, recipe_to_dict
-from builder.relocate import relocate, select_pyc_compiler
+from builder.relocate import leftover_error, relocate, scan_for_paths, select_pyc_compiler
 from builder.sbom import SBOM_SUFFIX, collect_licenses, cyclonedx_sbom
 
 SBOM_FORMAT = 1
@@ -122,8 +125,11 @@ def input_digest(recipe: Recipe, lock: Lock, target: TargetLock, *, interpreter_
         "interpreter_sha256": interpreter_sha256,
         "source_date_epoch": source_date_epoch,
     }
-    if recipe.service is not None:
+    if recipe.service is not None or recipe.node is not None:
         inputs["launch"] = launch_digest()
+    if "node" in lock_entry:  # npm's lock digest; the toolchain that runs on this machine
+        inputs["node"] = {**lock_entry["node"],
+                          "toolchain": lock_entry["node"]["toolchain"].get(HOST_ARCH)}
     inputs["sbom"] = SBOM_FORMAT  # licenses collected into the tree, SBOM beside the archive
     return "sha256:" + sha256_bytes(canonical_json(inputs).encode())
 
@@ -139,7 +145,7 @@ def build(options: BuildOptions, *, log: Callable[[str], None]) -> tuple[BuiltBu
             raise BuilderError(f"the lock has no entry for {triple}",
                                where=str(lock_dir / "lock.json"),
                                hint=f"refresh it with: builder lock {recipe.path}")
-        results.append(_build_target(recipe, lock, target, options, log=log))
+        results.append(_build_target(recipe, lock, target, options, lock_dir=lock_dir, log=log))
     return tuple(results)
 
 
@@ -172,7 +178,7 @@ def _interpreter(target: TargetLock, options: BuildOptions, lock: Lock,
 
 
 def _build_target(recipe: Recipe, lock: Lock, target: TargetLock, options: BuildOptions,
-                  *, log: Callable[[str], None]) -> BuiltBundle:
+                  *, lock_dir: Path, log: Callable[[str], None]) -> BuiltBundle:
     interpreter = _interpreter(target, options, lock, log)
     digest = input_digest(recipe, lock, target, interpreter_sha256=interpreter.sha256,
                           source_date_epoch=options.source_date_epoch)
@@ -215,16 +221,13 @@ def _build_target(recipe: Recipe, lock: Lock, target: TargetLock, options: Build
             ),
         )
         _log_warnings(report.warnings, log)
+        node = None
+        if recipe.node is not None:
+            node = _node_stage(recipe, lock, target, app=app, stage=stage, options=options,
+                               lock_dir=lock_dir, log=log)
         launch = _launch_layer(recipe, lock, target, bundle_root, installed=installed,
                                wheelhouse=wheelhouse, log=log)
-        site_packages = python_dir / "lib" / f"python{lock.python}" / "site-packages"
-        no_license = collect_licenses(app, site_packages=site_packages,
-                                      stdlib=site_packages.parent)
-        if no_license:
-            log(f"note: no license file shipped by: {', '.join(no_license)}")
-        facts = describe_tree(bundle_root, arch=arch_of(target.target),
-                              site_packages=site_packages, exempt=recipe.targets.glibc_exempt)
-        _check_floors(recipe, facts, origin=interpreter.origin, log=log)
+        facts = _describe(recipe, lock, target, bundle_root, origin=interpreter.origin, log=log)
         recipe_dict = recipe_to_dict(recipe)
         manifest = Manifest(
             name=recipe.name,
@@ -254,6 +257,8 @@ def _build_target(recipe: Recipe, lock: Lock, target: TargetLock, options: Build
             ui={**recipe_dict["app"]["ui"], "description": recipe.summary},
             service=recipe_dict["service"],
             launch=launch,
+            node=None if node is None or lock.node is None
+            else node.manifest(npm_lock=lock.node.npm_lock),
             file_count=facts.file_count,
             unpacked_bytes=facts.unpacked_bytes,
             source_date_epoch=options.source_date_epoch,
@@ -275,6 +280,41 @@ def _build_target(recipe: Recipe, lock: Lock, target: TargetLock, options: Build
         rmtree(stage)
     return BuiltBundle(target=target.target, archive=archive, sidecar=sidecar, sbom=sbom,
                        sha256=sha256, size=size, cached=False)
+
+
+def _describe(recipe: Recipe, lock: Lock, target: TargetLock, bundle_root: Path, *,
+              origin: str, log: Callable[[str], None]) -> TreeFacts:
+    """Licenses collected into the tree, then every file described and the floors checked."""
+    app = bundle_root / "app"
+    site_packages = app / "python" / "lib" / f"python{lock.python}" / "site-packages"
+    no_license = collect_licenses(app, site_packages=site_packages, stdlib=site_packages.parent)
+    if no_license:
+        log(f"note: no license file shipped by: {', '.join(no_license)}")
+    node_exempt = () if recipe.node is None else tuple(
+        f"{NODE_DIR}/{e.pattern}" for e in recipe.node.app.exempt)
+    facts = describe_tree(bundle_root, arch=arch_of(target.target), site_packages=site_packages,
+                          exempt=(*recipe.targets.glibc_exempt, *node_exempt))
+    _check_floors(recipe, facts, origin=origin, log=log)
+    return facts
+
+
+def _node_stage(recipe: Recipe, lock: Lock, target: TargetLock, *, app: Path, stage: Path,
+                options: BuildOptions, lock_dir: Path, log: Callable[[str], None]) -> NodeStage:
+    """The ``[node]`` app into ``app/node`` (after relocation, which is Python's), then the same
+    proof relocation gives: no file of the app holds the staging path."""
+    site_packages = app / "python" / "lib" / f"python{lock.python}" / "site-packages"
+    node = build_node_stage(recipe, lock, lock_dir=lock_dir, app=app,
+                            site_packages=site_packages, triple=target.target,
+                            work_dir=stage / "node-work", cache_dir=options.cache_dir,
+                            index_url=recipe.packages.index_url, log=log)
+    env_js = app / NODE_ENV_PATH.removeprefix("app/")
+    env_js.parent.mkdir(parents=True, exist_ok=True)
+    env_js.write_bytes(node_env_source())
+    needles = tuple(sorted({str(stage), os.path.realpath(stage), str(options.cache_dir)}))
+    hits = scan_for_paths(app, needles)
+    if hits:
+        raise leftover_error(app, hits)
+    return node
 
 
 def _launch_layer(recipe: Recipe, lock: Lock, target: TargetLock, bundle_root: Path, *,

@@ -47,6 +47,7 @@ class Manifest:
     ui: dict[str, Any]
     service: dict[str, Any] | None
     launch: LaunchInfo | None = None  # how the bundle is launched (None: no [service])
+    node: dict[str, Any] | None = None  # a [node] app: runtime, npm lock, native audit, trim
     file_count: int
     unpacked_bytes: int
     source_date_epoch: int
@@ -84,6 +85,7 @@ class Manifest:
             "launch": None if self.launch is None else self.launch.to_dict(),
             "labels": {} if self.launch is None
             else {"ai.backend.service-ports": self.launch.service_ports},
+            **({} if self.node is None else {"node": self.node}),
             "sizes": {"files": self.file_count, "unpacked_bytes": self.unpacked_bytes},
             "source_date_epoch": self.source_date_epoch,
             "builder_version": self.builder_version,

@@ -4,7 +4,9 @@ From the recipe's ``[service]`` and what was installed, ``plan_launch`` plans ``
 (a POSIX sh front that execs the bundle's Python in isolated mode on ``share/launch/launch.py``,
 this package's ``runtime`` module), ``launch.json`` (what the launcher needs to know), Backend.AI's
 ``service-def.json``, an s6-overlay service directory (Kubeflow) and the kernels' wheelhouse;
-``apply_launch`` writes them into the staged bundle.
+``apply_launch`` writes them into the staged bundle. For a Node.js app (code-server), the
+pipeline writes ``app/bin/<name>`` (``render_node_command``) and ``NODE_ENV_PATH``
+(``node_env_source()``) itself.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from builder.launch.model import (
     PlannedFile,
     WheelhouseSet,
 )
-from builder.launch.plan import launch_digest, plan_launch
+from builder.launch.plan import NODE_ENV_PATH, launch_digest, node_env_source, plan_launch
+from builder.launch.scripts import render_node_command
 from builder.relocate.scripts import parse_python_script
 
 
@@ -42,6 +45,7 @@ def entry_is_python(app_root: Path, entry: str, *, where: str) -> bool:
 
 
 __all__ = [
+    "NODE_ENV_PATH",
     "Flavor",
     "JupyterServer",
     "LaunchInfo",
@@ -52,5 +56,7 @@ __all__ = [
     "apply_launch",
     "entry_is_python",
     "launch_digest",
+    "node_env_source",
     "plan_launch",
+    "render_node_command",
 ]

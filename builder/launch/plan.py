@@ -15,12 +15,23 @@ from builder.launch.model import (
     PlannedFile,
     WheelhouseSet,
 )
-from builder.launch.scripts import render_launcher, render_s6_finish, render_s6_run
+from builder.launch.scripts import (
+    NODE_ENV_JS,
+    render_launcher,
+    render_s6_finish,
+    render_s6_run,
+)
 from builder.launch.servicedef import service_def, service_ports
 from builder.recipe.model import ImagePython, Kernels, ServiceKind
 
-LAUNCH_FORMAT_VERSION = 1  # of launch.json; bump with any change to what the launcher reads
+LAUNCH_FORMAT_VERSION = 2  # of launch.json; bump with any change to what the launcher reads
 LAUNCH_DIR = "app/share/launch"
+NODE_ENV_PATH = f"app/{NODE_ENV_JS}"  # the preload of every Node.js app's bin/<name> script
+# the service kinds' extra launcher files (relative to LAUNCH_DIR) and their sources here
+MODES = {ServiceKind.CODE_SERVER: ("codeserver.py", "runtime_codeserver.py")}
+# how a service's s6 run script says which variables still ask for a token or password
+CREDENTIALS = {ServiceKind.JUPYTER: "JUPYTER_TOKEN", ServiceKind.CODE_SERVER:
+               "PASSWORD/HASHED_PASSWORD"}
 WHEELHOUSE_DIR = "app/share/wheelhouse"
 
 
@@ -29,14 +40,26 @@ def runtime_source() -> bytes:
     return files("builder.launch").joinpath("runtime.py").read_bytes()
 
 
+def node_env_source() -> bytes:
+    """``node-env.js``, the preload of ``render_node_command``'s scripts: the pipeline writes
+    it to ``NODE_ENV_PATH`` (``app/share/launch/node-env.js``) for any Node.js app."""
+    return files("builder.launch").joinpath("node-env.js").read_bytes()
+
+
+def launch_sources() -> tuple[str, ...]:
+    """The files of this package that make the launch layer (code, shipped files, schemas)."""
+    return tuple(sorted(entry.name for entry in files("builder.launch").iterdir()
+                        if entry.name.endswith((".py", ".json", ".js"))))
+
+
 def launch_digest() -> str:
     """Part of a bundle's input digest: a changed launch layer (the launcher, the scripts and
-    files rendered here) is a changed bundle, so a rebuild is not a stale cache hit."""
+    files rendered here, node-env.js) is a changed bundle, so a rebuild is not a stale cache
+    hit."""
     package = files("builder.launch")
     parts = [f"{LAUNCH_FORMAT_VERSION}".encode()]
-    for entry in sorted(package.iterdir(), key=lambda e: e.name):
-        if entry.name.endswith((".py", ".json")):
-            parts += [entry.name.encode(), sha256_bytes(entry.read_bytes()).encode()]
+    for name in launch_sources():
+        parts += [name.encode(), sha256_bytes(package.joinpath(name).read_bytes()).encode()]
     return "sha256:" + sha256_bytes(b"\n".join(parts))
 
 
@@ -83,6 +106,7 @@ def plan_launch(inputs: LaunchInputs) -> LaunchPlan:
         "format_version": LAUNCH_FORMAT_VERSION,
         "name": recipe.name,
         "version": recipe.version,
+        "kind": service.kind.value,
         "arch": inputs.arch,
         "port": service.port,
         "base_url": "/",
@@ -92,8 +116,9 @@ def plan_launch(inputs: LaunchInputs) -> LaunchPlan:
             "python_script": inputs.entry_is_python,
             "args": list(service.command[1:]),
         },
-        "kernels": {
-            "image_python": kernels.image_python.value,
+        "kernels": {  # read for a Jupyter service only
+            "image_python": (kernels.image_python if service.kind is ServiceKind.JUPYTER
+                             else ImagePython.OFF).value,
             "platform_tags": list(inputs.platform_tags),
             "wheelhouse": {e.python: f"requirements-py{e.python}.txt" for e in inputs.wheelhouse},
         },
@@ -105,6 +130,11 @@ def plan_launch(inputs: LaunchInputs) -> LaunchPlan:
             "traits": dict(server.traits),
         }
     s6 = f"app/share/s6/services.d/{recipe.name}"
+    mode_files = []
+    if service.kind in MODES:
+        shipped, source = MODES[service.kind]
+        mode_files.append(PlannedFile(path=f"{LAUNCH_DIR}/{shipped}",
+                                      data=files("builder.launch").joinpath(source).read_bytes()))
     planned = [
         PlannedFile(path="service-def.json", data=canonical_json(service_def(recipe)).encode()),
         PlannedFile(path="app/bin/launch", executable=True,
@@ -114,8 +144,10 @@ def plan_launch(inputs: LaunchInputs) -> LaunchPlan:
         PlannedFile(path=f"{LAUNCH_DIR}/launch.json", data=canonical_json(launch).encode()),
         PlannedFile(path=f"{s6}/run", executable=True,
                     data=render_s6_run(name=recipe.name, final_root=recipe.final_root,
-                                       port=service.port)),
+                                       port=service.port,
+                                       credentials=CREDENTIALS.get(service.kind))),
         PlannedFile(path=f"{s6}/finish", executable=True, data=render_s6_finish(name=recipe.name)),
+        *mode_files,
         *requirement_files,
         *wheel_files.values(),
     ]

@@ -9,6 +9,10 @@ as a mapping; ``main`` is the edge.
     launch [--port N] [--base-url PATH] [--ip ADDR] [--notebook-dir DIR] [--platform-auth]
            [--allow-root] [--dry-run]
     launch exec image|bundle [--prepend NAME=VALUE] -- ARGV...   (kernels and terminals)
+
+Service kind "code-server" (``launch.json`` ``kind``) is another mode with its own options and
+environment: ``codeserver.py`` beside this file (``runtime_codeserver.py`` in builder), loaded
+by ``main``.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import fcntl
+import importlib.util
 import json
 import os
 import pwd
@@ -29,6 +34,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 EXIT_CONFIG = 78  # EX_CONFIG: the s6 finish script turns it into "do not restart"
+CODE_SERVER_MODULE = "codeserver.py"  # the code-server mode, shipped beside this file
 SAVED = "BUILDER_LAUNCH_SAVED_"  # LD_* put aside by bin/launch before Python started
 CHILD_ENV = "BUILDER_LAUNCH_CHILD_ENV"  # how kernels and terminals get the image's env back
 LOADER = ("LD_LIBRARY_PATH", "LD_PRELOAD", "LD_AUDIT")
@@ -579,6 +585,16 @@ def prepare(launch: Mapping[str, Any], args: argparse.Namespace, original: Mappi
                   pending=pending, image_env=image_env, kernel_dir=kernel_dir, helper=helper)
 
 
+def load_mode(path: Path) -> Any:
+    """A launcher mode shipped beside this file (``python -I`` puts no directory on sys.path)."""
+    spec = importlib.util.spec_from_file_location(f"builder_launch_{path.stem}", path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def main(argv: Sequence[str]) -> int:
     if argv[:1] == ["exec"]:
         exec_child(argv[1:])
@@ -587,6 +603,10 @@ def main(argv: Sequence[str]) -> int:
     launch = json.loads((here / "launch.json").read_text(encoding="utf-8"))
     _NAME[0] = launch["name"]
     original = original_environment(os.environ)
+    if launch.get("kind") == "code-server":
+        mode = load_mode(here / CODE_SERVER_MODULE)
+        return int(mode.main(argv, launch, original, app_root=str(here.parent.parent),
+                             make_state=make_state, log=log))
     args = parse_args(argv, launch, original)
     if os.geteuid() == 0 and not args.allow_root:
         log("refusing to run as root: pass --allow-root, or run as a user (for example "

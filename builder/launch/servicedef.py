@@ -5,6 +5,13 @@ with ``ServiceDefinition(**json)``, so the file has exactly its keys and no ``fo
 ``command``, ``env`` and ``default_arguments`` go through its interpolator (``{ports[0]}``
 is the port it picked), so every literal brace there is doubled; ``url_template`` is for its
 clients (``{protocol}``, ``{host}``, ``{port}``).
+
+How its kernel runner builds the command (``ai.backend.kernel.service.ServiceParser.
+start_service``): ``command``, then, for each item of ``default_arguments`` updated with the
+user's ``arguments`` (names outside ``allowed_arguments`` are refused), the name followed by its
+value (a string: one word; a list: its words; null: the name alone), all interpolated; the
+user's ``envs`` must be in ``allowed_envs``, ``env`` is added. So a user's ``--auth password``
+lands after ``command`` and wins (the launcher takes the last of a repeated option).
 """
 
 from __future__ import annotations
@@ -12,12 +19,17 @@ from __future__ import annotations
 from typing import Any
 
 from builder.errors import BuilderError
-from builder.recipe.model import Protocol, Recipe
+from builder.recipe.model import Protocol, Recipe, ServiceKind
 
 # ports Backend.AI keeps for itself (ai.backend.common.service_ports)
 RESERVED_PORTS = frozenset({2000, 2001, 2002, 2003, 2200, 7681})
 PORT_PLACEHOLDER = "{ports[0]}"
 ALLOWED_ARGUMENTS = ("--base-url", "--notebook-dir")
+# code-server serves at the root of whatever proxy is in front (no base URL); its password, if
+# any, comes from the environment, so auth follows PASSWORD/HASHED_PASSWORD unless --auth says
+# otherwise. No default "--auth none" here: it would silently override a password the user set.
+CODE_SERVER_ARGUMENTS = ("--auth", "--notebook-dir")
+CODE_SERVER_ENVS = ("HASHED_PASSWORD", "PASSWORD")
 
 
 def literal(text: str) -> str:
@@ -47,13 +59,19 @@ def service_def(recipe: Recipe) -> dict[str, Any]:
     if service is None:
         raise BuilderError("the recipe has no [service]", where=recipe.path)
     path = "/" + service.url_template.lstrip("/")
+    command = [literal(f"{recipe.final_root}/bin/launch"), "--port", PORT_PLACEHOLDER]
+    arguments, envs = ALLOWED_ARGUMENTS, tuple(recipe.ui.accepted_env)
+    if service.kind is ServiceKind.CODE_SERVER:
+        # explicit address: an image's LAUNCH_IP must not move it off the port's interface
+        command += ["--ip", "0.0.0.0"]  # noqa: S104 (Backend.AI's proxy reaches it there)
+        arguments = CODE_SERVER_ARGUMENTS
+        envs = tuple(sorted({*envs, *CODE_SERVER_ENVS}))
     return {
         "prestart": [],
-        "command": [literal(f"{recipe.final_root}/bin/launch"), "--port", PORT_PLACEHOLDER,
-                    "--platform-auth", "--allow-root"],
+        "command": [*command, "--platform-auth", "--allow-root"],
         "url_template": "{protocol}://{host}:{port}" + path,
-        "allowed_envs": list(recipe.ui.accepted_env),
-        "allowed_arguments": list(ALLOWED_ARGUMENTS),
+        "allowed_envs": list(envs),
+        "allowed_arguments": list(arguments),
         "default_arguments": {},
         "env": {literal(k): literal(v) for k, v in service.env},
     }

@@ -72,3 +72,33 @@ def jupyter_bundle(tmp_path_factory: pytest.TempPathFactory, builder_cache: Path
                        "--out", str(out), cache=builder_cache)
     assert proc.returncode == 0, proc.stderr
     return Path(proc.stdout.strip())
+
+
+def missing_node_build_tools() -> list[str]:
+    """What building recipes/vscode.toml needs on this machine besides builder: make, and apt
+    with package lists (the Kerberos headers are unpacked from Debian's .deb files)."""
+    missing = [t for t in ("make", "apt-get", "dpkg-deb") if shutil.which(t) is None]
+    if not missing:
+        policy = subprocess.run(["apt-cache", "policy", "libkrb5-dev"], capture_output=True,
+                                text=True, check=False).stdout
+        if "Candidate:" not in policy or "Candidate: (none)" in policy:
+            missing.append("apt package lists (run apt-get update)")
+    return missing
+
+
+@pytest.fixture(scope="session")
+def vscode_bundle(tmp_path_factory: pytest.TempPathFactory, builder_cache: Path,
+                  runtime_archive: Path) -> Path:
+    """recipes/vscode.toml built once per session with the imported 3.11.7 (npm's and zig's
+    caches live in the builder cache: the first run downloads ~200 MB and builds zig's libc++;
+    later runs take about two minutes)."""
+    if os.uname().machine != "x86_64":
+        pytest.skip("recipes/vscode.toml builds for x86_64 only")
+    missing = missing_node_build_tools()
+    if missing:
+        pytest.skip(f"building code-server's native modules needs {', '.join(missing)}")
+    out = tmp_path_factory.mktemp("dist-vscode")
+    proc = run_builder("build", "recipes/vscode.toml", "--python-from", str(runtime_archive),
+                       "--out", str(out), cache=builder_cache)
+    assert proc.returncode == 0, proc.stderr[-5000:]
+    return Path(proc.stdout.strip())

