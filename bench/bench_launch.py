@@ -78,14 +78,15 @@ def answers_200(port: int, path: str = "/") -> bool:
     return False
 
 
-def first_200(argv: list[str], env: dict[str, str], port: int) -> float:
-    """Seconds from starting ``argv`` to the first HTTP 200; the server is stopped after."""
+def first_200(argv: list[str], env: dict[str, str], port: int, path: str = "/") -> float:
+    """Seconds from starting ``argv`` to the first HTTP 200 of ``path``; the server is stopped
+    after."""
     start = time.perf_counter()
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             stdin=subprocess.DEVNULL, start_new_session=True)
     try:
         while time.perf_counter() - start < DEADLINE:
-            if answers_200(port):
+            if answers_200(port, path):
                 return time.perf_counter() - start
             if proc.poll() is not None:
                 assert proc.stderr is not None

@@ -124,7 +124,10 @@ def apply_install(
                     shutil.rmtree(path)
                 else:
                     path.unlink()
-        results.append(StepResult(step=step, seconds=time.monotonic() - start, output=output))
+        seconds = time.monotonic() - start
+        if step.action is Action.NPM:
+            log(f"{step.describe()}: {seconds:.1f} s")
+        results.append(StepResult(step=step, seconds=seconds, output=output))
     return tuple(results)
 
 

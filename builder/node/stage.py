@@ -91,7 +91,8 @@ def build_node_stage(recipe: Recipe, lock: Lock, *, lock_dir: Path, app: Path,
         dest=app / NODE_DIR, work_dir=work_dir, cache_dir=cache, jobs=os.cpu_count() or 2,
     ), log=log)
     log(f"trimmed {result.trim.saved / 1e6:.1f} MB; native glibc floor "
-        f"{format_version(result.audit.computed_floor or (0,))}")
+        f"{format_version(result.audit.computed_floor or (0,))}; "
+        + ", ".join(f"{stage} {seconds:.1f} s" for stage, seconds in result.seconds.items()))
     node_binary = result.runtime.node.relative_to(app).as_posix()
     link = app / NODE_DIR / node.app.main_dir / NODE_LINK
     if link.parent.is_dir() and not link.exists():
