@@ -49,12 +49,22 @@ def render_manifest(m: dict[str, Any]) -> str:
     if launch:
         pythons = sorted(launch.get("wheelhouse") or {}, key=_version_key)
         wheelhouse = ", ".join(pythons) or "none"
-        flavor = launch.get("flavor") or "command"
-        lines.append(f"  launch:       {launch.get('launcher')} ({flavor}; image Python: "
-                     f"{launch.get('image_python')}, wheelhouse for {wheelhouse})")
+        kind = (m.get("service") or {}).get("kind") or "command"
+        if launch.get("flavor"):
+            lines.append(f"  launch:       {launch.get('launcher')} ({launch['flavor']}; image "
+                         f"Python: {launch.get('image_python')}, wheelhouse for {wheelhouse})")
+        else:
+            lines.append(f"  launch:       {launch.get('launcher')} ({kind})")
         lines.append(f"  platforms:    {launch.get('service_def')} (Backend.AI "
                      f"{(m.get('labels') or {}).get('ai.backend.service-ports')}), "
                      f"{launch.get('s6_service')} (s6-overlay)")
+    node = m.get("node")
+    if node:
+        trimmed = sum((node.get("trimmed") or {}).values())
+        lines.append(f"  node app:     {node.get('package')} on Node.js {node.get('runtime')} "
+                     f"(native modules: glibc {node.get('native_glibc_floor')}, "
+                     f"{len(node.get('exempt') or [])} exempt; the image needs libstdc++ with "
+                     f"{node.get('libstdcxx')}; trimming saved {trimmed / 1e6:.1f} MB)")
     if "archive" in m:
         archive = m["archive"]
         lines.append(f"  archive:      {archive.get('filename')} ({archive.get('size')} bytes, "
