@@ -35,6 +35,8 @@ from pathlib import Path
 from _common import ROOT, isolated_env, med, mib, ratio, secs, table, timed, tool
 from bench_launch import first_200, free_port, log
 
+from builder.fsutil import sha256_file
+
 RECIPE = ROOT / "recipes" / "vscode.toml"
 CACHE = ROOT / ".cache" / "test-builder"
 _STEP = re.compile(r"^(npm (?:ci|rebuild|run) .*): ([0-9.]+) s$")
@@ -78,9 +80,11 @@ def stages(build_log: str) -> dict[str, float]:
 def bench_build(archive: str, work: Path, repeats: int) -> tuple[str, Path]:
     log("priming the builder cache (one untimed build)")
     _, _, bundle = build(archive, work / "dist-prime")
+    digests = {sha256_file(bundle)}
     runs, hits, logs = [], [], []
     for i in range(repeats):
         seconds, text, bundle = build(archive, work / f"dist-{i}")
+        digests.add(sha256_file(bundle))
         runs.append(seconds)
         logs.append(stages(text))
         hits.append(build(archive, work / f"dist-{i}")[0])
@@ -93,7 +97,9 @@ def bench_build(archive: str, work: Path, repeats: int) -> tuple[str, Path]:
              for stage in logs[0]]
     rows.append(["builder build again (cache hit)", secs(med(hits)), secs(min(hits)),
                  ratio(med(hits), npm_ci)])
-    return table(["build", "median s", "min s", "vs npm ci alone"], rows), bundle
+    same = (f"{repeats + 1} builds, same sha256: "
+            + ("yes" if len(digests) == 1 else f"NO ({len(digests)} different)"))
+    return table(["build", "median s", "min s", "vs npm ci alone"], rows) + "\n" + same, bundle
 
 
 def bench_size(bundle: Path) -> str:
