@@ -5,7 +5,13 @@
   ELF executable compiled by ``cc`` (which gives it a real glibc floor).
 - ``raw_bundle``: a ``.tar.zst`` with exactly the members given (anything a hostile archive may
   hold: traversal, links, devices, lying headers), nothing checked.
-- ``manifest_dict``: a schema-valid manifest for a fabricated app tree.
+- ``manifest_dict``: a schema-valid manifest for a fabricated app tree; ``node_entry``: its
+  optional ``node`` object (a Node.js app needing libstdc++).
+- ``elf_with_verdefs``: the bytes of a tiny ELF shared object defining GNU symbol versions
+  (``GLIBC_2.36``, ``GLIBCXX_3.4.30``), readable by pyelftools; no compiler needed.
+- image roots for ``agent check``: ``put`` (a file or link inside a root), ``elf`` (just an ELF
+  header), ``banner`` (glibc's version string), ``debian`` (a usrmerged multiarch root with
+  libc.so.6 and optionally libstdc++.so.6).
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import hashlib
 import io
 import json
 import shutil
+import struct
 import subprocess
 import tarfile
 from collections.abc import Iterable, Mapping
@@ -57,6 +64,14 @@ def manifest_dict(*, name: str = "demo", version: str = "1.0", files: int = 2,
     ).to_dict()
     manifest.update(overrides)
     return manifest
+
+
+def node_entry(libstdcxx: str | None = "GLIBCXX_3.4.21") -> dict[str, Any]:
+    """A schema-valid manifest ``node`` object (what a recipe's ``[node]`` app records)."""
+    return {"package": "code-server@4.139.1", "runtime": "24.19.0",
+            "npm_lock": "sha256:" + "0" * 64, "toolchain": "ziglang==0.17.1",
+            "native_glibc_floor": "2.28", "libstdcxx": libstdcxx, "native_files": 0,
+            "exempt": [], "trimmed": {}, "build_headers": [], "commands": ["code-server"]}
 
 
 def canonical(data: Any) -> bytes:
@@ -205,3 +220,129 @@ def sidecar_for(archive: Path, manifest: Mapping[str, Any], *, size: int | None 
         "filename": archive.name, "sha256": sha256 or sha256_of(archive),
         "size": archive.stat().st_size if size is None else size}}))
     return sidecar
+
+
+# -- ELF files with GNU version definitions ---------------------------------------------------
+
+EM_X86_64, EM_AARCH64 = 62, 183
+SHT_STRTAB, SHT_GNU_VERDEF = 3, 0x6FFFFFFD
+VER_FLG_BASE = 1
+
+
+def _elf_hash(name: bytes) -> int:
+    h = 0
+    for byte in name:
+        h = (h << 4) + byte
+        g = h & 0xF0000000
+        if g:
+            h ^= g >> 24
+        h &= ~g
+    return h & 0xFFFFFFFF
+
+
+def elf_with_verdefs(versions: Iterable[str], *, soname: str | None = None,
+                     machine: int = EM_X86_64, tail: bytes = b"") -> bytes:
+    """A 64-bit little-endian ET_DYN file whose ``.gnu.version_d`` defines ``versions``.
+
+    ``soname`` (e.g. ``libstdc++.so.6``) becomes the base definition first, as in real
+    libraries; each version has one auxiliary entry (its name). ``tail`` is appended after the
+    sections (e.g. a glibc version banner). Only sections, no segments: nothing can load it,
+    every reader of version definitions (pyelftools, ``readelf -V``) can.
+    """
+    names = ([soname] if soname else []) + list(versions)
+    dynstr = b"\0"
+    offsets = []
+    for name in names:
+        offsets.append(len(dynstr))
+        dynstr += name.encode() + b"\0"
+    verdef = b""
+    for i, (name, offset) in enumerate(zip(names, offsets, strict=True)):
+        last = i == len(names) - 1
+        flags = VER_FLG_BASE if soname and i == 0 else 0
+        # Elf64_Verdef (20 bytes) then its one Elf64_Verdaux (8 bytes)
+        verdef += struct.pack("<HHHHIII", 1, flags, i + 1, 1, _elf_hash(name.encode()), 20,
+                              0 if last else 28)
+        verdef += struct.pack("<II", offset, 0)
+    shstrtab = b"\0.dynstr\0.gnu.version_d\0.shstrtab\0"
+    body_start = 64
+    dynstr_at = body_start
+    verdef_at = (dynstr_at + len(dynstr) + 7) & ~7
+    shstrtab_at = verdef_at + len(verdef)
+    shoff = (shstrtab_at + len(shstrtab) + 7) & ~7
+
+    def section(name: int, kind: int, offset: int, size: int, link: int = 0, info: int = 0,
+                align: int = 1) -> bytes:
+        return struct.pack("<IIQQQQIIQQ", name, kind, 0, 0, offset, size, link, info, align, 0)
+
+    headers = (section(0, 0, 0, 0)
+               + section(1, SHT_STRTAB, dynstr_at, len(dynstr))
+               + section(9, SHT_GNU_VERDEF, verdef_at, len(verdef), link=1, info=len(names),
+                         align=8)
+               + section(24, SHT_STRTAB, shstrtab_at, len(shstrtab)))
+    ident = b"\x7fELF" + bytes([2, 1, 1, 0]) + b"\0" * 8
+    header = ident + struct.pack("<HHIQQQIHHHHHH", 3, machine, 1, 0, 0, shoff, 0, 64, 56, 0,
+                                 64, 4, 3)
+    data = bytearray(header)
+    data += dynstr
+    data += b"\0" * (verdef_at - len(data)) + verdef + shstrtab
+    data += b"\0" * (shoff - len(data)) + headers
+    return bytes(data) + tail
+
+
+def libstdcxx_versions(newest: str) -> list[str]:
+    """``GLIBCXX_3.4`` ... ``GLIBCXX_<newest>`` plus the CXXABI_ and odd names a real
+    libstdc++.so.6 defines too (which must not count)."""
+    top = int(newest.split(".")[2]) if newest.count(".") == 2 else 0
+    return (["CXXABI_1.3", "CXXABI_1.3.13", "GLIBCXX_3.4"]
+            + [f"GLIBCXX_3.4.{n}" for n in range(1, top + 1)]
+            + ["CXXABI_TM_1", "GLIBCXX_LDBL_3.4"])
+
+
+# -- fabricated image roots -------------------------------------------------------------------
+
+
+def elf(machine: int = EM_X86_64, tail: bytes = b"") -> bytes:
+    """An ELF header with just enough for the architecture (64-bit, little-endian)."""
+    ident = b"\x7fELF" + bytes([2, 1, 1, 0]) + b"\0" * 8
+    return ident + struct.pack("<HH", 3, machine) + b"\0" * 44 + tail
+
+
+def banner(version: str) -> bytes:
+    return (b"\0GNU C Library (Debian GLIBC " + version.encode() + b"-13) stable release "
+            b"version " + version.encode() + b".\n\0")
+
+
+def put(root: Path, inner: str, data: bytes = b"", *, link: str | None = None) -> None:
+    """Write ``data`` (or a link to ``link``) at ``inner``, a path inside the image ``root``
+    (a leading ``/`` is the image's root, never the host's)."""
+    parts = [p for p in inner.split("/") if p not in ("", ".")]
+    if ".." in parts:
+        raise ValueError(f"put: {inner!r} leaves the root")
+    path = root.joinpath(*parts)
+    if path.is_symlink():  # never write through a link (it may point at the host)
+        raise ValueError(f"put: {inner!r} is a link in {root}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if link is not None:
+        path.symlink_to(link)
+    else:
+        path.write_bytes(data)
+
+
+def debian(root: Path, version: str = "2.31", machine: int = EM_X86_64, *,
+           libstdcxx: str | None = None) -> Path:
+    """A usrmerged multiarch root: ``/bin/sh``, ``libc.so.6`` (glibc ``version``) and, given
+    ``libstdcxx`` (``3.4.30``), ``libstdc++.so.6`` -> ``libstdc++.so.6.0.30`` defining up to
+    ``GLIBCXX_<libstdcxx>``, as Debian's libstdc++6 installs it."""
+    triplet = "x86_64-linux-gnu" if machine == EM_X86_64 else "aarch64-linux-gnu"
+    put(root, "lib", link="/usr/lib")  # absolute links point into the image
+    put(root, "bin", link="usr/bin")
+    put(root, "usr/bin/sh", link="dash")
+    put(root, "usr/bin/dash", elf(machine))
+    put(root, f"usr/lib/{triplet}/libc.so.6", elf(machine, banner(version)))
+    if libstdcxx is not None:
+        real = f"libstdc++.so.6.0.{libstdcxx.split('.')[-1]}"
+        put(root, f"usr/lib/{triplet}/libstdc++.so.6", link=real)
+        put(root, f"usr/lib/{triplet}/{real}",
+            elf_with_verdefs(libstdcxx_versions(libstdcxx), soname="libstdc++.so.6",
+                             machine=machine))
+    return root

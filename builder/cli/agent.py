@@ -90,16 +90,20 @@ def _register_install(cmds: Any) -> None:
 
 def _register_check(cmds: Any) -> None:
     check = cmds.add_parser(
-        "check", help="does a bundle fit a target image (arch, libc family, glibc floor)?",
+        "check", help="does a bundle fit a target image (arch, libc family, glibc floor, "
+        "libstdc++ for a Node.js app)?",
         epilog=CHECK_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     check.add_argument("bundle", metavar="BUNDLE",
                        help=".tar.zst, sidecar .json, entry directory, or NAME with --store")
     check.add_argument("--rootfs", type=Path, metavar="PATH",
-                       help="the image's root filesystem, read for its libc and arch")
+                       help="the image's root filesystem, read for its arch, libc and libstdc++")
     check.add_argument("--arch", help="the image's architecture (with --glibc or --musl)")
     libc = check.add_mutually_exclusive_group()
     libc.add_argument("--glibc", metavar="X.Y", help="the image's glibc version")
     libc.add_argument("--musl", action="store_true", help="the image uses musl")
+    check.add_argument("--libstdcxx", metavar="X.Y.Z",
+                       help="with --arch: the newest GLIBCXX_ the image's libstdc++.so.6 defines "
+                       "(e.g. 3.4.30); without it a bundle's libstdc++ need is not checked")
     check.add_argument("--store", type=Path, metavar="DIR", help="resolve BUNDLE by name here")
     check.add_argument("--json", action="store_true", help="machine-readable output")
     check.set_defaults(handler=_check)
@@ -209,16 +213,20 @@ def _check(args: argparse.Namespace) -> int:
     )
 
     numbers = args.glibc is not None or args.musl
-    if args.rootfs is not None and (numbers or args.arch):
-        raise UsageError("give either --rootfs PATH or --arch A with --glibc X.Y/--musl")
+    if args.rootfs is not None and (numbers or args.arch or args.libstdcxx is not None):
+        raise UsageError("give either --rootfs PATH or --arch A with --glibc X.Y/--musl "
+                         "(and --libstdcxx X.Y.Z)")
     if args.rootfs is None:
         if not (numbers and args.arch):
             raise UsageError("say what the image is: --rootfs PATH, or --arch A with "
                              "--glibc X.Y or --musl")
         if args.glibc is not None and not re.fullmatch(r"\d+\.\d+(\.\d+)?", args.glibc):
             raise UsageError(f"--glibc takes a version like 2.31, not {args.glibc!r}")
+        if args.libstdcxx is not None and not re.fullmatch(r"(GLIBCXX_)?\d+\.\d+(\.\d+)?",
+                                                           args.libstdcxx):
+            raise UsageError(f"--libstdcxx takes a version like 3.4.30, not {args.libstdcxx!r}")
         image = image_from_numbers(arch=args.arch, libc="musl" if args.musl else "gnu",
-                                   version=args.glibc)
+                                   version=args.glibc, libstdcxx=args.libstdcxx)
     else:
         image = probe_rootfs(args.rootfs)
     needs = load_bundle_needs(args.bundle, store_root=args.store)

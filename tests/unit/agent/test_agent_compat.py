@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-import struct
 from pathlib import Path
 
 import pytest
-from agent_factories import make_bundle
+from agent_factories import EM_AARCH64, debian, elf, make_bundle, put
 
 from builder.agent.compat import (
     BundleNeeds,
@@ -18,38 +17,6 @@ from builder.agent.compat import (
     resolve_in_root,
 )
 from builder.cli.main import main
-
-EM_X86_64, EM_AARCH64 = 62, 183
-
-
-def elf(machine: int = EM_X86_64, tail: bytes = b"") -> bytes:
-    """An ELF header with just enough for the architecture (64-bit, little-endian)."""
-    ident = b"\x7fELF" + bytes([2, 1, 1, 0]) + b"\0" * 8
-    return ident + struct.pack("<HH", 3, machine) + b"\0" * 44 + tail
-
-
-def banner(version: str) -> bytes:
-    return (b"\0GNU C Library (Debian GLIBC " + version.encode() + b"-13) stable release "
-            b"version " + version.encode() + b".\n\0")
-
-
-def put(root: Path, inner: str, data: bytes = b"", *, link: str | None = None) -> None:
-    path = root / inner
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if link is not None:
-        path.symlink_to(link)
-    else:
-        path.write_bytes(data)
-
-
-def debian(root: Path, version: str = "2.31", machine: int = EM_X86_64) -> Path:
-    triplet = "x86_64-linux-gnu" if machine == EM_X86_64 else "aarch64-linux-gnu"
-    put(root, "lib", link="/usr/lib")  # absolute links point into the image
-    put(root, "bin", link="usr/bin")
-    put(root, "usr/bin/sh", link="dash")
-    put(root, "usr/bin/dash", elf(machine))
-    put(root, f"usr/lib/{triplet}/libc.so.6", elf(machine, banner(version)))
-    return root
 
 
 def needs(floor: str | None = "2.34", arch: str = "x86_64", libc: str = "gnu") -> BundleNeeds:
