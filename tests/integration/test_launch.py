@@ -308,6 +308,9 @@ class IsolatedRoot:
     root: Path
     apps: dict[str, Path]  # name -> extracted bundle (manifest.json, service-def.json, app/)
     scratch: Path
+    # where each app/ is mounted (as <apps_dir>/<name>); another place checks relocatability.
+    # Its first directory (e.g. /srv) must exist in the root and gets a small read-only tmpfs.
+    apps_dir: str = "/opt/apps"
     holder: subprocess.Popen[bytes] | None = None
     started: list[Started] = field(default_factory=list)
 
@@ -318,20 +321,24 @@ class IsolatedRoot:
     def __enter__(self) -> IsolatedRoot:
         self.mount.mkdir(parents=True)
         q = shlex.quote
+        assert self.apps_dir.startswith("/") and ".." not in self.apps_dir, self.apps_dir
+        tops = sorted({"opt", self.apps_dir.strip("/").split("/")[0]})
         script = ["set -eu", f"M={q(str(self.mount))}",
                   f'mount --bind {q(str(self.root))} "$M"', 'mount -o remount,bind,ro "$M"',
                   'mount -t proc proc "$M/proc"',
                   'mount -t tmpfs -o mode=1777,size=1g tmpfs "$M/tmp"',
                   'mount --rbind /dev "$M/dev"',
-                  'mount -t tmpfs -o mode=755,size=1m tmpfs "$M/opt"',
+                  *(f'mount -t tmpfs -o mode=755,size=1m tmpfs "$M/{top}"' for top in tops),
                   'mkdir -p "$M/opt/kernel/service-defs"']
         for name, bundle in self.apps.items():
-            app, sdef = f'"$M/opt/apps/{name}"', f'"$M/opt/kernel/service-defs/{name}.json"'
+            app = '"$M"' + q(f"{self.apps_dir.rstrip('/')}/{name}")
+            sdef = f'"$M/opt/kernel/service-defs/{name}.json"'
             script += [f"mkdir -p {app}", f"mount --bind {q(str(bundle / 'app'))} {app}",
                        f"mount -o remount,bind,ro {app}", f": > {sdef}",
                        f"mount --bind {q(str(bundle / 'service-def.json'))} {sdef}",
                        f"mount -o remount,bind,ro {sdef}"]
-        script += ['mount -o remount,ro "$M/opt"', JUNK_SETUP, "echo ready", "exec sleep 3600"]
+        script += [*(f'mount -o remount,ro "$M/{top}"' for top in tops), JUNK_SETUP,
+                   "echo ready", "exec sleep 3600"]
         errors = self.scratch / "holder.log"
         with errors.open("wb") as err:
             self.holder = subprocess.Popen(
@@ -346,12 +353,15 @@ class IsolatedRoot:
         return self
 
     def start(self, argv: list[str], env: dict[str, str], *, log: Path,
-              user: str = "1000:1000") -> Started:
-        """Run ``argv`` in the root as ``user`` with exactly ``env``, in its own process group."""
+              user: str = "1000:1000", cwd: str | None = None) -> Started:
+        """Run ``argv`` in the root as ``user`` with exactly ``env``, in its own process group
+        (in ``cwd`` inside the root, else in /)."""
         assert self.holder is not None
+        chdir = ["--chdir", cwd] if cwd else []
         command = ["nsenter", "-t", str(self.holder.pid), "-m", "--",
                    "chroot", f"--userspec={user}", str(self.mount),
-                   "/usr/bin/env", "-i", *(f"{k}={v}" for k, v in sorted(env.items())), *argv]
+                   "/usr/bin/env", "-i", *chdir, *(f"{k}={v}" for k, v in sorted(env.items())),
+                   *argv]
         with log.open("wb") as out:
             proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT,
                                     stdin=subprocess.DEVNULL, start_new_session=True,
