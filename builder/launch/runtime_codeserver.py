@@ -241,7 +241,8 @@ def main(argv: Sequence[str], launch: Mapping[str, Any], original: Mapping[str, 
         log(f"ignoring ${' and $'.join(dropped)}: the address is {decided.bind_addr} "
             "(set it with --port, --ip, --bind-addr or $LAUNCH_PORT)")
     if args.dry_run:
-        print(json.dumps({"argv": decided.argv, "env": decided.env, "run": str(state.run),
+        shown = {k: "<hidden>" if k in PASSWORD_VARIABLES else v for k, v in decided.env.items()}
+        print(json.dumps({"argv": decided.argv, "env": shown, "run": str(state.run),
                           "root_dir": decided.root_dir, "bind_addr": decided.bind_addr,
                           "auth": decided.auth, "config": decided.config},
                          indent=1, sort_keys=True))

@@ -139,6 +139,12 @@ def test_launch_py_loads_the_code_server_mode(tmp_path: Path) -> None:
     assert "NODE_OPTIONS" not in out["env"] and out["env"]["PYTHONPATH"] == "/p"
     assert (Path(out["run"]) / "code-server.yaml").read_text() == out["config"]
     assert (home / ".local/share/code-server/extensions").is_dir()
+    shown = subprocess.run([sys.executable, "-I", str(here / "launch.py"), "--dry-run",
+                            "--allow-root"], env={**env, "PASSWORD": "s3cret"},
+                           capture_output=True, text=True, check=False)
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["auth"] == "password"
+    assert "s3cret" not in shown.stdout, "the password is printed"
     refused = subprocess.run([sys.executable, "-I", str(here / "launch.py"), "--allow-root",
                               "--auth", "password"], env=env, capture_output=True, text=True,
                              check=False)
