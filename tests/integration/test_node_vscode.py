@@ -152,3 +152,26 @@ def test_no_build_path_is_left_in_the_tree(app: Path, builder_cache: Path) -> No
             if p.is_file() and not p.is_symlink()
             and any(n in p.read_bytes() for n in needles)]
     assert hits == []
+
+
+def test_everything_but_the_interpreter_fits_glibc_2_28(app: Path,
+                                                        manifest: dict[str, object]) -> None:
+    """With a python-build-standalone interpreter (glibc 2.17) the bundle's floor is 2.28: every
+    ELF file besides the interpreter's own (the imported pyenv CPython here needs 2.36) and the
+    exempt ones needs at most 2.28; the node binary itself needs exactly 2.28."""
+    from builder.elf import is_elf, read_elf
+
+    exempt = {e["file"] for e in manifest["glibc_exempt"]}  # type: ignore[attr-defined]
+    site = app / "python/lib/python3.11/site-packages"
+    worst: dict[str, tuple[int, ...]] = {}
+    for path in app.rglob("*"):
+        if path.is_symlink() or not path.is_file() or not is_elf(path):
+            continue
+        own = path.is_relative_to(app / "python") and not path.is_relative_to(site)
+        if own or f"app/{path.relative_to(app).as_posix()}" in exempt:
+            continue
+        worst[path.relative_to(app).as_posix()] = read_elf(path).max_glibc or ()
+    assert len(worst) > 10
+    too_new = {p: v for p, v in worst.items() if v > (2, 28)}
+    assert too_new == {}
+    assert worst[NODE_REL] == (2, 28)
