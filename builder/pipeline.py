@@ -127,9 +127,10 @@ def input_digest(recipe: Recipe, lock: Lock, target: TargetLock, *, interpreter_
     }
     if recipe.service is not None or recipe.node is not None:
         inputs["launch"] = launch_digest()
-    if "node" in lock_entry:  # npm's lock digest; the toolchain that runs on this machine
-        inputs["node"] = {**lock_entry["node"],
-                          "toolchain": lock_entry["node"]["toolchain"].get(HOST_ARCH)}
+    if "node" in lock_entry:  # npm's lock digest; the toolchain and headers of this machine
+        node = lock_entry["node"]
+        inputs["node"] = {**node, "toolchain": node["toolchain"].get(HOST_ARCH),
+                          "build_headers": node.get("build_headers", {}).get(HOST_ARCH)}
     inputs["sbom"] = SBOM_FORMAT  # licenses collected into the tree, SBOM beside the archive
     return "sha256:" + sha256_bytes(canonical_json(inputs).encode())
 

@@ -21,6 +21,7 @@ from builder.lock.model import (
     TargetLock,
     WheelhouseLock,
 )
+from builder.node.debheaders import DebPin
 
 LOCK_FILE = "lock.json"
 
@@ -117,6 +118,12 @@ def lock_to_dict(lock: Lock, *, requirement_hashes: dict[str, str]) -> dict[str,
             "toolchain": {arch: _packages_to_list((package,))[0]
                           for arch, package in lock.node.toolchain},
         }
+        if lock.node.build_headers:
+            data["node"]["build_headers"] = {
+                arch: [{"package": d.package, "version": d.version, "filename": d.filename,
+                        "url": d.url, "size": d.size, "sha256": d.sha256} for d in debs]
+                for arch, debs in lock.node.build_headers
+            }
     return data
 
 
@@ -218,6 +225,17 @@ def read_lock(directory: Path, *, refresh_command: str) -> Lock:
 
 def _read_node(r: _Reader, node: dict[str, Any]) -> NodeAppLock:
     toolchain = r.get(node, "toolchain", dict, "node.")
+    headers = r.get(node, "build_headers", dict, "node.") if "build_headers" in node else {}
+    build_headers = []
+    for arch, debs in sorted(headers.items()):
+        at = f"node.build_headers.{arch}[]."
+        if not isinstance(debs, list):
+            raise r.fail(f"node.build_headers.{arch} must be list")
+        build_headers.append((arch, tuple(
+            DebPin(package=r.get(d, "package", str, at), version=r.get(d, "version", str, at),
+                   filename=r.get(d, "filename", str, at), url=r.get(d, "url", str, at),
+                   size=r.get(d, "size", int, at), sha256=r.get(d, "sha256", str, at))
+            for d in debs)))
     return NodeAppLock(
         requirement=r.get(node, "requirement", str, "node."),
         npm_lock=r.get(node, "npm_lock", str, "node."),
@@ -225,6 +243,7 @@ def _read_node(r: _Reader, node: dict[str, Any]) -> NodeAppLock:
             (arch, _read_packages(r, [item], f"node.toolchain.{arch}.")[0])
             for arch, item in sorted(toolchain.items())
         ),
+        build_headers=tuple(build_headers),
     )
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from builder.node.debheaders import DebPin
+
 LOCK_FORMAT_VERSION = 1
 
 
@@ -62,9 +64,15 @@ class NodeAppLock:
     requirement: str  # "code-server@4.139.1"
     npm_lock: str  # "sha256:..." over lockfiles/<name>/package*.json and nested/
     toolchain: tuple[tuple[str, LockedPackage], ...]  # (build machine arch, wheel), sorted
+    # (build machine arch, the Debian packages unpacked for their headers), for the arches the
+    # lock was made on (apt answers for its own machine)
+    build_headers: tuple[tuple[str, tuple[DebPin, ...]], ...] = ()
 
     def toolchain_for(self, arch: str) -> LockedPackage | None:
         return dict(self.toolchain).get(arch)
+
+    def headers_for(self, arch: str) -> tuple[DebPin, ...] | None:
+        return dict(self.build_headers).get(arch)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -20,8 +20,10 @@ from builder.fetch.wheels import fetch_packages
 from builder.install import install_wheels
 from builder.lock.model import LockedPackage, NodeAppLock, TargetLock
 from builder.lock.resolve import HOST_ARCH, CommandRunner, resolve_requirements, run_command
+from builder.node.debheaders import DebPin, resolve_debs
 from builder.node.lockfile import NodeLock, lock_node_app, read_node_lock
 from builder.node.npmenv import NpmSettings, isolated_npm_env
+from builder.node.run import Runner
 from builder.node.run import run_command as run_node_command
 from builder.node.runtime import locate_node_runtime, repair_runtime
 from builder.recipe.model import NODE_RUNTIME_DIST, Recipe
@@ -63,6 +65,7 @@ def lock_node(
     lock_dir: Path,
     cache_dir: Path,
     runner: CommandRunner = run_command,
+    apt_runner: Runner = run_node_command,
     log: Callable[[str], None] = lambda _msg: None,
 ) -> NodeAppLock:
     node = recipe.node
@@ -77,6 +80,13 @@ def lock_node(
             where=f"{recipe.path}: node.toolchain"), node.toolchain))
         for arch in BUILD_ARCHES
     )
+    headers: tuple[tuple[str, tuple[DebPin, ...]], ...] = ()
+    if node.app.build_headers:
+        with tempfile.TemporaryDirectory(prefix="builder-debs-") as tmp:
+            pins = resolve_debs(node.app.build_headers, runner=apt_runner, work_dir=Path(tmp))
+        headers = ((HOST_ARCH, pins),)
+        log("pinned build headers for " + HOST_ARCH + " build machines: "
+            + ", ".join(p.filename for p in pins))
     try:
         npm = read_node_lock(lock_dir, node.app)
         log(f"npm lock of {node.app.requirement} matches the recipe: kept")
@@ -86,7 +96,7 @@ def lock_node(
         npm = _resolve_npm(recipe, targets=targets, lock_dir=lock_dir, cache_dir=cache_dir,
                            runner=runner, log=log)
     return NodeAppLock(requirement=node.app.requirement, npm_lock=npm_lock_digest(npm),
-                       toolchain=toolchain)
+                       toolchain=toolchain, build_headers=headers)
 
 
 def _one(packages: tuple[LockedPackage, ...], requirement: str) -> LockedPackage:

@@ -18,7 +18,7 @@ from pathlib import Path
 from builder.elf.read import parse_version
 from builder.errors import BuilderError
 from builder.node.audit import TreeAudit, audit_tree, runtime_glibcxx
-from builder.node.debheaders import Headers, fetch_debian_headers
+from builder.node.debheaders import DebPin, Headers, fetch_debian_headers, fetch_pinned_headers
 from builder.node.install import Phase, StepResult, apply_install, plan_install
 from builder.node.lockfile import NodeLock, read_node_lock
 from builder.node.npmenv import DEFAULT_REGISTRY, NpmSettings, isolated_npm_env, node_shim_dir
@@ -53,6 +53,8 @@ class NodeBuildRequest:
     jobs: int = 2
     trim: TrimOptions = field(default_factory=TrimOptions)
     trim_runtime: bool = True  # drop the runtime's include/ and share/ after the build
+    # the lock's pins of spec.build_headers for this machine (None: whatever apt has)
+    header_pins: tuple[DebPin, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -117,7 +119,10 @@ def build_node_app(
                                 cache_dir=request.cache_dir / "zig")
     shims = node_shim_dir(work / "node-bin", runtime)
     headers = None
-    if spec.build_headers:
+    if spec.build_headers and request.header_pins is not None:
+        headers = fetch_pinned_headers(request.header_pins, work / "headers",
+                                       cache_dir=request.cache_dir, runner=runner, env=base)
+    elif spec.build_headers:
         headers = fetch_debian_headers(spec.build_headers, work / "headers", runner=runner,
                                        env=base)
     npm_cache = request.cache_dir / "npm"

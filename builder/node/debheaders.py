@@ -2,18 +2,25 @@
 
 The ``kerberos`` module includes ``<gssapi/gssapi.h>`` and ``<krb5.h>`` and loads the Kerberos
 libraries with ``dlopen`` at run time (``kerberos_use_rtld``), so its build needs headers only.
-``apt-get download`` fetches the ``.deb`` files (the host's apt sources, the Debian registry)
-and ``dpkg-deb -x`` unpacks them; the host stays untouched and the sha256 of every ``.deb`` is
-reported so a lock can pin them.
+
+Locking asks the lock machine's apt where the packages are (``apt-get download --print-uris``:
+URL, size and the SHA256 from apt's signed package lists) and pins that (:class:`DebPin`). A
+build downloads exactly those files, checks size and sha256, caches them by hash and unpacks
+them with ``dpkg-deb -x``: it needs no package lists, and the host stays untouched. Without pins
+(:func:`fetch_debian_headers`) ``apt-get download`` fetches whatever the host's apt has.
 """
 
 from __future__ import annotations
 
 import os
+import re
+import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import unquote
 
+from builder import net
 from builder.errors import BuilderError
 from builder.fsutil import sha256_file
 from builder.node.run import Runner, run_checked
@@ -40,6 +47,99 @@ class Headers:
     def cppflags(self) -> str:
         """Searched after every other directory, so these never shadow the toolchain's."""
         return f"-idirafter {self.include_dir}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DebPin:
+    """One ``.deb`` as the lock pins it."""
+
+    package: str
+    version: str
+    filename: str  # "libkrb5-dev_1.20.1-2+deb12u5_amd64.deb"
+    url: str
+    size: int
+    sha256: str
+
+
+_URI_LINE = re.compile(r"^'(?P<url>[^']+)' (?P<filename>\S+\.deb) (?P<size>\d+) "
+                       r"SHA256:(?P<sha256>[0-9a-f]{64})$")
+
+
+def parse_print_uris(text: str, *, packages: tuple[str, ...]) -> tuple[DebPin, ...]:
+    """``apt-get download --print-uris`` output -> pins, sorted by package; every package
+    asked for must be there, with a SHA256."""
+    pins = []
+    for line in text.splitlines():
+        match = _URI_LINE.match(line.strip())
+        if match is None:
+            continue
+        filename = match["filename"]
+        name, _, rest = filename.partition("_")
+        version = unquote(rest.rpartition("_")[0])
+        pins.append(DebPin(package=name, version=version, filename=filename, url=match["url"],
+                           size=int(match["size"]), sha256=match["sha256"]))
+    missing = sorted(set(packages) - {p.package for p in pins})
+    if missing:
+        raise BuilderError(f"apt gave no download with a SHA256 for {', '.join(missing)}",
+                           hint="run `apt-get update` once, and check the package names")
+    return tuple(sorted(pins, key=lambda p: p.package))
+
+
+def resolve_debs(packages: tuple[str, ...], *, runner: Runner, work_dir: Path,
+                 env: Mapping[str, str] | None = None) -> tuple[DebPin, ...]:
+    """Where this machine's apt finds ``packages`` (nothing is downloaded)."""
+    work_dir.mkdir(parents=True, exist_ok=True)
+    proc = runner(["apt-get", "download", "--print-uris", *packages], cwd=work_dir,
+                  env=dict(os.environ if env is None else env))
+    if proc.returncode != 0:
+        tail = (proc.stdout or "").strip().splitlines()[-3:]
+        raise BuilderError(f"apt-get download --print-uris {' '.join(packages)} failed: "
+                           f"{' / '.join(tail)}",
+                           hint="run `apt-get update` once (the package lists may be missing)")
+    return parse_print_uris(proc.stdout or "", packages=packages)
+
+
+def fetch_pinned_headers(
+    pins: tuple[DebPin, ...],
+    dest: Path,
+    *,
+    cache_dir: Path,
+    runner: Runner,
+    expect: tuple[str, ...] = (),
+    env: Mapping[str, str] | None = None,
+) -> Headers:
+    """Download the pinned ``.deb`` files (cached by sha256, checked) and unpack them into
+    ``dest/root``."""
+    root = dest / "root"
+    root.mkdir(parents=True, exist_ok=True)
+    environment = dict(os.environ if env is None else env)
+    for pin in pins:
+        cached = cache_dir / "debs" / pin.sha256 / pin.filename
+        if not (cached.is_file() and sha256_file(cached) == pin.sha256):
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                net.fetch_to(pin.url, cached, expected_sha256=pin.sha256, progress=False,
+                             what=f"{pin.package} {pin.version}", max_bytes=pin.size)
+            except BuilderError as exc:
+                raise BuilderError(
+                    f"cannot get {pin.filename} (pinned by the lock): {exc.what}",
+                    where=pin.url,
+                    hint="a Debian update may have removed that version from the archive: "
+                    "lock again (builder lock RECIPE) to pin the current one") from None
+        run_checked(runner, ["dpkg-deb", "-x", str(cached), str(root)], cwd=dest,
+                    env=environment, what=f"unpacking {pin.filename}")
+    return _checked(Headers(root=root, debs=tuple(DebFile(name=p.filename, sha256=p.sha256)
+                                                  for p in pins)),
+                    expect, " ".join(p.package for p in pins))
+
+
+def _checked(headers: Headers, expect: tuple[str, ...], packages: str) -> Headers:
+    missing = [h for h in expect if not (headers.include_dir / h).is_file()]
+    if missing:
+        shutil.rmtree(headers.root, ignore_errors=True)
+        raise BuilderError(f"the unpacked packages lack {', '.join(missing)}",
+                           where=str(headers.root), hint=f"check the packages: {packages}")
+    return headers
 
 
 def fetch_debian_headers(
@@ -73,8 +173,4 @@ def fetch_debian_headers(
                     what=f"unpacking {deb.name}")
     headers = Headers(root=root, debs=tuple(DebFile(name=d.name, sha256=sha256_file(d))
                                             for d in debs))
-    missing = [h for h in expect if not (headers.include_dir / h).is_file()]
-    if missing:
-        raise BuilderError(f"the unpacked packages lack {', '.join(missing)}", where=str(root),
-                           hint=f"check the package names: {' '.join(packages)}")
-    return headers
+    return _checked(headers, expect, " ".join(packages))

@@ -78,6 +78,11 @@ def build_node_stage(recipe: Recipe, lock: Lock, *, lock_dir: Path, app: Path,
     if tool is None:
         raise BuilderError(f"the lock pins no toolchain for {HOST_ARCH} build machines",
                            where=recipe.path, hint=f"refresh the lock: builder lock {recipe.path}")
+    header_pins = pins.headers_for(HOST_ARCH)
+    if node.app.build_headers and header_pins is None:
+        raise BuilderError(f"the lock pins no build headers ({', '.join(node.app.build_headers)}) "
+                           f"for {HOST_ARCH} build machines", where=recipe.path,
+                           hint=f"lock on a {HOST_ARCH} machine: builder lock {recipe.path}")
     wheel = fetch_packages((tool,), triple=f"{HOST_ARCH}-unknown-linux-gnu",
                            python_version=f"{lock.python}.0", index_url=index_url,
                            glibc_floor=TOOL_GLIBC_FLOOR, cache_dir=cache_dir, log=log)[0]
@@ -89,6 +94,7 @@ def build_node_stage(recipe: Recipe, lock: Lock, *, lock_dir: Path, app: Path,
         spec=node.app, lock_dir=lock_dir, runtime_site_packages=site_packages,
         tool_site_packages=tools, triple=triple, glibc_floor=recipe.targets.glibc_floor,
         dest=app / NODE_DIR, work_dir=work_dir, cache_dir=cache, jobs=os.cpu_count() or 2,
+        header_pins=header_pins,
     ), log=log)
     log(f"trimmed {result.trim.saved / 1e6:.1f} MB; native glibc floor "
         f"{format_version(result.audit.computed_floor or (0,))}; "

@@ -15,6 +15,7 @@ from builder.lock.api import load_fresh_lock
 from builder.lock.codec import lock_to_dict, read_lock, write_lock
 from builder.lock.model import InterpreterPin, Lock, LockedPackage, NodeAppLock, TargetLock
 from builder.lock.node import check_npm_lock, lock_node, npm_lock_digest
+from builder.node.debheaders import DebPin
 from builder.node.lockfile import read_node_lock, root_package_json
 from builder.recipe import Recipe, lock_digest, parse_recipe_text
 
@@ -113,12 +114,18 @@ def test_a_matching_npm_lock_is_kept_and_the_toolchain_pinned_per_build_arch(
 
 def test_the_node_entry_round_trips_through_lock_json(tmp_path: Path) -> None:
     recipe = _recipe(tmp_path)
+    deb = DebPin(package="libkrb5-dev", version="1.20.1-2+deb12u5",
+                 filename="libkrb5-dev_1.20.1-2+deb12u5_amd64.deb",
+                 url="http://deb.debian.org/debian/pool/main/k/krb5/x.deb", size=15504,
+                 sha256="c" * 64)
     node = NodeAppLock(requirement="left-pad@1.3.0", npm_lock="sha256:" + "1" * 64,
-                       toolchain=tuple(sorted(ZIG.items())))
+                       toolchain=tuple(sorted(ZIG.items())), build_headers=(("x86_64", (deb,)),))
     lock = _lock(recipe, node)
     write_lock(lock, tmp_path / "out", refresh_command="builder lock recipes/tool.toml")
     again = read_lock(tmp_path / "out", refresh_command="builder lock recipes/tool.toml")
     assert again == lock
+    assert again.node is not None and again.node.headers_for("x86_64") == (deb,)
+    assert again.node.headers_for("aarch64") is None
     assert lock_to_dict(again, requirement_hashes={})["node"]["toolchain"]["x86_64"][
         "filename"] == "ziglang-x86_64.whl"
     # a recipe without [node] has no key at all (older locks stay byte-identical)
