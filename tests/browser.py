@@ -14,6 +14,9 @@ group, which is killed when we are done, whatever happened.
 What is read off the page (VS Code 1.139, seen on a running code-server 4.139.1): the workbench
 is ``.monaco-workbench``; each Explorer entry is a ``.explorer-folders-view .monaco-list-row``
 (``role=treeitem``) whose ``aria-label`` is the file's name (``.label-name`` holds the same).
+With ``terminal=COMMAND`` it then opens a new integrated terminal the way a user does (F1,
+"Terminal: Create New Terminal", Enter, "Trust Folder & Continue" in Workspace Trust's dialog),
+clicks into it and types ``COMMAND`` and Enter: the caller checks what the command did.
 """
 
 from __future__ import annotations
@@ -80,6 +83,7 @@ class Workbench:
     console: tuple[str, ...]  # the browser console, "LEVEL message"
     seconds: float  # from asking for the URL until the file was listed
     screenshot: Path
+    terminal_seconds: float | None = None  # from F1 until the command was typed into a shell
 
 
 class WorkbenchNotReady(AssertionError):
@@ -133,8 +137,50 @@ def _console(driver: Any) -> tuple[str, ...]:
     return tuple(f"{e.get('level')} {e.get('message')}" for e in entries)
 
 
-def open_workbench(url: str, *, expect: str, artifacts: Path,
-                   deadline: float = 90) -> Workbench:
+def _type_in_new_terminal(driver: Any, command: str, *, deadline: float) -> float:
+    """F1 > "Terminal: Create New Terminal", then ``command`` and Enter in its input."""
+    from selenium.common.exceptions import WebDriverException
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    start = time.monotonic()
+    keys = ActionChains(driver)  # to whatever has the focus, as a user's keyboard does
+    keys.send_keys(Keys.F1).perform()
+    while True:
+        try:
+            box = driver.find_element(By.CSS_SELECTOR, ".quick-input-widget input")
+            box.send_keys("Terminal: Create New Terminal")
+            break
+        except WebDriverException:
+            if time.monotonic() - start > deadline:
+                raise WorkbenchNotReady("the command palette did not open (F1)") from None
+            time.sleep(POLL)
+    time.sleep(1)  # the palette filters as it is typed into
+    box.send_keys(Keys.ENTER)
+    while True:
+        # Workspace Trust asks before a terminal runs in a folder: a user trusts their own home
+        for button in driver.find_elements(By.CSS_SELECTOR, ".monaco-dialog-box .monaco-button"):
+            if button.text.startswith("Trust Folder"):
+                with contextlib.suppress(WebDriverException):
+                    button.click()
+        found = driver.find_elements(By.CSS_SELECTOR, ".terminal-wrapper .xterm-screen")
+        modal = driver.find_elements(By.CSS_SELECTOR, ".monaco-dialog-modal-block")
+        if found and not modal:
+            time.sleep(2)  # the shell's prompt: keys typed before it are still read, but late
+            try:
+                found[-1].click()
+            except WebDriverException:  # a dialog came up meanwhile: answer it first
+                continue
+            ActionChains(driver).send_keys(command + Keys.ENTER).perform()
+            return time.monotonic() - start
+        if time.monotonic() - start > deadline:
+            raise WorkbenchNotReady(f"no terminal opened within {deadline:.0f} s")
+        time.sleep(POLL)
+
+
+def open_workbench(url: str, *, expect: str, artifacts: Path, deadline: float = 90,
+                   terminal: str | None = None) -> Workbench:
     """Open ``url`` and wait until the Explorer lists ``expect``; see the module's doc."""
     from selenium.common.exceptions import WebDriverException
 
@@ -156,12 +202,18 @@ def open_workbench(url: str, *, expect: str, artifacts: Path,
                 errors.append(f"{type(exc).__name__}: {str(exc).strip()[:300]}")
             if look.get("workbench") and expect in look.get("rows", ()):
                 seconds = time.monotonic() - start
+                typed = None
+                if terminal is not None:
+                    try:
+                        typed = _type_in_new_terminal(driver, terminal, deadline=deadline)
+                    finally:
+                        driver.save_screenshot(str(artifacts / "terminal.png"))
                 driver.save_screenshot(str(screenshot))
                 return Workbench(url=look["url"], title=look["title"],
                                  explorer=tuple(look["rows"]),
                                  notifications=tuple(look["notifications"]),
                                  console=_console(driver), seconds=seconds,
-                                 screenshot=screenshot)
+                                 screenshot=screenshot, terminal_seconds=typed)
             if time.monotonic() - start > deadline:
                 break
             time.sleep(POLL)

@@ -9,7 +9,9 @@ working directory and the folder opened. Checked:
 - the service definition's command (``{ports[0]}`` filled, ``--ip 127.0.0.1`` added so
   nothing listens beyond loopback) serves ``/healthz`` (200, JSON) and ``/`` (200 after
   code-server's redirect to ``?folder=``), and Debian's headless Chromium, on the host, loads
-  the workbench and sees the Explorer list a file of that folder (tests/browser.py);
+  the workbench and sees the Explorer list a file of that folder (tests/browser.py), then opens
+  an integrated terminal and types a command whose output file shows the shell runs as uid
+  1000 with the image's ``LD_LIBRARY_PATH`` back;
 - ``bin/code-server --install-extension`` of a ``.vsix`` made here (tests/vsix.py) installs into
   the user's extensions directory, ``--list-extensions`` shows it, the bundle stays untouched;
 - the same bundle mounted at another path (``/srv/elsewhere/vscode``, no ``/opt/apps`` at all)
@@ -46,6 +48,7 @@ RESULTS = ROOT / ".cache" / "vscode-test" / "last-run.json"
 NAME = "vscode"
 HOME = "/tmp/home"  # the user's home, in the root's tmpfs: also the cwd and the folder opened
 TEST_FILE = "hello-from-the-test.txt"
+TERMINAL_FILE = "written-in-the-terminal.txt"
 VSIX = {"publisher": "builder-test", "name": "hello", "version": "0.0.1"}
 DEADLINE = 120.0  # seconds for code-server's first answer (about 0.3 s here when idle)
 
@@ -242,10 +245,21 @@ def serve_and_look(isolated: IsolatedRoot, command: Callable[[int], list[str]], 
         assert urllib.parse.unquote(answered.partition("folder=")[2]) == HOME, answered
         times = {"healthz": healthz}
         if with_browser:
-            seen = browser.open_workbench(f"http://127.0.0.1:{port}/", expect=TEST_FILE,
-                                          artifacts=tmp_path / "browser")
+            # the integrated terminal (node-pty in the ptyHost): a shell as uid 1000 with the
+            # image's environment (LD_LIBRARY_PATH given back by node-env.js)
+            marker = f"{HOME}/{TERMINAL_FILE}"
+            seen = browser.open_workbench(
+                f"http://127.0.0.1:{port}/", expect=TEST_FILE, artifacts=tmp_path / "browser",
+                terminal=f'echo "$(id -u) $LD_LIBRARY_PATH" > {marker}')
             assert seen.title.endswith("code-server"), seen.title
             times["workbench"] = seen.seconds
+            written = inside(isolated, marker)
+            for _ in range(100):  # bounded: 20 s for the shell to run the line
+                if written.is_file() and written.read_text().endswith("\n"):
+                    break
+                time.sleep(0.2)
+            assert written.is_file(), f"the terminal did not run the command ({seen.screenshot})"
+            assert written.read_text() == f"1000 {JUNK_ENV['LD_LIBRARY_PATH']}\n"
         assert started.alive(), "code-server exited"
     except AssertionError as exc:
         raise AssertionError(f"{exc}\n--- code-server's log ---\n{started.output()[-4000:]}"
