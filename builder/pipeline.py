@@ -311,7 +311,7 @@ def _node_stage(recipe: Recipe, lock: Lock, target: TargetLock, *, app: Path, st
     env_js = app / NODE_ENV_PATH.removeprefix("app/")
     env_js.parent.mkdir(parents=True, exist_ok=True)
     env_js.write_bytes(node_env_source())
-    needles = tuple(sorted({str(stage), os.path.realpath(stage), str(options.cache_dir)}))
+    needles = tuple(sorted({str(stage), os.path.realpath(stage), str(options.cache_dir.resolve())}))
     hits = scan_for_paths(app, needles)
     if hits:
         raise leftover_error(app, hits)
