@@ -53,7 +53,6 @@ from builder.launch import (
     launch_digest,
     plan_launch,
 )
-from builder.launch.plan import NODE_ENV_PATH, node_env_source
 from builder.lock.api import default_lock_dir, load_fresh_lock
 from builder.lock.codec import lock_to_dict
 from builder.lock.model import Lock, TargetLock
@@ -258,8 +257,7 @@ def _build_target(recipe: Recipe, lock: Lock, target: TargetLock, options: Build
             ui={**recipe_dict["app"]["ui"], "description": recipe.summary},
             service=recipe_dict["service"],
             launch=launch,
-            node=None if node is None or lock.node is None
-            else node.manifest(npm_lock=lock.node.npm_lock),
+            node=None if node is None else node.manifest(),
             file_count=facts.file_count,
             unpacked_bytes=facts.unpacked_bytes,
             source_date_epoch=options.source_date_epoch,
@@ -283,11 +281,15 @@ def _build_target(recipe: Recipe, lock: Lock, target: TargetLock, options: Build
                        sha256=sha256, size=size, cached=False)
 
 
+def _site_packages(app: Path, lock: Lock) -> Path:
+    return app / "python" / "lib" / f"python{lock.python}" / "site-packages"
+
+
 def _describe(recipe: Recipe, lock: Lock, target: TargetLock, bundle_root: Path, *,
               origin: str, log: Callable[[str], None]) -> TreeFacts:
     """Licenses collected into the tree, then every file described and the floors checked."""
     app = bundle_root / "app"
-    site_packages = app / "python" / "lib" / f"python{lock.python}" / "site-packages"
+    site_packages = _site_packages(app, lock)
     no_license = collect_licenses(app, site_packages=site_packages, stdlib=site_packages.parent)
     if no_license:
         log(f"note: no license file shipped by: {', '.join(no_license)}")
@@ -303,14 +305,10 @@ def _node_stage(recipe: Recipe, lock: Lock, target: TargetLock, *, app: Path, st
                 options: BuildOptions, lock_dir: Path, log: Callable[[str], None]) -> NodeStage:
     """The ``[node]`` app into ``app/node`` (after relocation, which is Python's), then the same
     proof relocation gives: no file of the app holds the staging path."""
-    site_packages = app / "python" / "lib" / f"python{lock.python}" / "site-packages"
     node = build_node_stage(recipe, lock, lock_dir=lock_dir, app=app,
-                            site_packages=site_packages, triple=target.target,
+                            site_packages=_site_packages(app, lock), triple=target.target,
                             work_dir=stage / "node-work", cache_dir=options.cache_dir,
                             index_url=recipe.packages.index_url, log=log)
-    env_js = app / NODE_ENV_PATH.removeprefix("app/")
-    env_js.parent.mkdir(parents=True, exist_ok=True)
-    env_js.write_bytes(node_env_source())
     needles = tuple(sorted({str(stage), os.path.realpath(stage), str(options.cache_dir.resolve())}))
     hits = scan_for_paths(app, needles)
     if hits:

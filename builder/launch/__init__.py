@@ -5,8 +5,8 @@ From the recipe's ``[service]`` and what was installed, ``plan_launch`` plans ``
 this package's ``runtime`` module), ``launch.json`` (what the launcher needs to know), Backend.AI's
 ``service-def.json``, an s6-overlay service directory (Kubeflow) and the kernels' wheelhouse;
 ``apply_launch`` writes them into the staged bundle. For a Node.js app (code-server), the
-pipeline writes ``app/bin/<name>`` (``render_node_command``) and ``NODE_ENV_PATH``
-(``node_env_source()``) itself.
+build's node stage writes ``app/bin/<name>`` (``render_node_command``) and the preload it names,
+``app/`` + ``NODE_ENV_JS`` (``node_env_source()``), itself.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from builder.launch.model import (
     PlannedFile,
     WheelhouseSet,
 )
-from builder.launch.plan import NODE_ENV_PATH, launch_digest, node_env_source, plan_launch
+from builder.launch.plan import launch_digest, node_env_source, plan_launch
 from builder.launch.scripts import render_node_command
 from builder.relocate.scripts import parse_python_script
 
@@ -45,7 +45,6 @@ def entry_is_python(app_root: Path, entry: str, *, where: str) -> bool:
 
 
 __all__ = [
-    "NODE_ENV_PATH",
     "Flavor",
     "JupyterServer",
     "LaunchInfo",

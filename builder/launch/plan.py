@@ -15,18 +15,12 @@ from builder.launch.model import (
     PlannedFile,
     WheelhouseSet,
 )
-from builder.launch.scripts import (
-    NODE_ENV_JS,
-    render_launcher,
-    render_s6_finish,
-    render_s6_run,
-)
+from builder.launch.scripts import render_launcher, render_s6_finish, render_s6_run
 from builder.launch.servicedef import service_def, service_ports
 from builder.recipe.model import ImagePython, Kernels, ServiceKind
 
 LAUNCH_FORMAT_VERSION = 2  # of launch.json; bump with any change to what the launcher reads
 LAUNCH_DIR = "app/share/launch"
-NODE_ENV_PATH = f"app/{NODE_ENV_JS}"  # the preload of every Node.js app's bin/<name> script
 # the service kinds' extra launcher files (relative to LAUNCH_DIR) and their sources here
 MODES = {ServiceKind.CODE_SERVER: ("codeserver.py", "runtime_codeserver.py")}
 # how a service's s6 run script says which variables still ask for a token or password
@@ -41,8 +35,8 @@ def runtime_source() -> bytes:
 
 
 def node_env_source() -> bytes:
-    """``node-env.js``, the preload of ``render_node_command``'s scripts: the pipeline writes
-    it to ``NODE_ENV_PATH`` (``app/share/launch/node-env.js``) for any Node.js app."""
+    """``node-env.js``, the preload of ``render_node_command``'s scripts: the build writes it
+    to ``NODE_ENV_JS`` (``share/launch/node-env.js``, under ``app/``) for any Node.js app."""
     return files("builder.launch").joinpath("node-env.js").read_bytes()
 
 

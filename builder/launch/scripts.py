@@ -53,7 +53,7 @@ exec "$app/{_safe(python, "interpreter path")}" -I "$app/share/launch/launch.py"
     return text.encode("ascii")
 
 
-NODE_ENV_JS = "share/launch/node-env.js"  # relative to the app root (plan.NODE_ENV_PATH)
+NODE_ENV_JS = "share/launch/node-env.js"  # relative to the app root
 
 
 def render_node_command(*, name: str, node: str, entry: str) -> bytes:

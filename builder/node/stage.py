@@ -23,7 +23,8 @@ from typing import Any
 from builder.elf.read import format_version
 from builder.errors import BuilderError
 from builder.fetch.wheels import fetch_packages
-from builder.launch.scripts import render_node_command
+from builder.launch.plan import node_env_source
+from builder.launch.scripts import NODE_ENV_JS, render_node_command
 from builder.lock.model import Lock
 from builder.lock.node import TOOL_GLIBC_FLOOR, node_cache
 from builder.lock.resolve import HOST_ARCH
@@ -40,18 +41,19 @@ NODE_LINK = "lib/node"
 @dataclass(frozen=True, slots=True, kw_only=True)
 class NodeStage:
     requirement: str  # "code-server@4.139.1"
+    npm_lock: str  # the lock's digest of npm's lockfiles
     result: NodeBuildResult
     toolchain: str  # the wheel file used
     commands: tuple[str, ...]  # app/bin/<name> written
 
-    def manifest(self, *, npm_lock: str) -> dict[str, Any]:
+    def manifest(self) -> dict[str, Any]:
         """The manifest's ``node`` entry: what a reviewer and an agent need to know."""
         audit = self.result.audit
         glibcxx = self.result.runtime_glibcxx
         return {
             "package": self.requirement,
             "runtime": self.result.runtime.version,
-            "npm_lock": npm_lock,
+            "npm_lock": self.npm_lock,
             "toolchain": self.toolchain,
             "native_glibc_floor": format_version(audit.computed_floor)
             if audit.computed_floor else None,
@@ -114,8 +116,11 @@ def build_node_stage(recipe: Recipe, lock: Lock, *, lock_dir: Path, app: Path,
             name=name, node=node_binary,
             entry=target.relative_to(app).as_posix()))
         command.chmod(0o755)
-    return NodeStage(requirement=node.app.requirement, result=result, toolchain=wheel.name,
-                     commands=tuple(name for name, _ in node.bin))
+    preload = app / NODE_ENV_JS  # what every bin/<command> preloads
+    preload.parent.mkdir(parents=True, exist_ok=True)
+    preload.write_bytes(node_env_source())
+    return NodeStage(requirement=node.app.requirement, npm_lock=pins.npm_lock, result=result,
+                     toolchain=wheel.name, commands=tuple(name for name, _ in node.bin))
 
 
 __all__ = ["NODE_DIR", "NodeStage", "build_node_stage"]
