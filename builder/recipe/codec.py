@@ -34,7 +34,9 @@ def recipe_to_dict(recipe: Recipe) -> dict[str, Any]:
         "packages": {
             "requirements": list(recipe.packages.requirements),
             "index_url": recipe.packages.index_url,
-            "allow_sdists": recipe.packages.allow_sdists,
+            "allow_sdists": (recipe.packages.allow_sdists
+                             if isinstance(recipe.packages.allow_sdists, bool)
+                             else list(recipe.packages.allow_sdists)),
             "expose": None if recipe.packages.expose is None else list(recipe.packages.expose),
         },
         "targets": {
@@ -60,6 +62,14 @@ def recipe_to_dict(recipe: Recipe) -> dict[str, Any]:
             "wheelhouse_pythons": list(kernels.wheelhouse_pythons),
         },
         "node": None if node is None else _node_to_dict(node),
+        "build": {"steps": [list(step) for step in recipe.build.steps]},
+        "checks": {
+            "imports": recipe.checks.imports,
+            "import_skip": list(recipe.checks.import_skip),
+            "commands": [list(command) for command in recipe.checks.commands],
+            "service": recipe.checks.service,
+            "timeout": recipe.checks.timeout,
+        },
     }
 
 

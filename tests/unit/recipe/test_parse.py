@@ -125,7 +125,7 @@ def test_every_problem_is_reported_at_once_in_line_order() -> None:
         "r.toml:14: packages.requirements[2]: must be a string, not an integer",
         "r.toml:18: targets.glibc_floor: must be a string, not an integer",
         "r.toml:21: extras: unknown key (allowed: format_version, app, runtime, packages, "
-        "targets, service, kernels, node)",
+        "targets, service, kernels, node, build, checks)",
     ]
 
 
