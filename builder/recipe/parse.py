@@ -20,11 +20,11 @@ from builder.node.spec import Exemption, Link, NodeAppSpec, ProjectScript
 from builder.recipe.locate import Locator
 from builder.recipe.model import (
     KNOWN_TRIPLES,
-    Build,
-    Checks,
     NODE_RUNTIME_DIST,
     PBS_FLAVORS,
     RECIPE_FORMAT_VERSION,
+    Build,
+    Checks,
     ImagePython,
     Kernels,
     Node,

@@ -1,0 +1,178 @@
+"""The isolated environment every build-time command runs in: PEP 517 backends building an
+sdist, the recipe's ``[build]`` steps and its ``[checks]``.
+
+What a command sees is decided here and nowhere else:
+- PATH: the given directories first (the bundle's ``python/bin``), then the system's ``/usr/bin``
+  and ``/bin``; never the caller's PATH (a virtualenv, pyenv shims, ~/.local/bin);
+- HOME, TMPDIR and the XDG directories inside a fresh temporary directory;
+- no host Python or pip configuration: no ``PYTHON*``, ``PIP_*``, ``VIRTUAL_ENV``, ``CONDA_*``,
+  ``JUPYTER_*`` variables, ``PIP_CONFIG_FILE=/dev/null``, ``PIP_NO_INDEX=1``,
+  ``PYTHONNOUSERSITE=1``, ``PYTHONDONTWRITEBYTECODE=1`` (no timestamped ``.pyc`` in the tree;
+  relocation compiles them reproducibly), ``PYTHONHASHSEED=0``;
+- ``SOURCE_DATE_EPOCH``, ``TZ=UTC``, ``LC_ALL=C.UTF-8`` and umask 022, so tools that honour
+  them write the same bytes every time;
+- no network where a network namespace can be made (``unshare --net``, or ``unshare -rn``
+  without root); where neither works the command runs with the network and the caller is told.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+from builder.errors import BuilderError
+
+TAIL_LINES = 25
+SYSTEM_PATH = ("/usr/local/bin", "/usr/bin", "/bin")
+# variables from the caller that a build command may keep (terminal, proxy-free locale)
+KEPT = ("TERM",)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Sandbox:
+    """Where and how commands run; made by :func:`sandbox`."""
+
+    home: Path  # a fresh directory, removed with the sandbox
+    path: tuple[Path, ...]  # put first on PATH
+    source_date_epoch: int
+    offline: bool  # a network namespace is made for each command
+    extra_env: tuple[tuple[str, str], ...] = ()
+
+    def env(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+        return sandbox_env(home=self.home, path=self.path,
+                           source_date_epoch=self.source_date_epoch,
+                           extra={**dict(self.extra_env), **(extra or {})})
+
+    def argv(self, argv: Sequence[str]) -> list[str]:
+        """``argv`` wrapped so it runs without network when that is possible."""
+        prefix = network_isolation() if self.offline else None
+        return [*(prefix or ()), *argv]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Outcome:
+    argv: tuple[str, ...]
+    returncode: int  # -N: killed by signal N; 124: the time bound passed
+    output: str  # stdout and stderr, interleaved
+    seconds: float
+    timed_out: bool = False
+
+    def tail(self, lines: int = TAIL_LINES) -> str:
+        shown = [line for line in self.output.splitlines() if line.strip()][-lines:]
+        return "\n".join(f"  | {line}" for line in shown) or "  | (no output)"
+
+
+def sandbox_env(*, home: Path, path: Sequence[Path], source_date_epoch: int,
+                extra: Mapping[str, str] | None = None,
+                base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The whole environment of a build-time command (nothing else leaks in)."""
+    source = os.environ if base is None else base
+    env = {k: source[k] for k in KEPT if k in source}
+    env.update({
+        "PATH": os.pathsep.join([*(str(p) for p in path), *SYSTEM_PATH]),
+        "HOME": str(home),
+        "TMPDIR": str(home / "tmp"),
+        "XDG_CACHE_HOME": str(home / ".cache"),
+        "XDG_CONFIG_HOME": str(home / ".config"),
+        "XDG_DATA_HOME": str(home / ".local" / "share"),
+        "LC_ALL": "C.UTF-8",
+        "LANG": "C.UTF-8",
+        "TZ": "UTC",
+        "SOURCE_DATE_EPOCH": str(source_date_epoch),
+        "PYTHONHASHSEED": "0",
+        "PYTHONNOUSERSITE": "1",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PIP_CONFIG_FILE": os.devnull,
+        "PIP_NO_INDEX": "1",
+        "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+        "PIP_NO_INPUT": "1",
+    })
+    env.update(extra or {})
+    return env
+
+
+@contextmanager
+def sandbox(*, path: Sequence[Path], source_date_epoch: int, offline: bool = True,
+            extra_env: Mapping[str, str] | None = None,
+            parent: Path | None = None) -> Iterator[Sandbox]:
+    """A sandbox with a fresh HOME (under ``parent``, default TMPDIR), removed afterwards."""
+    home = Path(tempfile.mkdtemp(prefix="builder-home-", dir=parent))
+    try:
+        (home / "tmp").mkdir()
+        yield Sandbox(home=home, path=tuple(path), source_date_epoch=source_date_epoch,
+                      offline=offline, extra_env=tuple(sorted((extra_env or {}).items())))
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+
+
+@cache
+def network_isolation() -> tuple[str, ...] | None:
+    """The prefix that runs a command in a new, empty network namespace here, or None."""
+    if shutil.which("unshare") is None:
+        return None
+    for prefix in (("unshare", "--net", "--"), ("unshare", "--map-root-user", "--net", "--")):
+        try:
+            probe = subprocess.run([*prefix, "true"], capture_output=True, check=False,
+                                   timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        if probe.returncode == 0:
+            return prefix
+    return None
+
+
+def run(sandbox: Sandbox, argv: Sequence[str], *, cwd: Path, timeout: float,
+        env: Mapping[str, str] | None = None) -> Outcome:
+    """Run ``argv`` in the sandbox; output captured, bounded in time (the whole process group
+    is killed when the bound passes)."""
+    full = sandbox.argv(argv)
+    start = time.monotonic()
+    try:
+        proc = subprocess.Popen(full, cwd=cwd, env=sandbox.env(env), stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True, umask=0o022)
+    except OSError as exc:
+        raise BuilderError(f"cannot run {argv[0]}: {exc.strerror or exc}", where=str(cwd),
+                           hint="is the command on the bundle's PATH (python/bin) or a path "
+                           "inside the app?") from exc
+    timed_out = False
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        timed_out = True
+        kill_group(proc)
+        out, _ = proc.communicate()
+    except BaseException:  # KeyboardInterrupt: leave no process behind
+        kill_group(proc)
+        proc.wait()
+        raise
+    return Outcome(argv=tuple(argv), returncode=124 if timed_out else proc.returncode,
+                   output=out.decode("utf-8", "replace"), seconds=time.monotonic() - start,
+                   timed_out=timed_out)
+
+
+def kill_group(proc: subprocess.Popen[bytes]) -> None:
+    """SIGKILL the process group ``proc`` leads (it was started in a new session)."""
+    with suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+def failure(outcome: Outcome, *, what: str, where: str, hint: str | None = None) -> BuilderError:
+    """One error for a failed command: what, its exit status or time bound, its output tail."""
+    if outcome.timed_out:
+        status = f"did not finish within {outcome.seconds:.0f} s"
+    elif outcome.returncode < 0:
+        status = f"was killed by signal {-outcome.returncode}"
+    else:
+        status = f"failed (exit code {outcome.returncode})"
+    command = " ".join(outcome.argv)
+    return BuilderError(f"{what} {status}: {command}\n{outcome.tail()}", where=where, hint=hint)

@@ -1,0 +1,72 @@
+"""The build-time command environment: what leaks in, bounds, failures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from builder import sandbox as sb
+
+
+def test_env_keeps_nothing_of_the_caller_but_the_terminal(tmp_path: Path) -> None:
+    base = {"PATH": "/venv/bin:/usr/bin", "PYTHONPATH": "/x", "PIP_INDEX_URL": "http://x",
+            "VIRTUAL_ENV": "/venv", "JUPYTER_PATH": "/j", "HOME": "/root", "TERM": "xterm",
+            "LD_LIBRARY_PATH": "/l", "CONDA_PREFIX": "/c"}
+    env = sb.sandbox_env(home=tmp_path, path=[tmp_path / "bin"], source_date_epoch=7,
+                         base=base)
+    assert env["PATH"] == f"{tmp_path}/bin:/usr/local/bin:/usr/bin:/bin"
+    assert env["HOME"] == str(tmp_path) and env["TMPDIR"] == str(tmp_path / "tmp")
+    assert env["SOURCE_DATE_EPOCH"] == "7" and env["PYTHONHASHSEED"] == "0"
+    assert env["PIP_CONFIG_FILE"] == "/dev/null" and env["PIP_NO_INDEX"] == "1"
+    assert env["PYTHONDONTWRITEBYTECODE"] == "1" and env["PYTHONNOUSERSITE"] == "1"
+    assert env["TERM"] == "xterm"
+    for leaked in ("PYTHONPATH", "PIP_INDEX_URL", "VIRTUAL_ENV", "JUPYTER_PATH",
+                   "LD_LIBRARY_PATH", "CONDA_PREFIX"):
+        assert leaked not in env
+
+
+def test_sandbox_home_is_fresh_and_removed() -> None:
+    with sb.sandbox(path=(), source_date_epoch=0, offline=False) as box:
+        home = box.home
+        assert (home / "tmp").is_dir() and not any(p.name != "tmp" for p in home.iterdir())
+    assert not home.exists()
+
+
+def test_run_captures_output_umask_and_env(tmp_path: Path) -> None:
+    with sb.sandbox(path=(), source_date_epoch=5, offline=False,
+                    extra_env={"STEP": "one"}) as box:
+        out = sb.run(box, ["sh", "-c", 'umask; echo "$STEP $SOURCE_DATE_EPOCH"; echo err >&2'],
+                     cwd=tmp_path, timeout=30)
+    assert out.returncode == 0
+    assert out.output.split() == ["0022", "one", "5", "err"]
+
+
+def test_a_command_past_its_bound_is_killed_with_its_children(tmp_path: Path) -> None:
+    marker = tmp_path / "child-alive"
+    with sb.sandbox(path=(), source_date_epoch=0, offline=False) as box:
+        out = sb.run(box, ["sh", "-c", f"(sleep 1; touch {marker}) & echo started; sleep 30"],
+                     cwd=tmp_path, timeout=0.5)
+    assert out.timed_out and out.returncode == 124 and "started" in out.output
+    error = sb.failure(out, what="build step 1", where="r.toml")
+    assert "did not finish within" in error.what and "  | started" in error.what
+    import time
+    time.sleep(1.5)
+    assert not marker.exists()  # the background child died with its group
+
+
+def test_failure_names_the_command_and_the_output_tail(tmp_path: Path) -> None:
+    with sb.sandbox(path=(), source_date_epoch=0, offline=False) as box:
+        out = sb.run(box, ["sh", "-c", "for i in $(seq 1 40); do echo line$i; done; exit 3"],
+                     cwd=tmp_path, timeout=30)
+    error = sb.failure(out, what="build step 2", where="r.toml: build.steps[1]", hint="fix it")
+    text = str(error)
+    assert text.startswith("r.toml: build.steps[1]: build step 2 failed (exit code 3): sh -c")
+    assert "  | line40" in text and "  | line16" in text and "line15" not in text
+    assert text.endswith("hint: fix it")
+
+
+def test_a_missing_program_is_a_clear_error(tmp_path: Path) -> None:
+    with sb.sandbox(path=(), source_date_epoch=0, offline=False) as box, \
+            pytest.raises(sb.BuilderError, match="cannot run no-such-program-here"):
+        sb.run(box, ["no-such-program-here"], cwd=tmp_path, timeout=5)
