@@ -57,10 +57,12 @@ from builder.lock.api import default_lock_dir, load_fresh_lock
 from builder.lock.codec import lock_to_dict
 from builder.lock.model import Lock, TargetLock
 from builder.lock.resolve import HOST_ARCH, arch_of
+from builder.lock.sdists import TOOL_GLIBC_FLOOR, fetch_sdist
 from builder.node.stage import NODE_DIR, NodeStage, build_node_stage
 from builder.recipe import Recipe, load_recipe, recipe_to_dict
 from builder.relocate import leftover_error, relocate, scan_for_paths, select_pyc_compiler
 from builder.sbom import SBOM_SUFFIX, collect_licenses, cyclonedx_sbom
+from builder.sdist import BuildSystem, BuiltWheel, SdistInput, build_or_reuse
 
 SBOM_FORMAT = 1
 
@@ -130,6 +132,11 @@ def input_digest(recipe: Recipe, lock: Lock, target: TargetLock, *, interpreter_
         node = lock_entry["node"]
         inputs["node"] = {**node, "toolchain": node["toolchain"].get(HOST_ARCH),
                           "build_headers": node.get("build_headers", {}).get(HOST_ARCH)}
+    sdists = {p.filename for p in target.packages if p.is_sdist}
+    if sdists:  # how each is built here: backend and this machine's build dependencies
+        inputs["sdists"] = {
+            name: {**entry, "build_deps": entry["build_deps"].get(HOST_ARCH)}
+            for name, entry in lock_entry["sdists"].items() if name in sdists}
     inputs["sbom"] = SBOM_FORMAT  # licenses collected into the tree, SBOM beside the archive
     return "sha256:" + sha256_bytes(canonical_json(inputs).encode())
 
@@ -204,9 +211,14 @@ def _build_target(recipe: Recipe, lock: Lock, target: TargetLock, options: Build
         app.mkdir(parents=True)
         extract_interpreter(interpreter.archive, app)
         python_dir = app / "python"
-        log(f"installing {len(wheels)} wheels")
-        installed = install_wheels([(w, sha_by_wheel[w.name]) for w in wheels],
-                                   python_dir=python_dir, minor=lock.python)
+        built = _build_sdists(lock, target, options, interpreter=interpreter, app=app,
+                              stage=stage, index_url=recipe.packages.index_url, log=log)
+        log(f"installing {len(wheels) + len(built)} wheels")
+        installed = install_wheels(
+            [*((w, sha_by_wheel[w.name]) for w in wheels),
+             *((b.path, b.sha256) for b in built.values())],
+            python_dir=python_dir, minor=lock.python)
+        sdist_of = {b.path.name: (n, _sdist_sha(target, n)) for n, b in built.items()}
         log("relocating")
         patchelf = Patchelf.default()
         report = relocate(
@@ -251,7 +263,7 @@ def _build_target(recipe: Recipe, lock: Lock, target: TargetLock, options: Build
             ),
             packages=tuple(
                 PackageInfo(name=d.name, version=d.version, sha256=d.sha256, wheel=d.wheel,
-                            license=d.license)
+                            license=d.license, sdist=sdist_of.get(d.wheel))
                 for d in installed
             ),
             ui={**recipe_dict["app"]["ui"], "description": recipe.summary},
@@ -279,6 +291,86 @@ def _build_target(recipe: Recipe, lock: Lock, target: TargetLock, options: Build
         rmtree(stage)
     return BuiltBundle(target=target.target, archive=archive, sidecar=sidecar, sbom=sbom,
                        sha256=sha256, size=size, cached=False)
+
+
+def _sdist_sha(target: TargetLock, filename: str) -> str:
+    return next(p.sha256 for p in target.packages if p.filename == filename)
+
+
+def _build_sdists(lock: Lock, target: TargetLock, options: BuildOptions, *,
+                  interpreter: InterpreterSource, app: Path, stage: Path, index_url: str,
+                  log: Callable[[str], None]) -> dict[str, BuiltWheel]:
+    """sdist file name -> its wheel, built offline from the locked build dependencies with
+    the bundle's own interpreter of this machine's architecture (or taken from the cache)."""
+    sdists = [p for p in target.packages if p.is_sdist]
+    if not sdists:
+        return {}
+    native = arch_of(target.target) == HOST_ARCH
+    host_target = lock.for_target(f"{HOST_ARCH}-unknown-linux-gnu")
+    if native:
+        python_version = interpreter.python_version
+    elif host_target is not None:
+        python_version = host_target.interpreter.python_version
+    else:
+        python_version = lock.python
+    runner_python: list[Path] = []
+
+    def python() -> Path:
+        """The interpreter that runs the backends (fetched for a cross target only once)."""
+        if runner_python:
+            return runner_python[0]
+        if native:
+            runner_python.append(app / "python" / "bin" / f"python{lock.python}")
+        elif host_target is None or options.python_from is not None:
+            raise BuilderError(
+                f"building {', '.join(p.filename for p in sdists)} for {target.target} needs "
+                f"a CPython {lock.python} that runs on this machine ({HOST_ARCH})",
+                where=str(options.recipe_path),
+                hint=f"build the {HOST_ARCH}-unknown-linux-gnu target first with the same "
+                "cache (pure-Python wheels built from sdists serve every target), or build "
+                "without --python-from so the lock's interpreter for this machine is fetched")
+        else:
+            archive = fetch_interpreter(host_target.interpreter, cache_dir=options.cache_dir,
+                                        mirror=options.mirror, progress=options.progress)
+            extract_interpreter(archive, stage / "build-python")
+            runner_python.append(stage / "build-python" / "python" / "bin" /
+                                 f"python{lock.python}")
+        return runner_python[0]
+
+    built: dict[str, BuiltWheel] = {}
+    for package in sdists:
+        entry = lock.sdist(package.filename)
+        deps = entry.deps_for(HOST_ARCH) if entry is not None else None
+        if entry is None or deps is None:
+            raise BuilderError(
+                f"the lock pins no build dependencies of {package.filename} for this machine "
+                f"({HOST_ARCH})", where=str(options.recipe_path),
+                hint="lock again: builder lock RECIPE")
+        deps_wheels = fetch_packages(deps, triple=f"{HOST_ARCH}-unknown-linux-gnu",
+                                     python_version=python_version,
+                                     index_url=index_url, glibc_floor=TOOL_GLIBC_FLOOR,
+                                     cache_dir=options.cache_dir, log=log)
+        item = SdistInput(
+            name=package.name, version=package.version,
+            archive=fetch_sdist(package, cache_dir=options.cache_dir),
+            sha256=package.sha256,
+            build_system=BuildSystem(requires=entry.requires, backend=entry.backend,
+                                     backend_path=entry.backend_path),
+            requires=entry.requires,
+            deps=tuple((w, p.sha256) for w, p in zip(deps_wheels, deps, strict=True)))
+        wheel = build_or_reuse(item, python=python, python_version=python_version,
+                               cache_dir=options.cache_dir,
+                               source_date_epoch=options.source_date_epoch, log=log)
+        if not wheel.pure and not native:
+            raise BuilderError(
+                f"{package.name} {package.version} is built from source and its wheel "
+                f"({wheel.path.name}) holds native code: it can be built only for this "
+                f"machine's architecture ({HOST_ARCH}), not {target.target}",
+                where=str(options.recipe_path),
+                hint=f"build the {arch_of(target.target)} bundle on an {arch_of(target.target)} "
+                "machine, or pin a version that publishes a wheel for it")
+        built[package.filename] = wheel
+    return built
 
 
 def _site_packages(app: Path, lock: Lock) -> Path:

@@ -26,6 +26,8 @@ class PackageInfo:
     sha256: str  # of the wheel
     wheel: str
     license: str
+    # the source distribution the wheel was built from at build time: (file name, sha256)
+    sdist: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -77,7 +79,9 @@ class Manifest:
             },
             "packages": [
                 {"name": p.name, "version": p.version, "sha256": p.sha256, "wheel": p.wheel,
-                 "license": p.license}
+                 "license": p.license,
+                 **({} if p.sdist is None
+                    else {"built_from": {"sdist": p.sdist[0], "sha256": p.sdist[1]}})}
                 for p in self.packages
             ],
             "ui": self.ui,

@@ -51,8 +51,10 @@ def fetch_wheels(
     runner: CommandRunner = run_command,
     log: Callable[[str], None] = lambda _msg: None,
 ) -> tuple[Path, ...]:
-    """Return the verified cached wheel of every locked package, in lock order."""
-    return fetch_packages(target.packages, triple=target.target,
+    """Return the verified cached wheel of every locked package, in lock order (source
+    distributions are left to the sdist builder)."""
+    wheels = tuple(p for p in target.packages if not p.is_sdist)
+    return fetch_packages(wheels, triple=target.target,
                           python_version=target.interpreter.python_version, index_url=index_url,
                           glibc_floor=glibc_floor, cache_dir=cache_dir, runner=runner, log=log)
 

@@ -10,10 +10,11 @@ from pathlib import Path
 
 from builder.errors import BuilderError
 from builder.lock.codec import read_lock, write_lock
-from builder.lock.model import Lock, TargetLock
+from builder.lock.model import Lock, SdistLock, TargetLock
 from builder.lock.node import check_npm_lock, lock_node
 from builder.lock.pbs import resolve_pin
 from builder.lock.resolve import resolve_target
+from builder.lock.sdists import lock_sdists
 from builder.recipe import Recipe, lock_digest
 
 
@@ -63,6 +64,13 @@ def lock_recipe(
         log(f"locked {triple}: {len(target.packages)} packages, CPython {pin.python_version} "
             f"({seconds[triple]:.1f}s)")
         targets.append(target)
+    sdists: tuple[SdistLock, ...] = ()
+    if any(p.is_sdist for t in targets for p in t.packages):
+        start = time.perf_counter()
+        sdists = lock_sdists(targets, python_version=targets[0].interpreter.python_version,
+                             index_url=recipe.packages.index_url, cache_dir=cache_dir,
+                             where=recipe.path, log=log)
+        seconds["sdists"] = time.perf_counter() - start
     node = None
     if recipe.node is not None:
         start = time.perf_counter()
@@ -78,6 +86,7 @@ def lock_recipe(
         glibc_floor=recipe.targets.glibc_floor,
         targets=tuple(targets),
         node=node,
+        sdists=sdists,
     )
     path = write_lock(lock, lock_dir, refresh_command=refresh_command(recipe))
     return LockResult(lock=lock, path=path, seconds=seconds)

@@ -18,8 +18,10 @@ from builder.lock.model import (
     Lock,
     LockedPackage,
     NodeAppLock,
+    SdistLock,
     TargetLock,
     WheelhouseLock,
+    is_sdist_filename,
 )
 from builder.node.debheaders import DebPin
 
@@ -77,9 +79,22 @@ def _pin_to_dict(pin: InterpreterPin) -> dict[str, Any]:
 def _packages_to_list(packages: tuple[LockedPackage, ...]) -> list[dict[str, Any]]:
     return [
         {"name": p.name, "version": p.version, "filename": p.filename, "sha256": p.sha256,
-         "via": list(p.via)}
+         "via": list(p.via), **({"url": p.url} if p.url is not None else {})}
         for p in packages
     ]
+
+
+def _sdist_to_dict(sdist: SdistLock) -> dict[str, Any]:
+    return {
+        "name": sdist.name,
+        "version": sdist.version,
+        "url": sdist.url,
+        "sha256": sdist.sha256,
+        "backend": sdist.backend,
+        "backend_path": list(sdist.backend_path),
+        "requires": list(sdist.requires),
+        "build_deps": {arch: _packages_to_list(deps) for arch, deps in sdist.build_deps},
+    }
 
 
 def _target_to_dict(t: TargetLock, hashes: dict[str, str]) -> dict[str, Any]:
@@ -111,6 +126,8 @@ def lock_to_dict(lock: Lock, *, requirement_hashes: dict[str, str]) -> dict[str,
         "glibc_floor": lock.glibc_floor,
         "targets": {t.target: _target_to_dict(t, requirement_hashes) for t in lock.targets},
     }
+    if lock.sdists:  # only locks with source distributions have the key
+        data["sdists"] = {s.filename: _sdist_to_dict(s) for s in lock.sdists}
     if lock.node is not None:  # only recipes with a [node] app have the key
         data["node"] = {
             "requirement": lock.node.requirement,
@@ -213,14 +230,46 @@ def read_lock(directory: Path, *, refresh_command: str) -> Lock:
         targets.append(target)
         _check_requirements_file(directory, r.get(entry, "requirements", dict, at),
                                  refresh_command)
-    return Lock(
+    lock = Lock(
         recipe_name=r.get(recipe, "name", str, "recipe."),
         recipe_digest=r.get(recipe, "lock_digest", str, "recipe."),
         python=r.get(data, "python", str, ""),
         glibc_floor=r.get(data, "glibc_floor", str, ""),
         targets=tuple(targets),
         node=_read_node(r, r.get(data, "node", dict, "")) if "node" in data else None,
+        sdists=_read_sdists(r, r.get(data, "sdists", dict, "")) if "sdists" in data else (),
     )
+    for target in lock.targets:
+        for package in target.packages:
+            if package.is_sdist and lock.sdist(package.filename) is None:
+                raise r.fail(f"targets.{target.target}: {package.filename} is a source "
+                             "distribution without an entry in sdists")
+    return lock
+
+
+def _read_sdists(r: _Reader, sdists: dict[str, Any]) -> tuple[SdistLock, ...]:
+    result = []
+    for filename, entry in sorted(sdists.items()):
+        at = f"sdists.{filename}."
+        if not is_sdist_filename(filename) or "/" in filename or filename.startswith("."):
+            raise r.fail(f"sdists: {filename!r} is not a source distribution's file name")
+        deps = r.get(entry, "build_deps", dict, at)
+        result.append(SdistLock(
+            name=r.get(entry, "name", str, at),
+            version=r.get(entry, "version", str, at),
+            filename=filename,
+            url=r.get(entry, "url", str, at),
+            sha256=r.get(entry, "sha256", str, at),
+            backend=r.get(entry, "backend", str, at),
+            backend_path=tuple(r.get(entry, "backend_path", list, at)),
+            requires=tuple(r.get(entry, "requires", list, at)),
+            build_deps=tuple(
+                (arch, _read_packages(r, items if isinstance(items, list) else [None],
+                                      f"{at}build_deps.{arch}."))
+                for arch, items in sorted(deps.items())
+            ),
+        ))
+    return tuple(result)
 
 
 def _read_node(r: _Reader, node: dict[str, Any]) -> NodeAppLock:
@@ -255,6 +304,8 @@ def _read_packages(r: _Reader, items: list[Any], at: str) -> tuple[LockedPackage
             filename=r.get(p, "filename", str, at + "packages[]."),
             sha256=r.get(p, "sha256", str, at + "packages[]."),
             via=tuple(r.get(p, "via", list, at + "packages[].")),
+            url=r.get(p, "url", str, at + "packages[].") if isinstance(p, dict) and "url" in p
+            else None,
         )
         for p in items
     )

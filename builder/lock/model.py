@@ -34,6 +34,38 @@ class LockedPackage:
     filename: str  # the wheel (or sdist) chosen for this target
     sha256: str
     via: tuple[str, ...]  # canonical names of the dependants, or "-r recipe" for top-level
+    url: str | None = None  # recorded for source distributions (fetched directly, not by pip)
+
+    @property
+    def is_sdist(self) -> bool:
+        return is_sdist_filename(self.filename)
+
+
+SDIST_SUFFIXES = (".tar.gz", ".zip")
+
+
+def is_sdist_filename(filename: str) -> bool:
+    return not filename.endswith(".whl") and filename.endswith(SDIST_SUFFIXES)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SdistLock:
+    """How one source distribution becomes a wheel at build time: its PEP 517 backend and the
+    build dependencies that backend needs, resolved and hashed for each architecture a build
+    may run on (the build runs on the build machine, like the node toolchain)."""
+
+    name: str  # canonical
+    version: str
+    filename: str
+    url: str
+    sha256: str
+    backend: str  # "setuptools.build_meta:__legacy__"
+    backend_path: tuple[str, ...]  # in-tree backend directories (PEP 517 backend-path)
+    requires: tuple[str, ...]  # static build-system.requires + what the backend asked for
+    build_deps: tuple[tuple[str, tuple[LockedPackage, ...]], ...]  # (build arch, wheels), sorted
+
+    def deps_for(self, arch: str) -> tuple[LockedPackage, ...] | None:
+        return dict(self.build_deps).get(arch)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -83,6 +115,10 @@ class Lock:
     glibc_floor: str  # e.g. "2.17"
     targets: tuple[TargetLock, ...]  # sorted by target
     node: NodeAppLock | None = None
+    sdists: tuple[SdistLock, ...] = ()  # sorted by filename; shared by every target
+
+    def sdist(self, filename: str) -> SdistLock | None:
+        return next((s for s in self.sdists if s.filename == filename), None)
 
     def for_target(self, target: str) -> TargetLock | None:
         return next((t for t in self.targets if t.target == target), None)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 import tempfile
@@ -24,7 +25,13 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from builder.errors import BuilderError
-from builder.lock.model import InterpreterPin, LockedPackage, TargetLock, WheelhouseLock
+from builder.lock.model import (
+    InterpreterPin,
+    LockedPackage,
+    TargetLock,
+    WheelhouseLock,
+    is_sdist_filename,
+)
 from builder.recipe.model import Recipe
 
 # the legacy manylinux aliases, by the glibc minor they stand for
@@ -105,10 +112,14 @@ def run_command(
     return subprocess.run(list(argv), env=dict(env), capture_output=True, text=True, check=False)
 
 
-def pip_command(command: str, *, triple: str, python_version: str) -> list[str]:
-    """``python -m builder.lock.pip_target ENV -- --isolated COMMAND``: pip as on the target."""
+def pip_command(command: str, *, triple: str, python_version: str,
+                sdists: bool | tuple[str, ...] = False) -> list[str]:
+    """``python -m builder.lock.pip_target ENV [SDISTS] -- --isolated COMMAND``: pip as on the
+    target (``sdists``: projects whose source distributions pip may choose)."""
     env_json = json.dumps(target_environment(triple, python_version), sort_keys=True)
-    return [sys.executable, "-m", "builder.lock.pip_target", env_json, "--", "--isolated", command]
+    allow = [json.dumps(sdists if isinstance(sdists, bool) else list(sdists))] if sdists else []
+    return [sys.executable, "-m", "builder.lock.pip_target", env_json, *allow, "--",
+            "--isolated", command]
 
 
 def target_options(
@@ -145,17 +156,11 @@ def resolve_target(
 ) -> TargetLock:
     """Resolve the recipe's requirements for ``pin.triple`` with pip's resolver, and the
     kernels' wheelhouse for each image Python it names."""
-    if recipe.packages.allow_sdists:
-        raise BuilderError(
-            "allow_sdists = true is not supported yet: a lock for another platform can only "
-            "be resolved from wheels",
-            where=f"{recipe.path}: packages.allow_sdists",
-            hint="remove allow_sdists or set it to false",
-        )
     packages = resolve_requirements(
         recipe.packages.requirements, triple=pin.triple, python_version=pin.python_version,
         glibc_floor=recipe.targets.glibc_floor, index_url=recipe.packages.index_url,
         cache_dir=cache_dir, runner=runner, what=f"resolving for {pin.triple}", where=recipe.path,
+        sdists=recipe.packages.allow_sdists,
     )
     wheelhouse = []
     kernels = recipe.kernels
@@ -192,12 +197,15 @@ def resolve_requirements(
     runner: CommandRunner,
     what: str,
     where: str,
+    sdists: bool | tuple[str, ...] = False,
 ) -> tuple[LockedPackage, ...]:
-    """One pip resolution (``install --dry-run --report``) for a target and Python version."""
+    """One pip resolution (``install --dry-run --report``) for a target and Python version;
+    ``sdists``: the projects whose source distributions may be chosen (True: any)."""
     with tempfile.TemporaryDirectory(prefix="builder-lock-") as tmp:
         report = Path(tmp) / "report.json"
         argv = [
-            *pip_command("install", triple=triple, python_version=python_version),
+            *pip_command("install", triple=triple, python_version=python_version,
+                         sdists=sdists),
             "--dry-run",
             "--ignore-installed",
             "--quiet",
@@ -213,11 +221,53 @@ def resolve_requirements(
         ]
         proc = runner(argv, env=isolated_pip_env(cache_dir))
         if proc.returncode != 0:
+            if sdists is not True:
+                _explain_sdist_only(proc, runner=runner, argv=argv, sdists=sdists,
+                                    cache_dir=cache_dir, where=where)
             raise pip_failure(proc, what=what, where=where)
         data = json.loads(report.read_text(encoding="utf-8"))
     return packages_from_report(
         data, environment=target_environment(triple, python_version), where=where
     )
+
+
+_NO_MATCH = re.compile(r"No matching distribution found for ([A-Za-z0-9][A-Za-z0-9._-]*)")
+
+
+def _explain_sdist_only(proc: subprocess.CompletedProcess[str], *, runner: CommandRunner,
+                        argv: list[str], sdists: bool | tuple[str, ...], cache_dir: Path,
+                        where: str) -> None:
+    """When pip found no wheel for a project, ask once more with that project's sdists
+    allowed: if that resolves, the version exists only as a source distribution, and the
+    user is told exactly that (pip's own message names only the versions it could use)."""
+    match = _NO_MATCH.search(proc.stderr or "")
+    if match is None:
+        return
+    name = canonicalize_name(match.group(1))
+    allowed = (*(sdists if isinstance(sdists, tuple) else ()), name)
+    split = argv.index("--")
+    # argv: [python, -m, builder.lock.pip_target, ENV, (SDISTS,) --, ...]
+    retry = [*argv[:4], json.dumps(sorted(set(allowed))), *argv[split:]]
+    with tempfile.TemporaryDirectory(prefix="builder-lock-") as tmp:
+        retry = [f"--report={Path(tmp) / 'report.json'}" if a.startswith("--report=") else a
+                 for a in retry]
+        again = runner(retry, env=isolated_pip_env(cache_dir))
+        if again.returncode != 0:
+            return
+        data = json.loads((Path(tmp) / "report.json").read_text(encoding="utf-8"))
+    for item in data.get("install", []):
+        if canonicalize_name(item["metadata"]["name"]) != name:
+            continue
+        filename = str((item.get("download_info") or {}).get("url", "")).rsplit("/", 1)[-1]
+        version = item["metadata"]["version"]
+        raise BuilderError(
+            f"{name} {version} is published only as a source distribution ({filename}) for "
+            "this target, and the recipe does not allow sdists",
+            where=where,
+            hint=f'allow it in the recipe: packages.allow_sdists = ["{name}"] (builder then '
+            "builds its wheel offline from locked build dependencies), or pin a version "
+            "that has a wheel",
+        )
 
 
 def packages_from_report(
@@ -256,13 +306,15 @@ def packages_from_report(
                 where=where,
                 hint="use an index that publishes hashes (PyPI does)",
             )
+        filename = url.rsplit("/", 1)[-1].split("#", 1)[0]
         packages.append(
             LockedPackage(
                 name=name,
                 version=str(item["metadata"]["version"]),
-                filename=url.rsplit("/", 1)[-1].split("#", 1)[0],
+                filename=filename,
                 sha256=str(sha256),
                 via=tuple(sorted(dependants[name])),
+                url=url.split("#", 1)[0] if is_sdist_filename(filename) else None,
             )
         )
     return tuple(packages)

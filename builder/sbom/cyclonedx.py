@@ -77,6 +77,18 @@ def cyclonedx_sbom(manifest: dict[str, Any], *, app: Path) -> dict[str, Any]:
             "purl": purl,
             "hashes": [{"alg": "SHA-256", "content": package["sha256"]}],
         }
+        built_from = package.get("built_from")
+        if built_from:  # the wheel was built here from this sdist: name the source too
+            component["pedigree"] = {"ancestors": [{
+                "type": "library",
+                "bom-ref": f"{purl}#sdist",
+                "name": package["name"],
+                "version": package["version"],
+                "purl": f"{purl}?type=sdist",
+                "hashes": [{"alg": "SHA-256", "content": built_from["sha256"]}],
+            }]}
+            component["properties"] = [{"name": "builder:built_from_sdist",
+                                        "value": built_from["sdist"]}]
         licenses = _licenses(str(package.get("license", "")))
         if licenses:
             component["licenses"] = licenses

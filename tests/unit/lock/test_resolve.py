@@ -161,8 +161,68 @@ def test_pip_failure_is_wrapped_with_its_message(tmp_path: Path) -> None:
     assert "| ERROR: no match" in str(info.value)
 
 
-def test_sdists_are_refused_until_supported(tmp_path: Path) -> None:
-    recipe = parse_recipe_text(RECIPE.replace("[targets]", "allow_sdists = true\n[targets]"),
+class SdistOnlyPip:
+    """pip that finds nothing for ``top`` unless its sdists are allowed (the retry)."""
+
+    def __init__(self, *, retry_resolves: bool = True) -> None:
+        self.calls: list[list[str]] = []
+        self.retry_resolves = retry_resolves
+
+    def __call__(self, argv: Sequence[str], *, env: Mapping[str, str]
+                 ) -> subprocess.CompletedProcess[str]:
+        self.calls.append(list(argv))
+        split = argv.index("--")
+        allowed = json.loads(argv[4]) if split == 5 else False
+        if allowed and "top" in allowed and self.retry_resolves:
+            report_arg = next(a for a in argv if a.startswith("--report="))
+            Path(report_arg.split("=", 1)[1]).write_text(json.dumps({"install": [{
+                "metadata": {"name": "Top", "version": "1.0"}, "requested": True,
+                "download_info": {"url": "https://files.example/top-1.0.tar.gz",
+                                  "archive_info": {"hashes": {"sha256": "ab" * 32}}}}]}))
+            return subprocess.CompletedProcess(argv, 0, "", "")
+        return subprocess.CompletedProcess(
+            argv, 1, "", "ERROR: Could not find a version that satisfies the requirement "
+            "top==1.0 (from versions: none)\nERROR: No matching distribution found for "
+            "top==1.0\n")
+
+
+def test_a_version_published_only_as_sdist_is_named_with_the_fix(tmp_path: Path) -> None:
+    recipe = parse_recipe_text(RECIPE, path="r.toml")
+    fake = SdistOnlyPip()
+    with pytest.raises(BuilderError) as info:
+        resolve_target(recipe, PIN, cache_dir=tmp_path, runner=fake)
+    assert str(info.value) == (
+        "r.toml: top 1.0 is published only as a source distribution (top-1.0.tar.gz) for this "
+        "target, and the recipe does not allow sdists\n"
+        '  hint: allow it in the recipe: packages.allow_sdists = ["top"] (builder then builds '
+        "its wheel offline from locked build dependencies), or pin a version that has a wheel")
+    first, retry = fake.calls
+    assert first[4] == "--" and json.loads(retry[4]) == ["top"]
+    assert [a for a in retry if not a.startswith("--report=")][5:] == \
+        [a for a in first if not a.startswith("--report=")][4:]
+
+
+def test_no_wheel_and_no_sdist_keeps_pips_own_message(tmp_path: Path) -> None:
+    recipe = parse_recipe_text(RECIPE, path="r.toml")
+    with pytest.raises(BuilderError) as info:
+        resolve_target(recipe, PIN, cache_dir=tmp_path,
+                       runner=SdistOnlyPip(retry_resolves=False))
+    assert "failed (pip exit code 1)" in str(info.value)
+    assert "No matching distribution found for top==1.0" in str(info.value)
+
+
+@pytest.mark.parametrize(("allow", "expected"),
+                         [("true", True), ('["Top_X", "b"]', ["b", "top-x"])])
+def test_allowed_sdists_reach_pip(tmp_path: Path, allow: str, expected: object) -> None:
+    recipe = parse_recipe_text(RECIPE.replace("[targets]", f"allow_sdists = {allow}\n[targets]"),
                                path="r.toml")
-    with pytest.raises(BuilderError, match="allow_sdists = true is not supported yet"):
-        resolve_target(recipe, PIN, cache_dir=tmp_path, runner=FakePip(REPORT))
+    fake = FakePip({"install": [{
+        "metadata": {"name": "top", "version": "1.0"}, "requested": True,
+        "download_info": {"url": "https://files.example/p/top-1.0.tar.gz#sha256=x",
+                          "archive_info": {"hashes": {"sha256": "cd" * 32}}}}]})
+    lock = resolve_target(recipe, PIN, cache_dir=tmp_path, runner=fake)
+    (argv, _env), = fake.calls
+    assert json.loads(argv[4]) == expected and argv[5] == "--"
+    assert "--only-binary=:all:" in argv  # every other project stays wheels-only
+    (top,) = lock.packages
+    assert top.is_sdist and top.url == "https://files.example/p/top-1.0.tar.gz"
