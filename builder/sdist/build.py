@@ -116,8 +116,9 @@ def build_wheel(item: SdistInput, *, python: Path, work: Path, source_date_epoch
     where = f"{item.name} {item.version} ({item.archive.name})"
     project = unpack_sdist(item.archive, work / "src")
     env_dir = work / "env"
-    with sandbox(path=(env_dir / "bin",), source_date_epoch=source_date_epoch,
-                 parent=work) as box:
+    with sandbox(path=(env_dir / "bin",), source_date_epoch=source_date_epoch, parent=work,
+                 extra_env=path_maps({work: "/usr/src/sdist", python.parent.parent:
+                                      "/usr/lib/python"})) as box:
         env_python = make_build_env(python, env_dir, item.deps, box=box, where=where)
         hooks = BuildBackendHookCaller(str(project), item.build_system.backend,
                                        backend_path=list(item.build_system.backend_path),
@@ -145,6 +146,17 @@ def build_wheel(item: SdistInput, *, python: Path, work: Path, source_date_epoch
                            where=where)
     _check_wheel_matches(wheel, item, where=where)
     return wheel
+
+
+def path_maps(maps: Mapping[Path, str]) -> dict[str, str]:
+    """Compiler flags that record build paths under fixed names (reproducible-builds.org's
+    ``-ffile-prefix-map``): native code built in a temporary directory against the staged
+    interpreter's headers must not carry either path (debug info, ``__FILE__``)."""
+    pairs = sorted({(str(old), new) for path, new in maps.items()
+                    for old in (path, path.resolve())})
+    flags = " ".join(f"-ffile-prefix-map={old}={new}" for old, new in pairs)
+    rust = " ".join(f"--remap-path-prefix={old}={new}" for old, new in pairs)
+    return {"CFLAGS": flags, "CXXFLAGS": flags, "RUSTFLAGS": rust}
 
 
 def make_build_env(python: Path, env_dir: Path, deps: Sequence[tuple[Path, str]], *,

@@ -182,3 +182,15 @@ def test_pip_command_passes_the_allowance_before_the_separator() -> None:
     assert json.loads(allowed[4]) == ["a", "b"] and allowed[5] == "--"
     assert json.loads(pip_command("install", triple="x86_64-unknown-linux-gnu",
                                   python_version="3.11.7", sdists=True)[4]) is True
+
+
+def test_build_paths_are_mapped_for_compilers(tmp_path: Path) -> None:
+    from builder.sdist.build import path_maps
+
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    flags = path_maps({tmp_path / "link": "/usr/src/sdist"})
+    assert flags["CFLAGS"] == (f"-ffile-prefix-map={tmp_path}/link=/usr/src/sdist "
+                               f"-ffile-prefix-map={tmp_path}/real=/usr/src/sdist")
+    assert flags["CXXFLAGS"] == flags["CFLAGS"]
+    assert flags["RUSTFLAGS"].startswith(f"--remap-path-prefix={tmp_path}/link=/usr/src/sdist")
