@@ -20,14 +20,13 @@ Mirrors ``pip/_internal/operations/install/wheel.py`` (pip 26.3, the reference i
 
 from __future__ import annotations
 
-import base64
 import csv
-import hashlib
 import io
 import os
 import posixpath
+import re
 import shlex
-from collections.abc import Iterable, MutableMapping
+from collections.abc import Iterable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
@@ -48,6 +47,8 @@ if __name__ == '__main__':
     sys.exit({func}())
 """
 _MAX_SHEBANG = 127  # distlib ScriptMaker._build_shebang on Linux
+_VERSIONED_PIP = re.compile(r"pip(\d+(\.\d+)?)?$")
+_VERSIONED_EASY_INSTALL = re.compile(r"easy_install(-\d+\.\d+)?$")
 
 
 def pip_shebang(interpreter: str) -> bytes:
@@ -82,8 +83,10 @@ class PipLikeDestination(SchemeDictionaryDestination):
     one install so a conflict can name both distributions."""
 
     owner: str = ""
+    python_minor: str = ""  # the target's "3.X", for pip's versioned pip/easy_install names
     ledger: MutableMapping[Path, str] = field(default_factory=dict)
-    _launchers: dict[str, bytes] = field(default_factory=dict, init=False, repr=False)
+    _console: dict[str, tuple[str, str]] = field(default_factory=dict, init=False, repr=False)
+    _gui: dict[str, tuple[str, str]] = field(default_factory=dict, init=False, repr=False)
 
     def write_to_fs(
         self, scheme: Scheme, path: str, stream: BinaryIO, is_executable: bool
@@ -117,24 +120,27 @@ class PipLikeDestination(SchemeDictionaryDestination):
     def write_script(
         self, name: str, module: str, attr: str, section: ScriptSection
     ) -> RecordEntry:
-        """Remember the launcher; it is written after the wheel's files (pip's order)."""
-        del section  # console and gui launchers are the same file on POSIX (distlib)
+        """Remember the entry point; launchers are written after the wheel's files (pip's
+        order), under the names ``pip_script_names`` gives."""
         target = self._path_with_destdir(Scheme("scripts"), name)  # refuses ../ names
         if target.parent != Path(os.path.abspath(self.scheme_dict["scripts"])):  # noqa: PTH100
             raise ValueError(f"entry point name {name!r} is not a plain file name")
-        data = pip_console_script(self.interpreter, module, attr)
-        self._launchers[name] = data
-        digest = hashlib.new(self.hash_algorithm, data).digest()
-        value = base64.urlsafe_b64encode(digest).decode("ascii").rstrip("=")
-        return RecordEntry(name, Hash(self.hash_algorithm, value), len(data))
+        (self._console if section == "console" else self._gui)[name] = (module, attr)
+        return RecordEntry(name, None, None)  # replaced by the real row in finalize
 
-    def _write_launchers(self) -> None:
-        for name, data in sorted(self._launchers.items()):
-            target = self._path_with_destdir(Scheme("scripts"), name)
-            if self.ledger.get(target) == self.owner:  # clobber this wheel's own data file
+    def _write_launchers(self) -> list[tuple[Scheme, RecordEntry]]:
+        scripts = Scheme("scripts")
+        launchers = dict(pip_script_names(self._console, self.python_minor))
+        launchers.update(self._gui)  # distlib writes gui launchers after console ones
+        rows = []
+        for name, (module, attr) in launchers.items():
+            target = self._path_with_destdir(scripts, name)
+            if self.ledger.get(target) == self.owner:  # clobber this wheel's own file
                 target.unlink()
-            self._place(target, name, io.BytesIO(data))
+            data = pip_console_script(self.interpreter, module, attr)
+            rows.append((scripts, self._place(target, name, io.BytesIO(data))))
             target.chmod(target.stat().st_mode | 0o555)
+        return rows
 
     def finalize_installation(
         self,
@@ -144,10 +150,8 @@ class PipLikeDestination(SchemeDictionaryDestination):
     ) -> None:
         """Write the launchers, then a RECORD with one row per file sorted by its path as
         written (pip's ``_normalized_outrows``; installer sorts by the in-scheme path)."""
-        self._write_launchers()
-        rows = list(records)
-        launchers = [(s, r) for s, r in rows if s == "scripts" and r.path in self._launchers]
-        files = [(s, r) for s, r in rows if (s, r) not in launchers]
+        files = [(s, r) for s, r in records if not (s == "scripts" and r.hash_ is None)]
+        launchers = self._write_launchers()
         root = self.scheme_dict[scheme]
         last: dict[str, tuple[str, str, str]] = {}
         for file_scheme, record in files + launchers:  # launchers were written last: they win
@@ -164,6 +168,25 @@ class PipLikeDestination(SchemeDictionaryDestination):
             self.write_to_fs(scheme, record_file_path, stream, is_executable=False)
 
 
+def pip_script_names(
+    console: Mapping[str, tuple[str, str]], minor: str
+) -> tuple[tuple[str, tuple[str, str]], ...]:
+    """Console launchers as pip names them (``get_console_script_specs``, no ENSUREPIP_OPTIONS):
+    ``pip`` also as ``pip3`` and ``pip3.X`` for the target's X, ``easy_install`` also as
+    ``easy_install-3.X``; the versioned names the wheel declares for its build Python dropped."""
+    rest = dict(console)
+    out: list[tuple[str, tuple[str, str]]] = []
+    pip = rest.pop("pip", None)
+    if pip is not None:
+        out += [("pip", pip), (f"pip{minor.partition('.')[0]}", pip), (f"pip{minor}", pip)]
+        rest = {k: v for k, v in rest.items() if not _VERSIONED_PIP.match(k)}
+    easy_install = rest.pop("easy_install", None)
+    if easy_install is not None:
+        out += [("easy_install", easy_install), (f"easy_install-{minor}", easy_install)]
+        rest = {k: v for k, v in rest.items() if not _VERSIONED_EASY_INSTALL.match(k)}
+    return (*out, *rest.items())
+
+
 def _same_bytes(a: Path, b: Path) -> bool:
     if not b.is_file() or a.stat().st_size != b.stat().st_size:
         return False
@@ -177,4 +200,4 @@ def _same_bytes(a: Path, b: Path) -> bool:
 
 
 __all__ = ["PIP_SCRIPT_TEMPLATE", "FileConflict", "PipLikeDestination", "pip_console_script",
-           "pip_shebang"]
+           "pip_script_names", "pip_shebang"]

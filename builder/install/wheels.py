@@ -23,6 +23,7 @@ from packaging.utils import canonicalize_name
 from builder.errors import BuilderError
 from builder.install.destination import FileConflict, PipLikeDestination
 from builder.install.errors import CorruptWheelError, InstallConflictError
+from builder.install.replace import installed_dist_infos, remove_dist
 from builder.install.source import PipLikeWheel
 
 INSTALLER_NAME = b"builder\n"
@@ -77,6 +78,7 @@ def install_wheels(
     """Install ``(wheel path, sha256)`` pairs; scripts point at the staged interpreter for now
     (the relocate stage rewrites them)."""
     interpreter = str(python_dir / "bin" / f"python{minor}")
+    site = python_dir / "lib" / f"python{minor}" / "site-packages"
     ledger: dict[Path, str] = {}
     installed = []
     for path, sha256 in sorted(wheels, key=lambda item: item[0].name):
@@ -86,12 +88,16 @@ def install_wheels(
                 source = PipLikeWheel(archive)
                 label = f"{canonicalize_name(source.distribution)} {source.version}"
                 metadata = source.read_dist_info("METADATA").encode()
+                name = canonicalize_name(source.distribution)
+                for previous in installed_dist_infos(site, name):  # the interpreter's copy
+                    remove_dist(previous, within=python_dir)
                 destination = PipLikeDestination(
-                    python_scheme(python_dir, minor, dist=canonicalize_name(source.distribution)),
+                    python_scheme(python_dir, minor, dist=name),
                     interpreter=interpreter,
                     script_kind="posix",
                     bytecode_optimization_levels=(),
                     owner=label,
+                    python_minor=minor,
                     ledger=ledger,
                 )
                 install(source, destination, additional_metadata={"INSTALLER": INSTALLER_NAME})

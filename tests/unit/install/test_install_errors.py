@@ -73,21 +73,48 @@ def test_identical_bytes_from_two_dists_are_fine(tmp_path: Path, prefix: Path) -
         assert "ns/__init__.py," in (prefix / SITE / info / "RECORD").read_text()
 
 
+def interpreter_pip(prefix: Path) -> Path:
+    """The interpreter's own pip 23.3, as PBS ships it (RECORD and all)."""
+    site = prefix / SITE
+    files = {"pip/__init__.py": "__version__ = '23.3'\n", "pip/_old.py": "OLD = 1\n",
+             "pip/__pycache__/_old.cpython-311.pyc": "pyc", "../../../bin/pip3": "#!/bin/sh\n",
+             "pip-23.3.dist-info/METADATA": "Name: pip\nVersion: 23.3\n"}
+    for rel, text in files.items():
+        (site / rel).parent.mkdir(parents=True, exist_ok=True)
+        (site / rel).write_text(text)
+    rows = [f"{rel},," for rel in files if "__pycache__" not in rel]
+    rows.append("pip-23.3.dist-info/RECORD,,")
+    (site / "pip-23.3.dist-info/RECORD").write_text("\n".join(rows) + "\n")
+    return site
+
+
 def test_overwriting_the_interpreters_own_file_names_its_dist(tmp_path: Path,
                                                               prefix: Path) -> None:
-    site = prefix / SITE
-    (site / "pip").mkdir()
-    (site / "pip/__init__.py").write_text("__version__ = '23.3'\n")
-    (site / "pip-23.3.dist-info").mkdir()
-    (site / "pip-23.3.dist-info/RECORD").write_text("pip/__init__.py,,\n")
-    wheel = fake_wheel(tmp_path / "w", [WheelMember("pip/__init__.py", b"__version__ = '25'\n")],
-                       name="pip", version="25.0")
+    interpreter_pip(prefix)
+    wheel = fake_wheel(tmp_path / "w", [WheelMember("pip/__init__.py", b"# vendored copy\n")],
+                       name="notpip", version="0.1")
     with pytest.raises(InstallConflictError) as caught:
         install(prefix, wheel)
     assert caught.value.what == (
-        "install conflict: pip 25.0 would overwrite python/lib/python3.11/site-packages/pip/"
+        "install conflict: notpip 0.1 would overwrite python/lib/python3.11/site-packages/pip/"
         "__init__.py, which the interpreter's pip 23.3 ships, with different contents")
-    assert caught.value.hint is not None and caught.value.hint.startswith("drop pip from")
+    assert caught.value.hint is not None and caught.value.hint.startswith("drop notpip from")
+
+
+def test_a_locked_dist_replaces_the_interpreters_copy_like_pip(tmp_path: Path,
+                                                              prefix: Path) -> None:
+    # pip uninstalls the old distribution (its RECORD, .pyc included) before installing
+    site = interpreter_pip(prefix)
+    wheel = fake_wheel(tmp_path / "w", [WheelMember("pip/__init__.py", b"__version__ = '25'\n")],
+                       name="pip", version="25.0",
+                       entry_points="[console_scripts]\npip3 = pip:main\n")
+    install(prefix, wheel)
+    assert (site / "pip/__init__.py").read_bytes() == b"__version__ = '25'\n"
+    assert not (site / "pip/_old.py").exists()
+    assert not (site / "pip/__pycache__").exists()
+    assert not (site / "pip-23.3.dist-info").exists()
+    assert (site / "pip-25.0.dist-info/RECORD").is_file()
+    assert b"from pip import main" in (prefix / "bin/pip3").read_bytes()
 
 
 def test_not_a_zip_is_a_damaged_wheel(tmp_path: Path, prefix: Path) -> None:

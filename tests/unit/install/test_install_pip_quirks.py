@@ -13,7 +13,7 @@ import pytest
 from factories import WheelMember, fake_wheel, record_hash
 
 from builder.install import install_wheels
-from builder.install.destination import pip_console_script, pip_shebang
+from builder.install.destination import pip_console_script, pip_script_names, pip_shebang
 
 MINOR = "3.11"
 SITE = f"lib/python{MINOR}/site-packages"
@@ -224,3 +224,25 @@ def test_record_is_sorted_complete_and_true(tmp_path: Path, prefix: Path) -> Non
         data = (site / path).resolve().read_bytes()
         assert (digest, size) == (record_hash(data), str(len(data)))
     assert (site / "demo-1.0.dist-info/INSTALLER").read_bytes() == b"builder\n"
+
+
+def test_pip_and_easy_install_get_pips_versioned_launchers() -> None:
+    # pip get_console_script_specs: pip, pip3, pip3.X for the interpreter it installs for;
+    # the wheel's own versioned names (made on the build machine's Python) are dropped
+    pip, ez, other = ("pip._internal.cli.main", "main"), ("setuptools", "ei"), ("x", "y")
+    names = pip_script_names(
+        {"pip": pip, "pip3": pip, "pip3.9": pip, "easy_install": ez, "easy_install-3.9": ez,
+         "pipx": other}, "3.11")
+    assert names == (("pip", pip), ("pip3", pip), ("pip3.11", pip), ("easy_install", ez),
+                     ("easy_install-3.11", ez), ("pipx", other))
+
+
+def test_a_pip_wheel_gets_pip3_x_for_the_target(tmp_path: Path, prefix: Path) -> None:
+    wheel = fake_wheel(tmp_path / "w", [WheelMember("pip/__init__.py", b"")], name="pip",
+                       version="25.0", entry_points="[console_scripts]\npip = pip:main\n"
+                                                    "pip3 = pip:main\npip3.13 = pip:main\n")
+    install(prefix, wheel)
+    assert sorted(p.name for p in (prefix / "bin").iterdir()) == ["pip", "pip3", "pip3.11"]
+    rows = [r[0] for r in record_rows(prefix, "pip-25.0.dist-info")]
+    assert [r for r in rows if r.startswith("../")] == [
+        "../../../bin/pip", "../../../bin/pip3", "../../../bin/pip3.11"]
