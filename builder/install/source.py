@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import configparser
+import csv
 import hashlib
 import io
 import posixpath
@@ -31,7 +32,7 @@ from collections.abc import Iterator
 from functools import cached_property
 from typing import BinaryIO, cast
 
-from installer.records import Hash, RecordEntry, parse_record_file
+from installer.records import Hash, InvalidRecordEntry, RecordEntry
 from installer.sources import WheelContentElement, WheelFile
 from installer.utils import parse_entrypoints
 from packaging.utils import canonicalize_name
@@ -147,9 +148,24 @@ class PipLikeWheel(WheelFile):
             return 0
         return 2 if len(parts) > 2 and parts[1] == "scripts" else 1
 
+    def _records(self) -> dict[str, tuple[str, str, str]]:
+        """RECORD rows read as leniently as pip reads them (``csv.reader``, short or long rows
+        and unparsable hashes kept as rows without a hash, hence unchecked)."""
+        records: dict[str, tuple[str, str, str]] = {}
+        for raw in csv.reader(self.read_dist_info("RECORD").splitlines()):
+            if not raw or not raw[0]:
+                continue
+            padded = [*raw, "", ""]
+            row = (raw[0].replace("\\", "/"), padded[1], padded[2])
+            try:
+                RecordEntry.from_elements(*row)
+            except InvalidRecordEntry:
+                row = (row[0], "", "")
+            records[row[0]] = row
+        return records
+
     def get_contents(self) -> Iterator[WheelContentElement]:
-        rows = parse_record_file(self.read_dist_info("RECORD").splitlines())
-        records = {row[0]: row for row in rows}
+        records = self._records()
         members = [i for i in self._zip.infolist() if not i.filename.endswith("/")]
         ordered = sorted(members, key=lambda info: self._section(info.filename))  # stable
         for info in ordered:

@@ -67,9 +67,11 @@ def _license(metadata: bytes) -> str:
     return "UNKNOWN"
 
 
-# what a malformed wheel raises inside pypa/installer (its entry point parser asserts)
+# what a damaged or malformed wheel raises inside zipfile and pypa/installer (its entry point
+# parser asserts; zipfile raises NotImplementedError for an unknown compression method and
+# RuntimeError for an encrypted member)
 _MALFORMED = (InstallerError, zipfile.BadZipFile, ValueError, KeyError, AssertionError,
-              configparser.Error, EOFError)
+              configparser.Error, EOFError, NotImplementedError, RuntimeError)
 
 
 def install_wheels(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -141,8 +142,6 @@ def test_a_member_that_does_not_match_record_is_a_damaged_wheel(tmp_path: Path,
 
 def test_a_file_missing_from_record_is_tolerated_like_pip(tmp_path: Path, prefix: Path) -> None:
     wheel = fake_wheel(tmp_path / "w", [WheelMember("demo/__init__.py", b"X = 1\n")])
-    import zipfile
-
     with zipfile.ZipFile(wheel, "a") as archive:
         archive.writestr("demo/extra.py", b"Y = 2\n")
     install(prefix, wheel)
@@ -158,3 +157,18 @@ def test_an_unknown_data_scheme_is_a_malformed_wheel(tmp_path: Path, prefix: Pat
 def test_errors_share_the_root_exception() -> None:
     assert issubclass(CorruptWheelError, BuilderError)
     assert issubclass(InstallConflictError, BuilderError)
+
+
+def test_an_unparsable_record_row_is_tolerated_like_pip(tmp_path: Path, prefix: Path) -> None:
+    # pip reads RECORD with csv and never checks hashes; a row it cannot parse is not checked
+    wheel = fake_wheel(tmp_path / "w", [WheelMember("demo/__init__.py", b"X = 1\n")])
+    with zipfile.ZipFile(wheel) as archive:
+        members = {i.filename: archive.read(i) for i in archive.infolist()}
+    record = members["demo-1.0.dist-info/RECORD"].replace(
+        b"demo/__init__.py,sha256=", b"demo/__init__.py,nohash").replace(b"\n", b",extra\n", 1)
+    members["demo-1.0.dist-info/RECORD"] = record
+    with zipfile.ZipFile(wheel, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    install(prefix, wheel)
+    assert (prefix / SITE / "demo/__init__.py").read_bytes() == b"X = 1\n"
