@@ -172,3 +172,26 @@ def test_an_unparsable_record_row_is_tolerated_like_pip(tmp_path: Path, prefix: 
             archive.writestr(name, data)
     install(prefix, wheel)
     assert (prefix / SITE / "demo/__init__.py").read_bytes() == b"X = 1\n"
+
+
+def test_the_cli_prints_an_install_error_without_traceback_and_exits_1(
+        tmp_path: Path, prefix: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    import argparse
+
+    from builder.cli import main as cli
+
+    first = fake_wheel(tmp_path / "a", [WheelMember("x.py", b"A\n")], name="alpha")
+    second = fake_wheel(tmp_path / "b", [WheelMember("x.py", b"B\n")], name="beta")
+
+    def parser() -> argparse.ArgumentParser:
+        p = argparse.ArgumentParser()
+        p.set_defaults(handler=lambda _args: install(prefix, first, second))
+        return p
+
+    monkeypatch.setattr(cli, "_parser", parser)
+    assert cli.main([]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {second}: install conflict: beta 1.0 and alpha 1.0 both "
+                          "install python/lib/python3.11/site-packages/x.py")
+    assert "Traceback" not in err
