@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from factories import record_hash
+from factories import WheelMember, fake_wheel, record_hash
 
 from builder.install import install_wheels
 from builder.relocate.scripts import parse_python_script
@@ -104,7 +104,7 @@ def base_python() -> Path:
     return exe
 
 
-def pip_install(wheelhouse: Path, prefix: Path) -> Path:
+def pip_install(wheelhouse: Path, prefix: Path, requirements: list[str]) -> Path:
     """pip's own layout for ``pip install --prefix`` (no bytecode: builder compiles later, in
     relocate). Requirements by name from --find-links so pip writes no direct_url.json."""
     python = base_python()
@@ -115,7 +115,7 @@ def pip_install(wheelhouse: Path, prefix: Path) -> Path:
         [str(python), "-m", "pip", "install", "--isolated", "--no-deps", "--no-index",
          "--find-links", str(wheelhouse), "--prefix", str(prefix), "--no-compile",
          "--no-warn-script-location", "--root-user-action", "ignore",
-         *[req for req, _name, _digest, _why in WHEELS]],
+         *requirements],
         env=isolated_pip_env(PYTHONPATH=str(venv_site)), capture_output=True, text=True,
         check=False, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -169,7 +169,7 @@ def trees(wheelhouse: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[P
         install_wheels([(wheelhouse / name, digest) for _req, name, digest, _why in WHEELS],
                        python_dir=ours, minor=MINOR)
         theirs = tmp_path_factory.mktemp("pip") / "python"
-        pip_install(wheelhouse, theirs)
+        pip_install(wheelhouse, theirs, [req for req, _name, _digest, _why in WHEELS])
     finally:
         os.umask(old)
     return ours, theirs
@@ -221,3 +221,39 @@ def test_records_name_the_same_files_and_are_true(trees: tuple[Path, Path]) -> N
         pip_existing = {r[0] for r in pips[dist_info]
                         if (theirs / SITE / r[0]).is_file() and not r[0].endswith(skip)}
         assert {r[0] for r in mine[dist_info] if not r[0].endswith(skip)} == pip_existing
+
+
+def test_fabricated_quirks_also_install_like_pip(tmp_path: Path, umask_022: None) -> None:
+    """What the real wheels above do not show (CRLF, ``#!pythonw``, modes, a renamed ``.data``,
+    one wheel writing a path twice, an entry point over a ``.data/data/bin`` file), checked
+    against pip the same way."""
+    house = tmp_path / "house"
+    fake_wheel(house, [
+        WheelMember("quirky/__init__.py", b"def main():\n    pass\n"),
+        WheelMember("quirky-1.0.data/scripts/crlf-tool", b"#!python\r\nprint(1)\r\n", 0o755),
+        WheelMember("quirky-1.0.data/scripts/gui-tool", b"#!pythonw\nprint(2)\n", 0o755),
+        WheelMember("quirky-1.0.data/scripts/plain.txt", b"#!python -u\nnot executable\n"),
+        WheelMember("quirky-1.0.data/scripts/run.sh", b"#!/bin/sh\r\necho hi\r\n", 0o750),
+        WheelMember("quirky-1.0.data/scripts/quirky", b"#!python\nold wrapper\n", 0o755),
+        WheelMember("quirky-1.0.data/headers/quirky.h", b"#define Q 1\n"),
+        WheelMember("quirky-1.0.data/data/share/quirky/readme.txt", b"r\n", 0o600),
+        WheelMember("quirky-1.0.data/data/bin/quirky-gui", b"#!/bin/sh\n", 0o755),
+        WheelMember("quirky-1.0.data/purelib/dup.py", b"FROM = 'data'\n"),
+        WheelMember("dup.py", b"FROM = 'root'\n"),
+        WheelMember("quirky/tool.sh", b"#!/bin/sh\n", 0o700),
+    ], name="quirky", entry_points="[console_scripts]\nquirky = quirky:main\n"
+                                   "[gui_scripts]\nquirky-gui = quirky:main\n")
+    fake_wheel(house, [
+        WheelMember("Renamed.Dist-2.0.data/scripts/renamed-tool", b"#!python\nx\n", 0o755),
+        WheelMember("renamed_dist/__init__.py", b""),
+    ], name="Renamed.Dist", version="2.0", filename="renamed_dist-2.0-py3-none-any.whl")
+    ours, theirs = tmp_path / "ours" / "python", tmp_path / "pip" / "python"
+    ours.mkdir(parents=True)
+    install_wheels([(w, "0" * 64) for w in sorted(house.glob("*.whl"))], python_dir=ours,
+                   minor=MINOR)
+    pip_install(house, theirs, ["quirky==1.0", "renamed-dist==2.0"])
+    mine, pips = normalised_tree(ours), normalised_tree(theirs)
+    assert sorted(set(mine) ^ set(pips)) == []
+    assert {p for p in mine if mine[p] != pips[p]} == set()
+    assert (ours / "bin/crlf-tool").read_bytes().endswith(b"\nprint(1)\r\n")
+    assert (ours / f"include/python{MINOR}/quirky/quirky.h").is_file()
