@@ -9,12 +9,14 @@
 
 from __future__ import annotations
 
+import base64
 import gzip
 import hashlib
 import io
 import json
 import shutil
 import tarfile
+import zipfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -230,3 +232,57 @@ def elf_info(
         interpreter="/lib64/ld-linux-x86-64.so.2" if elf_type == "ET_EXEC" else None,
         glibc_versions=((2, 17),),
     )
+
+
+# --- wheels (tests/unit/install) -----------------------------------------------------------------
+
+@dataclass(frozen=True)
+class WheelMember:
+    """One file in a fabricated wheel; ``mode`` lands in the zip's external_attr."""
+
+    path: str
+    data: bytes
+    mode: int = 0o644
+
+
+def record_hash(data: bytes) -> str:
+    """The ``sha256=<urlsafe base64, unpadded>`` form RECORD rows use."""
+    return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).decode().rstrip("=")
+
+
+def fake_wheel(
+    dest_dir: Path,
+    members: Iterable[WheelMember],
+    *,
+    name: str = "demo",
+    version: str = "1.0",
+    entry_points: str | None = None,
+    root_is_purelib: bool = True,
+    filename: str | None = None,
+    bad_hash: Iterable[str] = (),
+) -> Path:
+    """A wheel written with ``zipfile`` and a correct RECORD (``bad_hash``: members whose RECORD
+    hash is deliberately wrong). ``members`` paths are as in the zip (``demo-1.0.data/...``)."""
+    info = f"{name}-{version}.dist-info"
+    files = list(members)
+    files.append(WheelMember(f"{info}/METADATA",
+                             f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode()))
+    purelib = "true" if root_is_purelib else "false"
+    files.append(WheelMember(f"{info}/WHEEL", (
+        f"Wheel-Version: 1.0\nGenerator: factories\nRoot-Is-Purelib: {purelib}\n"
+        "Tag: py3-none-any\n").encode()))
+    if entry_points is not None:
+        files.append(WheelMember(f"{info}/entry_points.txt", entry_points.encode()))
+    broken = set(bad_hash)
+    rows = [f"{m.path},{record_hash(m.data + (b'x' if m.path in broken else b''))},{len(m.data)}"
+            for m in files]
+    rows.append(f"{info}/RECORD,,")
+    files.append(WheelMember(f"{info}/RECORD", ("\n".join(rows) + "\n").encode()))
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    path = dest_dir / (filename or f"{name.replace('-', '_')}-{version}-py3-none-any.whl")
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for member in files:
+            zinfo = zipfile.ZipInfo(member.path, date_time=(1980, 1, 1, 0, 0, 0))
+            zinfo.external_attr = (0o100000 | member.mode) << 16
+            archive.writestr(zinfo, member.data)
+    return path
