@@ -24,6 +24,7 @@ from pathlib import Path
 import zstandard
 
 from builder.elf import ElfInfo
+from builder.lock.model import InterpreterPin, Lock, LockedPackage, TargetLock
 
 RELEASE = "20240107"
 VERSION = "3.11.7"
@@ -286,3 +287,25 @@ def fake_wheel(
             zinfo.external_attr = (0o100000 | member.mode) << 16
             archive.writestr(zinfo, member.data)
     return path
+
+
+def make_lock(digest: str) -> Lock:
+    """A two-target lock of small fake packages (no files behind it)."""
+    targets = []
+    for triple in ("aarch64-unknown-linux-gnu", "x86_64-unknown-linux-gnu"):
+        pin = InterpreterPin(
+            release="20240107", python_version="3.11.7", triple=triple, flavor="install_only",
+            filename=f"cpython-3.11.7+20240107-{triple}-install_only.tar.gz",
+            url="https://example.invalid/x", sha256="a" * 64, size=123,
+        )
+        targets.append(TargetLock(
+            target=triple, platform_tags=("manylinux_2_17_x",), interpreter=pin,
+            packages=(
+                LockedPackage(name="pyjokes", version="0.8.3", filename="pyjokes.whl",
+                              sha256="b" * 64, via=("-r recipe",)),
+                LockedPackage(name="zz", version="1", filename="zz.whl", sha256="c" * 64,
+                              via=("a", "pyjokes")),
+            ),
+        ))
+    return Lock(recipe_name="tiny", recipe_digest=digest, python="3.11", glibc_floor="2.17",
+                targets=tuple(targets))

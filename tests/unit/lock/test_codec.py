@@ -3,36 +3,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from factories import make_lock
 
 from builder.errors import BuilderError
 from builder.lock.api import default_lock_dir, load_fresh_lock, refresh_command
 from builder.lock.codec import read_lock, requirements_text, write_lock
-from builder.lock.model import InterpreterPin, Lock, LockedPackage, TargetLock
 from builder.recipe import lock_digest, parse_recipe_text
 
 ROOT = Path(__file__).resolve().parents[3]
 RECIPE_TEXT = (ROOT / "recipes" / "tiny.toml").read_text()
-
-
-def make_lock(digest: str) -> Lock:
-    targets = []
-    for triple in ("aarch64-unknown-linux-gnu", "x86_64-unknown-linux-gnu"):
-        pin = InterpreterPin(
-            release="20240107", python_version="3.11.7", triple=triple, flavor="install_only",
-            filename=f"cpython-3.11.7+20240107-{triple}-install_only.tar.gz",
-            url="https://example.invalid/x", sha256="a" * 64, size=123,
-        )
-        targets.append(TargetLock(
-            target=triple, platform_tags=("manylinux_2_17_x",), interpreter=pin,
-            packages=(
-                LockedPackage(name="pyjokes", version="0.8.3", filename="pyjokes.whl",
-                              sha256="b" * 64, via=("-r recipe",)),
-                LockedPackage(name="zz", version="1", filename="zz.whl", sha256="c" * 64,
-                              via=("a", "pyjokes")),
-            ),
-        ))
-    return Lock(recipe_name="tiny", recipe_digest=digest, python="3.11", glibc_floor="2.17",
-                targets=tuple(targets))
 
 
 def test_requirements_file_is_pip_tools_style() -> None:

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from test_codec import make_lock
+from factories import make_lock
 
 from builder.errors import BuilderError
 from builder.lock.codec import read_lock, write_lock

@@ -63,7 +63,11 @@ def test_shipped_recipes_parse_and_match_the_schema(name: str) -> None:
 
 def test_jupyter_recipe_pins_notebook_6() -> None:
     recipe = parse_recipe_text((ROOT / "recipes/jupyter-6.toml").read_text(), path="j.toml")
-    assert recipe.packages.requirements == ("notebook==6.5.7",)
+    assert recipe.packages.requirements[0] == "notebook==6.5.7"
+    assert "jupyter_contrib_nbextensions==0.7.0" in recipe.packages.requirements
+    assert recipe.packages.sdist_allowed("jupyter-contrib-nbextensions")
+    assert not recipe.packages.sdist_allowed("notebook")
+    assert recipe.build.steps[0][:3] == ("jupyter", "contrib", "nbextension")
     assert recipe.runtime.python == "3.11"
     assert recipe.service is not None and recipe.service.protocol is Protocol.HTTP
 

@@ -1,6 +1,7 @@
-"""``builder build``: recipe + lock -> interpreter -> install -> relocate -> bundle.
+"""``builder build``: the plan's phases run on a staging tree, then the archive is written.
 
 The only module that knows every stage; each stage stays ignorant of the ones after it.
+``plan`` decides (pure); this module does.
 """
 
 from __future__ import annotations
@@ -9,24 +10,20 @@ import json
 import os
 import sys
 import tempfile
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from builder import __version__
 from builder.bundle.archive import write_archive
 from builder.bundle.describe import TreeFacts, describe_tree, version_text
-from builder.bundle.manifest import (
-    BUNDLE_FORMAT_VERSION,
-    InterpreterInfo,
-    Manifest,
-    PackageInfo,
-    bundle_stem,
-)
+from builder.bundle.layout import APP, MANIFEST, AppLayout, StagedApp
+from builder.bundle.manifest import InterpreterInfo, Manifest, PackageInfo
 from builder.elf import Patchelf
 from builder.elf.read import parse_version
-from builder.errors import BuilderError
+from builder.errors import BuilderError, InternalError
 from builder.fetch.interpreter import (
     InterpreterSource,
     extract_interpreter,
@@ -39,7 +36,6 @@ from builder.fsutil import (
     atomic_write_text,
     canonical_json,
     rmtree,
-    sha256_bytes,
     sha256_file,
 )
 from builder.install import install_wheels
@@ -54,18 +50,15 @@ from builder.launch import (
     plan_launch,
 )
 from builder.lock.api import default_lock_dir, load_fresh_lock
-from builder.lock.codec import lock_to_dict
 from builder.lock.model import Lock, TargetLock
 from builder.lock.resolve import HOST_ARCH, arch_of
 from builder.lock.sdists import TOOL_GLIBC_FLOOR, fetch_sdist
 from builder.node.stage import NODE_DIR, NodeStage, build_node_stage
+from builder.pipeline.plan import TargetPlan, plan_target, select_targets
 from builder.recipe import Recipe, load_recipe, recipe_to_dict
 from builder.relocate import leftover_error, relocate, scan_for_paths, select_pyc_compiler
-from builder.sbom import SBOM_SUFFIX, collect_licenses, cyclonedx_sbom
+from builder.sbom import collect_licenses, cyclonedx_sbom
 from builder.sdist import BuildSystem, BuiltWheel, SdistInput, build_or_reuse
-
-SBOM_FORMAT = 1
-
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -92,67 +85,24 @@ class BuiltBundle:
     cached: bool  # True when an identical build already existed
 
 
-def _select_targets(recipe: Recipe, wanted: tuple[str, ...]) -> tuple[str, ...]:
-    if not wanted:
-        native = f"{HOST_ARCH}-unknown-linux-gnu"
-        if native not in recipe.targets.triples:
-            raise BuilderError(
-                f"this machine's target {native} is not in the recipe",
-                where=recipe.path,
-                hint=f"choose one with --target ({', '.join(recipe.targets.triples)})",
-            )
-        return (native,)
-    if "all" in wanted:
-        return recipe.targets.triples
-    unknown = [t for t in wanted if t not in recipe.targets.triples]
-    if unknown:
-        raise BuilderError(
-            f"target {', '.join(unknown)} is not in the recipe",
-            where=recipe.path,
-            hint=f"the recipe builds: {', '.join(recipe.targets.triples)}",
-        )
-    return tuple(sorted(set(wanted)))
-
-
-def input_digest(recipe: Recipe, lock: Lock, target: TargetLock, *, interpreter_sha256: str,
-                 source_date_epoch: int) -> str:
-    """Everything the bundle's bytes depend on; the bundle is named after it."""
-    lock_entry = lock_to_dict(lock, requirement_hashes={})
-    inputs: dict[str, Any] = {
-        "builder": __version__,
-        "bundle_format": BUNDLE_FORMAT_VERSION,
-        "recipe": recipe_to_dict(recipe),
-        "lock": lock_entry["targets"][target.target],
-        "interpreter_sha256": interpreter_sha256,
-        "source_date_epoch": source_date_epoch,
-    }
-    if recipe.service is not None or recipe.node is not None:
-        inputs["launch"] = launch_digest()
-    if "node" in lock_entry:  # npm's lock digest; the toolchain and headers of this machine
-        node = lock_entry["node"]
-        inputs["node"] = {**node, "toolchain": node["toolchain"].get(HOST_ARCH),
-                          "build_headers": node.get("build_headers", {}).get(HOST_ARCH)}
-    sdists = {p.filename for p in target.packages if p.is_sdist}
-    if sdists:  # how each is built here: backend and this machine's build dependencies
-        inputs["sdists"] = {
-            name: {**entry, "build_deps": entry["build_deps"].get(HOST_ARCH)}
-            for name, entry in lock_entry["sdists"].items() if name in sdists}
-    inputs["sbom"] = SBOM_FORMAT  # licenses collected into the tree, SBOM beside the archive
-    return "sha256:" + sha256_bytes(canonical_json(inputs).encode())
-
-
 def build(options: BuildOptions, *, log: Callable[[str], None]) -> tuple[BuiltBundle, ...]:
     recipe = load_recipe(options.recipe_path)
     lock_dir = options.lock_dir or default_lock_dir(options.recipe_path, recipe.name)
     lock = load_fresh_lock(recipe, lock_dir=lock_dir)
     results = []
-    for triple in _select_targets(recipe, options.targets):
+    for triple in select_targets(recipe, options.targets, host_arch=HOST_ARCH):
         target = lock.for_target(triple)
         if target is None:
             raise BuilderError(f"the lock has no entry for {triple}",
                                where=str(lock_dir / "lock.json"),
                                hint=f"refresh it with: builder lock {recipe.path}")
-        results.append(_build_target(recipe, lock, target, options, lock_dir=lock_dir, log=log))
+        interpreter = _interpreter(target, options, lock, log)
+        plan = plan_target(
+            recipe, lock, target, out_dir=options.out_dir, interpreter_sha256=interpreter.sha256,
+            source_date_epoch=options.source_date_epoch, host_arch=HOST_ARCH,
+            launch_digest=launch_digest() if recipe.service or recipe.node else None)
+        results.append(_build_target(recipe, lock, plan, interpreter, options,
+                                     lock_dir=lock_dir, log=log))
     return tuple(results)
 
 
@@ -184,63 +134,129 @@ def _interpreter(target: TargetLock, options: BuildOptions, lock: Lock,
                              python_version=pin.python_version, triple=pin.triple, origin="pbs")
 
 
-def _build_target(recipe: Recipe, lock: Lock, target: TargetLock, options: BuildOptions,
-                  *, lock_dir: Path, log: Callable[[str], None]) -> BuiltBundle:
-    interpreter = _interpreter(target, options, lock, log)
-    digest = input_digest(recipe, lock, target, interpreter_sha256=interpreter.sha256,
-                          source_date_epoch=options.source_date_epoch)
-    stem = bundle_stem(recipe.name, recipe.version, target.target, digest)
-    archive = options.out_dir / f"{stem}.tar.zst"
-    sidecar = options.out_dir / f"{stem}.json"
-    sbom = options.out_dir / f"{stem}{SBOM_SUFFIX}"
-    cached = _cached(archive, sidecar) if sbom.is_file() else None
-    if cached is not None:
-        log(f"up to date: {archive}")
-        return BuiltBundle(target=target.target, archive=archive, sidecar=sidecar, sbom=sbom,
-                           sha256=cached[0], size=cached[1], cached=True)
+@dataclass(slots=True, kw_only=True)
+class _Staging:
+    """One target's build in progress: the staged tree and what each phase found. The only
+    mutable state of a build, filled phase by phase and dropped with the staging directory."""
 
+    stage: Path
+    bundle_root: Path
+    app: StagedApp
+    wheels: tuple[Path, ...]
+    wheelhouse: tuple[WheelhouseSet, ...]
+    built: dict[str, BuiltWheel] = field(default_factory=dict)
+    installed: tuple[InstalledDist, ...] = ()
+    node: NodeStage | None = None
+    launch: LaunchInfo | None = None
+    manifest: dict[str, Any] | None = None
+    result: tuple[str, int] | None = None  # the archive's sha256 and size
+
+
+def _build_target(recipe: Recipe, lock: Lock, plan: TargetPlan,
+                  interpreter: InterpreterSource, options: BuildOptions, *, lock_dir: Path,
+                  log: Callable[[str], None]) -> BuiltBundle:
+    target = plan.target
+    cached = _cached(plan.archive, plan.sidecar) if plan.sbom.is_file() else None
+    if cached is not None:
+        log(f"up to date: {plan.archive}")
+        return BuiltBundle(target=target.target, archive=plan.archive, sidecar=plan.sidecar,
+                           sbom=plan.sbom, sha256=cached[0], size=cached[1], cached=True)
     wheels = fetch_wheels(target, index_url=recipe.packages.index_url,
                           glibc_floor=lock.glibc_floor, cache_dir=options.cache_dir, log=log)
     wheelhouse = _fetch_wheelhouse(recipe, lock, target, options, log)
-    sha_by_wheel = {p.filename: p.sha256 for p in target.packages}
     options.cache_dir.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix="builder-stage-"))
     try:
         bundle_root = stage / "bundle"
-        app = bundle_root / "app"
+        app = bundle_root / APP
         app.mkdir(parents=True)
-        extract_interpreter(interpreter.archive, app)
-        python_dir = app / "python"
-        built = _build_sdists(lock, target, options, interpreter=interpreter, app=app,
-                              stage=stage, index_url=recipe.packages.index_url, log=log)
-        log(f"installing {len(wheels) + len(built)} wheels")
-        installed = install_wheels(
-            [*((w, sha_by_wheel[w.name]) for w in wheels),
-             *((b.path, b.sha256) for b in built.values())],
-            python_dir=python_dir, minor=lock.python)
-        sdist_of = {b.path.name: (n, _sdist_sha(target, n)) for n, b in built.items()}
-        log("relocating")
-        patchelf = Patchelf.default()
+        state = _Staging(stage=stage, bundle_root=bundle_root,
+                         app=AppLayout(lock.python).under(app), wheels=wheels,
+                         wheelhouse=wheelhouse)
+        run = _Phases(recipe=recipe, lock=lock, plan=plan, interpreter=interpreter,
+                      options=options, lock_dir=lock_dir, state=state, log=log)
+        total = time.monotonic()
+        for phase in plan.phases:
+            start = time.monotonic()
+            getattr(run, phase.value)()
+            log(f"{phase.value}: {time.monotonic() - start:.1f}s")
+        log(f"built in {time.monotonic() - total:.1f}s ({', '.join(plan.phases)})")
+        if state.result is None:
+            raise InternalError("the archive phase did not run")
+        sha256, size = state.result
+    finally:
+        rmtree(stage)
+    return BuiltBundle(target=target.target, archive=plan.archive, sidecar=plan.sidecar,
+                       sbom=plan.sbom, sha256=sha256, size=size, cached=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Phases:
+    """Each phase of the plan as a method of the same name (``Phase`` values)."""
+
+    recipe: Recipe
+    lock: Lock
+    plan: TargetPlan
+    interpreter: InterpreterSource
+    options: BuildOptions
+    lock_dir: Path
+    state: _Staging
+    log: Callable[[str], None]
+
+    def sdists(self) -> None:
+        extract_interpreter(self.interpreter.archive, self.state.app.app)
+        self.state.built = _build_sdists(
+            self.lock, self.plan.target, self.options, interpreter=self.interpreter,
+            app=self.state.app, stage=self.state.stage,
+            index_url=self.recipe.packages.index_url, log=self.log)
+
+    def install(self) -> None:
+        s = self.state
+        if not s.app.interpreter.exists():  # not already extracted for the sdists' builds
+            extract_interpreter(self.interpreter.archive, s.app.app)
+        sha_by_wheel = {p.filename: p.sha256 for p in self.plan.target.packages}
+        self.log(f"installing {len(s.wheels) + len(s.built)} wheels")
+        s.installed = install_wheels(
+            [*((w, sha_by_wheel[w.name]) for w in s.wheels),
+             *((b.path, b.sha256) for b in s.built.values())],
+            python_dir=s.app.python, minor=self.lock.python)
+
+    def steps(self) -> None:
+        self.log("note: build steps are not run by this build yet")  # wired with builder.steps
+
+    def relocate(self) -> None:
+        s = self.state
         report = relocate(
-            app,
-            final_root=PurePosixPath(recipe.final_root),
-            staging_root=stage,
-            expose=recipe.packages.expose,
-            patchelf=patchelf,
+            s.app.app,
+            final_root=PurePosixPath(self.recipe.final_root),
+            staging_root=s.stage,
+            expose=self.recipe.packages.expose,
+            patchelf=Patchelf.default(),
             compiler=select_pyc_compiler(
-                app, PurePosixPath(f"python/bin/python{lock.python}"), minor=lock.python,
+                s.app.app, s.app.layout.interpreter, minor=self.lock.python,
                 host_python=Path(sys.executable),
             ),
         )
-        _log_warnings(report.warnings, log)
-        node = None
-        if recipe.node is not None:
-            node = _node_stage(recipe, lock, target, app=app, stage=stage, options=options,
-                               lock_dir=lock_dir, log=log)
-        launch = _launch_layer(recipe, lock, target, bundle_root, installed=installed,
-                               wheelhouse=wheelhouse, log=log)
-        facts = _describe(recipe, lock, target, bundle_root, origin=interpreter.origin, log=log)
+        _log_warnings(report.warnings, self.log)
+
+    def node(self) -> None:
+        self.state.node = _node_stage(self.recipe, self.lock, self.plan.target,
+                                      app=self.state.app, stage=self.state.stage,
+                                      options=self.options, lock_dir=self.lock_dir,
+                                      log=self.log)
+
+    def launch(self) -> None:
+        self.state.launch = _launch_layer(self.recipe, self.lock, self.plan.target,
+                                          self.state.bundle_root, installed=self.state.installed,
+                                          wheelhouse=self.state.wheelhouse, log=self.log)
+
+    def describe(self) -> None:
+        s, recipe, target = self.state, self.recipe, self.plan.target
+        facts = _describe(recipe, target, s.bundle_root, s.app,
+                          origin=self.interpreter.origin, log=self.log)
+        sdist_of = {b.path.name: (n, _sdist_sha(target, n)) for n, b in s.built.items()}
         recipe_dict = recipe_to_dict(recipe)
+        interpreter = self.interpreter
         manifest = Manifest(
             name=recipe.name,
             version=recipe.version,
@@ -248,7 +264,7 @@ def _build_target(recipe: Recipe, lock: Lock, target: TargetLock, options: Build
             target=target.target,
             arch=arch_of(target.target),
             libc="gnu",
-            input_digest=digest,
+            input_digest=self.plan.digest,
             final_root=recipe.final_root,
             glibc_floor=version_text(facts.glibc_floor),
             glibc_floor_file=facts.glibc_floor_file,
@@ -264,33 +280,36 @@ def _build_target(recipe: Recipe, lock: Lock, target: TargetLock, options: Build
             packages=tuple(
                 PackageInfo(name=d.name, version=d.version, sha256=d.sha256, wheel=d.wheel,
                             license=d.license, sdist=sdist_of.get(d.wheel))
-                for d in installed
+                for d in s.installed
             ),
             ui={**recipe_dict["app"]["ui"], "description": recipe.summary},
             service=recipe_dict["service"],
-            launch=launch,
-            node=None if node is None else node.manifest(),
+            launch=s.launch,
+            node=None if s.node is None else s.node.manifest(),
             file_count=facts.file_count,
             unpacked_bytes=facts.unpacked_bytes,
-            source_date_epoch=options.source_date_epoch,
+            source_date_epoch=self.options.source_date_epoch,
             builder_version=__version__,
         )
-        manifest_dict = manifest.to_dict()
-        (bundle_root / "manifest.json").write_text(canonical_json(manifest_dict),
-                                                   encoding="utf-8")
-        log("archiving")
-        with atomic_output(archive) as tmp:
-            write_archive(bundle_root, tmp, mtime=options.source_date_epoch)
+        s.manifest = manifest.to_dict()
+        (s.bundle_root / MANIFEST).write_text(canonical_json(s.manifest), encoding="utf-8")
+
+    def checks(self) -> None:
+        self.log("note: checks are not run by this build yet")  # wired with builder.check
+
+    def archive(self) -> None:
+        s, plan = self.state, self.plan
+        if s.manifest is None:
+            raise InternalError("the describe phase did not run before archive")
+        with atomic_output(plan.archive) as tmp:
+            write_archive(s.bundle_root, tmp, mtime=self.options.source_date_epoch)
             sha256 = sha256_file(tmp)
             size = tmp.stat().st_size
-        atomic_write_text(sbom, canonical_json(cyclonedx_sbom(manifest_dict, app=app)))
-        sidecar_dict = {**manifest_dict,
-                        "archive": {"filename": archive.name, "sha256": sha256, "size": size}}
-        atomic_write_text(sidecar, canonical_json(sidecar_dict))  # last: it vouches for both
-    finally:
-        rmtree(stage)
-    return BuiltBundle(target=target.target, archive=archive, sidecar=sidecar, sbom=sbom,
-                       sha256=sha256, size=size, cached=False)
+        atomic_write_text(plan.sbom, canonical_json(cyclonedx_sbom(s.manifest, app=s.app.app)))
+        sidecar = {**s.manifest,
+                   "archive": {"filename": plan.archive.name, "sha256": sha256, "size": size}}
+        atomic_write_text(plan.sidecar, canonical_json(sidecar))  # last: it vouches for both
+        s.result = (sha256, size)
 
 
 def _sdist_sha(target: TargetLock, filename: str) -> str:
@@ -298,7 +317,7 @@ def _sdist_sha(target: TargetLock, filename: str) -> str:
 
 
 def _build_sdists(lock: Lock, target: TargetLock, options: BuildOptions, *,
-                  interpreter: InterpreterSource, app: Path, stage: Path, index_url: str,
+                  interpreter: InterpreterSource, app: StagedApp, stage: Path, index_url: str,
                   log: Callable[[str], None]) -> dict[str, BuiltWheel]:
     """sdist file name -> its wheel, built offline from the locked build dependencies with
     the bundle's own interpreter of this machine's architecture (or taken from the cache)."""
@@ -320,7 +339,7 @@ def _build_sdists(lock: Lock, target: TargetLock, options: BuildOptions, *,
         if runner_python:
             return runner_python[0]
         if native:
-            runner_python.append(app / "python" / "bin" / f"python{lock.python}")
+            runner_python.append(app.interpreter)
         elif host_target is None or options.python_from is not None:
             raise BuilderError(
                 f"building {', '.join(p.filename for p in sdists)} for {target.target} needs "
@@ -333,8 +352,7 @@ def _build_sdists(lock: Lock, target: TargetLock, options: BuildOptions, *,
             archive = fetch_interpreter(host_target.interpreter, cache_dir=options.cache_dir,
                                         mirror=options.mirror, progress=options.progress)
             extract_interpreter(archive, stage / "build-python")
-            runner_python.append(stage / "build-python" / "python" / "bin" /
-                                 f"python{lock.python}")
+            runner_python.append(app.layout.under(stage / "build-python").interpreter)
         return runner_python[0]
 
     built: dict[str, BuiltWheel] = {}
@@ -373,16 +391,12 @@ def _build_sdists(lock: Lock, target: TargetLock, options: BuildOptions, *,
     return built
 
 
-def _site_packages(app: Path, lock: Lock) -> Path:
-    return app / "python" / "lib" / f"python{lock.python}" / "site-packages"
-
-
-def _describe(recipe: Recipe, lock: Lock, target: TargetLock, bundle_root: Path, *,
+def _describe(recipe: Recipe, target: TargetLock, bundle_root: Path, app: StagedApp, *,
               origin: str, log: Callable[[str], None]) -> TreeFacts:
     """Licenses collected into the tree, then every file described and the floors checked."""
-    app = bundle_root / "app"
-    site_packages = _site_packages(app, lock)
-    no_license = collect_licenses(app, site_packages=site_packages, stdlib=site_packages.parent)
+    site_packages = app.site_packages
+    no_license = collect_licenses(app.app, site_packages=site_packages,
+                                  stdlib=site_packages.parent)
     if no_license:
         log(f"note: no license file shipped by: {', '.join(no_license)}")
     node_exempt = () if recipe.node is None else tuple(
@@ -393,18 +407,19 @@ def _describe(recipe: Recipe, lock: Lock, target: TargetLock, bundle_root: Path,
     return facts
 
 
-def _node_stage(recipe: Recipe, lock: Lock, target: TargetLock, *, app: Path, stage: Path,
-                options: BuildOptions, lock_dir: Path, log: Callable[[str], None]) -> NodeStage:
+def _node_stage(recipe: Recipe, lock: Lock, target: TargetLock, *, app: StagedApp,
+                stage: Path, options: BuildOptions, lock_dir: Path,
+                log: Callable[[str], None]) -> NodeStage:
     """The ``[node]`` app into ``app/node`` (after relocation, which is Python's), then the same
     proof relocation gives: no file of the app holds the staging path."""
-    node = build_node_stage(recipe, lock, lock_dir=lock_dir, app=app,
-                            site_packages=_site_packages(app, lock), triple=target.target,
+    node = build_node_stage(recipe, lock, lock_dir=lock_dir, app=app.app,
+                            site_packages=app.site_packages, triple=target.target,
                             work_dir=stage / "node-work", cache_dir=options.cache_dir,
                             index_url=recipe.packages.index_url, log=log)
     needles = tuple(sorted({str(stage), os.path.realpath(stage), str(options.cache_dir.resolve())}))
-    hits = scan_for_paths(app, needles)
+    hits = scan_for_paths(app.app, needles)
     if hits:
-        raise leftover_error(app, hits)
+        raise leftover_error(app.app, hits)
     return node
 
 
@@ -418,7 +433,7 @@ def _launch_layer(recipe: Recipe, lock: Lock, target: TargetLock, bundle_root: P
     plan = plan_launch(LaunchInputs(
         recipe=recipe,
         arch=arch_of(target.target),
-        python=f"python/bin/python{lock.python}",
+        python=str(AppLayout(lock.python).interpreter),
         installed=tuple((d.name, d.version) for d in installed),
         entry_is_python=entry_is_python(bundle_root / "app", recipe.service.command[0],
                                         where=f"{recipe.path}: service.command"),
