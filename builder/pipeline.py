@@ -61,6 +61,7 @@ from builder.node.stage import NODE_DIR, NodeStage, build_node_stage
 from builder.recipe import Recipe, load_recipe, recipe_to_dict
 from builder.relocate import leftover_error, relocate, scan_for_paths, select_pyc_compiler
 from builder.sbom import SBOM_SUFFIX, collect_licenses, cyclonedx_sbom
+from builder.steps import StepsReport, run_build_steps
 
 SBOM_FORMAT = 1
 
@@ -207,6 +208,7 @@ def _build_target(recipe: Recipe, lock: Lock, target: TargetLock, options: Build
         log(f"installing {len(wheels)} wheels")
         installed = install_wheels([(w, sha_by_wheel[w.name]) for w in wheels],
                                    python_dir=python_dir, minor=lock.python)
+        steps = _build_steps(recipe, app=app, stage=stage, options=options, log=log)
         log("relocating")
         patchelf = Patchelf.default()
         report = relocate(
@@ -219,6 +221,7 @@ def _build_target(recipe: Recipe, lock: Lock, target: TargetLock, options: Build
                 app, PurePosixPath(f"python/bin/python{lock.python}"), minor=lock.python,
                 host_python=Path(sys.executable),
             ),
+            origins=steps.origins(),  # a leftover staging path names the step that wrote it
         )
         _log_warnings(report.warnings, log)
         node = None
@@ -279,6 +282,17 @@ def _build_target(recipe: Recipe, lock: Lock, target: TargetLock, options: Build
         rmtree(stage)
     return BuiltBundle(target=target.target, archive=archive, sidecar=sidecar, sbom=sbom,
                        sha256=sha256, size=size, cached=False)
+
+
+def _build_steps(recipe: Recipe, *, app: Path, stage: Path, options: BuildOptions,
+                 log: Callable[[str], None]) -> StepsReport:
+    """The recipe's [build] steps in the installed app, before relocation (so what they write
+    is relocated and scanned like the rest); each runs twice to prove it is reproducible."""
+    if recipe.build.steps:
+        log(f"running {len(recipe.build.steps)} build steps")
+    return run_build_steps(recipe.build.steps, app=app, python_bin=app / "python" / "bin",
+                           source_date_epoch=options.source_date_epoch, where=recipe.path,
+                           scratch=stage, log=log)
 
 
 def _site_packages(app: Path, lock: Lock) -> Path:

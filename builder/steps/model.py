@@ -6,7 +6,6 @@ Paths are relative to the app root, POSIX-style; collections are sorted tuples.
 from __future__ import annotations
 
 import enum
-import shlex
 from dataclasses import dataclass
 
 LABEL_WIDTH = 80
@@ -58,7 +57,7 @@ class StepsReport:
 
 def step_label(index: int, argv: tuple[str, ...]) -> str:
     """``build step 2 (jupyter nbextension enable --sys-prefix ...)``, shortened."""
-    command = shlex.join(argv)
+    command = " ".join(argv)  # as builder.sandbox.failure shows it: for people, not shells
     if len(command) > LABEL_WIDTH:
         command = command[: LABEL_WIDTH - 3] + "..."
     return f"build step {index} ({command})"

@@ -35,8 +35,8 @@ from builder.errors import BuilderError
 from builder.fsutil import rmtree
 from builder.sandbox import SYSTEM_PATH, Outcome, Sandbox, failure, network_isolation, run, sandbox
 from builder.steps.compare import Difference, compare_runs
-from builder.steps.model import Change, StepResult, StepsReport, step_label
-from builder.steps.tree import copy_tree, diff, snapshot
+from builder.steps.model import StepResult, StepsReport, step_label
+from builder.steps.tree import Snapshot, copy_tree, diff, point_scripts_at, snapshot
 
 DEFAULT_TIMEOUT = 600.0  # seconds, for each run of each step
 MAX_LISTED = 10
@@ -80,6 +80,7 @@ def run_build_steps(
         start = time.monotonic()
         twin = twin_parent / "app"
         copy_tree(app, twin)
+        point_scripts_at(twin, bin_dir=twin / python_bin.relative_to(app), old=app)
         copy_seconds = time.monotonic() - start
         log(f"build steps: copied the app for their second run in {copy_seconds:.1f} s")
         twin_bin = twin / python_bin.relative_to(app)
@@ -88,9 +89,10 @@ def run_build_steps(
                 sandbox(path=(twin_bin,), source_date_epoch=source_date_epoch,
                         offline=isolated) as second:
             results = []
+            trees = (snapshot(app), snapshot(twin))
             for index, argv in enumerate(steps, start=1):
-                result = _run_step(index, tuple(argv), app=app, twin=twin, boxes=(first, second),
-                                   timeout=timeout, where=where)
+                result, trees = _run_step(index, tuple(argv), trees=trees,
+                                          boxes=(first, second), timeout=timeout, where=where)
                 log(f"{result.label}: {result.seconds:.1f} s, {len(result.written)} files "
                     f"written (second run {result.check_seconds:.1f} s)")
                 results.append(result)
@@ -121,28 +123,46 @@ def _check_program(index: int, argv: Sequence[str], *, app: Path, search: Sequen
         )
 
 
-def _run_step(index: int, argv: tuple[str, ...], *, app: Path, twin: Path,
-              boxes: tuple[Sandbox, Sandbox], timeout: float, where: str) -> StepResult:
+def _run_step(index: int, argv: tuple[str, ...], *, trees: tuple[Snapshot, Snapshot],
+              boxes: tuple[Sandbox, Sandbox], timeout: float,
+              where: str) -> tuple[StepResult, tuple[Snapshot, Snapshot]]:
+    """One step in the app, then in the copy; the snapshots of both trees after it."""
     label = step_label(index, argv)
-    changes: list[tuple[Change, ...]] = []
-    outcomes: list[Outcome] = []
-    for root, box, run_name in ((app, boxes[0], ""), (twin, boxes[1], "second run")):
-        before = snapshot(root)
-        outcome = run(box, argv, cwd=root, timeout=timeout)
-        if outcome.returncode != 0:
-            what = (label if not run_name else
-                    f"{label}, run again in a copy of the app at another path, passed the "
-                    f"first time but")
-            raise failure(outcome, what=what, where=_at(where, index),
-                          hint=FAILED_HINT if not run_name else NOT_REPRODUCIBLE_HINT)
-        changes.append(diff(before, snapshot(root)))
-        outcomes.append(outcome)
-    touched = {c.path for c in (*changes[0], *changes[1])}
+    app, twin = trees[0].root, trees[1].root
+    first = _run_once(boxes[0], argv, cwd=app, timeout=timeout, what=label, hint=FAILED_HINT,
+                      where=_at(where, index))
+    app_after = snapshot(app)
+    second = _run_once(boxes[1], argv, cwd=twin, timeout=timeout,
+                       what=f"{label}, run again in a copy of the app at another path, passed "
+                       "the first time but", hint=NOT_REPRODUCIBLE_HINT, where=_at(where, index))
+    twin_after = snapshot(twin)
+    app_again = snapshot(app)
+    escaped = diff(app_after, app_again)
+    if escaped:  # e.g. a script whose shebang or config names the app's own path
+        raise BuilderError(
+            f"{label}, run again in a copy of the app at another path, changed the app itself: "
+            + ", ".join(c.path for c in escaped[:MAX_LISTED])
+            + (" ..." if len(escaped) > MAX_LISTED else ""),
+            where=_at(where, index),
+            hint="a step must work on the tree it runs in (its working directory, the python "
+            "on PATH), not on a path written into a file before it ran",
+        )
+    changes = diff(trees[0], app_after)
+    touched = {c.path for c in (*changes, *diff(trees[1], twin_after))}
     differences = compare_runs(touched, app, twin)
     if differences:
-        raise _not_reproducible(label, differences, outcomes[0], where=_at(where, index))
-    return StepResult(index=index, argv=argv, seconds=outcomes[0].seconds,
-                      check_seconds=outcomes[1].seconds, changes=changes[0])
+        raise _not_reproducible(label, differences, first, where=_at(where, index))
+    result = StepResult(index=index, argv=argv, seconds=first.seconds,
+                        check_seconds=second.seconds, changes=changes)
+    return result, (app_again, twin_after)
+
+
+def _run_once(box: Sandbox, argv: tuple[str, ...], *, cwd: Path, timeout: float, what: str,
+              hint: str, where: str) -> Outcome:
+    outcome = run(box, argv, cwd=cwd, timeout=timeout)
+    if outcome.returncode != 0:
+        raise failure(outcome, what=what, where=where, hint=hint)
+    return outcome
 
 
 def _not_reproducible(label: str, differences: tuple[Difference, ...], outcome: Outcome, *,

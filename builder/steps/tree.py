@@ -22,6 +22,7 @@ from builder.fsutil import CHUNK
 from builder.steps.model import Change, ChangeKind
 
 RACY_NS = 2_000_000_000  # files changed this recently (ctime) are also hashed
+SHEBANG_MAX = 4096
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -131,3 +132,25 @@ def copy_tree(source: Path, dest: Path) -> None:
     raise BuilderError(f"cannot copy the app for the second run of the build steps: {detail}",
                        where=str(dest), hint="is there enough free space in the staging "
                        "directory's filesystem (TMPDIR)?")
+
+
+def point_scripts_at(root: Path, *, bin_dir: Path, old: Path) -> None:
+    """In a copy at ``root`` of the tree at ``old``: scripts in ``bin_dir`` that name the old
+    tree's interpreter (installers write absolute shebangs, or a ``/bin/sh`` + ``exec`` line for
+    long paths) now name the copy's, so a console script run in the copy works on the copy."""
+    forms = sorted({os.fsencode(old), os.fsencode(os.path.realpath(old))}, key=len,
+                   reverse=True)
+    new = os.fsencode(root)
+    if not bin_dir.is_dir():
+        return
+    for script in sorted(bin_dir.iterdir()):
+        if script.is_symlink() or not script.is_file():
+            continue
+        with script.open("rb") as fh:
+            head = fh.read(SHEBANG_MAX)
+        if not head.startswith(b"#!") or not any(f + b"/" in head for f in forms):
+            continue
+        data = script.read_bytes()
+        for form in forms:
+            data = data.replace(form + b"/", new + b"/")
+        script.write_bytes(data)  # the same inode: its mode is kept
