@@ -68,9 +68,6 @@ def run_build_steps(
     """
     if not steps:
         return StepsReport(steps=(), offline=False, copy_seconds=0.0)
-    search = (python_bin, *(Path(p) for p in SYSTEM_PATH))
-    for index, argv in enumerate(steps, start=1):
-        _check_program(index, argv, app=app, search=search, where=where)
     isolated = offline and network_isolation() is not None
     if offline and not isolated:
         log("warning: no network namespace can be made here (unshare); build steps run with "
@@ -91,10 +88,13 @@ def run_build_steps(
             results = []
             trees = (snapshot(app), snapshot(twin))
             for index, argv in enumerate(steps, start=1):
+                # checked when its turn comes: an earlier step may have made it
+                _check_program(index, argv, app=app, search=(python_bin, *SYSTEM_PATH),
+                               where=where)
                 result, trees = _run_step(index, tuple(argv), trees=trees,
                                           boxes=(first, second), timeout=timeout, where=where)
-                log(f"{result.label}: {result.seconds:.1f} s, {len(result.written)} files "
-                    f"written (second run {result.check_seconds:.1f} s)")
+                log(f"{result.label}: {result.seconds:.1f} s, {_files(len(result.written))} "
+                    f"(second run {result.check_seconds:.1f} s)")
                 results.append(result)
     finally:
         rmtree(twin_parent)
@@ -105,8 +105,8 @@ def _at(where: str, index: int) -> str:
     return f"{where}: build.steps[{index - 1}]"
 
 
-def _check_program(index: int, argv: Sequence[str], *, app: Path, search: Sequence[Path],
-                   where: str) -> None:
+def _check_program(index: int, argv: Sequence[str], *, app: Path,
+                   search: Sequence[Path | str], where: str) -> None:
     program = argv[0]
     if "/" in program:
         found = (app / program).is_file() and os.access(app / program, os.X_OK)
@@ -129,12 +129,14 @@ def _run_step(index: int, argv: tuple[str, ...], *, trees: tuple[Snapshot, Snaps
     """One step in the app, then in the copy; the snapshots of both trees after it."""
     label = step_label(index, argv)
     app, twin = trees[0].root, trees[1].root
-    first = _run_once(boxes[0], argv, cwd=app, timeout=timeout, what=label, hint=FAILED_HINT,
-                      where=_at(where, index))
+    # failure() appends the whole command: the message names the step by its number
+    first = _run_once(boxes[0], argv, cwd=app, timeout=timeout, what=f"build step {index}",
+                      hint=FAILED_HINT, where=_at(where, index))
     app_after = snapshot(app)
     second = _run_once(boxes[1], argv, cwd=twin, timeout=timeout,
-                       what=f"{label}, run again in a copy of the app at another path, passed "
-                       "the first time but", hint=NOT_REPRODUCIBLE_HINT, where=_at(where, index))
+                       what=f"build step {index}, run again in a copy of the app at another "
+                       "path, passed the first time but", hint=NOT_REPRODUCIBLE_HINT,
+                       where=_at(where, index))
     twin_after = snapshot(twin)
     app_again = snapshot(app)
     escaped = diff(app_after, app_again)
@@ -175,3 +177,7 @@ def _not_reproducible(label: str, differences: tuple[Difference, ...], outcome: 
         f"{label} is not reproducible: run again in a copy of the app at another path, it "
         f"left {files} different:\n{listed}{more}\n  its output (first run):\n{outcome.tail()}",
         where=where, hint=NOT_REPRODUCIBLE_HINT)
+
+
+def _files(count: int) -> str:
+    return f"{count} file{'s' if count != 1 else ''} written"

@@ -69,7 +69,7 @@ def test_steps_run_in_order_in_the_app_root_and_report_what_they_wrote(app: Path
         "build step 1 (sh -c echo one > share/a.txt)",
         "build step 2 (sh -c cat share/a.txt > share/b.txt; echo two >> share/a.txt)",
         "build step 3 (mytool)"]
-    assert log[1].endswith("s, 1 files written (second run " + log[1].split("(second run ")[1])
+    assert log[1].endswith("s, 1 file written (second run " + log[1].split("(second run ")[1])
     # nothing of the second tree is left beside the app
     assert sorted(p.name for p in app.parent.parent.iterdir()) == ["bundle"]
 
@@ -105,7 +105,7 @@ def test_a_failing_step_names_itself_and_shows_its_output(app: Path) -> None:
     with pytest.raises(BuilderError) as info:
         steps(app, sh("true"), sh("echo starting; echo broken >&2; exit 3"), sh("touch never"))
     assert str(info.value) == (
-        "r.toml: build.steps[1]: build step 2 (sh -c echo starting; echo broken >&2; exit 3) "
+        "r.toml: build.steps[1]: build step 2 "
         "failed (exit code 3): sh -c echo starting; echo broken >&2; exit 3\n"
         "  | starting\n"
         "  | broken\n"
@@ -113,24 +113,24 @@ def test_a_failing_step_names_itself_and_shows_its_output(app: Path) -> None:
     assert not (app / "never").exists()
 
 
-def test_a_missing_command_is_refused_before_anything_runs(app: Path) -> None:
+def test_a_missing_command_is_refused(app: Path) -> None:
     with pytest.raises(BuilderError) as info:
         steps(app, sh("touch ran"), ("no-such-tool", "x"))
     assert str(info.value).startswith(
         "r.toml: build.steps[1]: build step 2 (no-such-tool x): 'no-such-tool' is not a command "
         "on the bundle's PATH (python/bin, /usr/local/bin, /usr/bin, /bin)\n  hint: ")
-    assert not (app / "ran").exists()
+    assert (app / "ran").exists()  # step 1 ran: step 2's program might have been made by it
     with pytest.raises(BuilderError, match=r"'share/keep.txt' is not an executable file at "
                        r"that path inside the app"):
         steps(app, ("share/keep.txt",))
 
 
-def test_a_relative_path_inside_the_app_runs(app: Path) -> None:
-    script = app / "share" / "setup.sh"
-    script.write_text("#!/bin/sh\necho made > share/made.txt\n")
-    script.chmod(0o755)
-    report = steps(app, ("share/setup.sh",))
-    assert report.steps[0].written == ("share/made.txt",)
+def test_a_relative_path_inside_the_app_runs_even_when_a_step_made_it(app: Path) -> None:
+    report = steps(app, sh("printf '#!/bin/sh\\necho made > share/made.txt\\n' > share/setup.sh; "
+                           "chmod 755 share/setup.sh"), ("share/setup.sh",))
+    assert report.steps[0].written == ("share/setup.sh",)
+    assert report.steps[1].written == ("share/made.txt",)
+    assert (app / "share" / "made.txt").read_text() == "made\n"
 
 
 @pytest.mark.parametrize("script", [
@@ -198,7 +198,7 @@ def test_a_step_failing_only_in_the_copy(app: Path) -> None:
 
 
 def test_a_step_past_its_bound_is_stopped(app: Path) -> None:
-    with pytest.raises(BuilderError, match=r"build step 1 \(sleep 30\) did not finish within"):
+    with pytest.raises(BuilderError, match=r"build step 1 did not finish within \d+ s: sleep 30"):
         steps(app, ("sleep", "30"), timeout=0.5)
 
 
