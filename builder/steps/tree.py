@@ -21,7 +21,11 @@ from builder.errors import BuilderError
 from builder.fsutil import CHUNK
 from builder.steps.model import Change, ChangeKind
 
-RACY_NS = 2_000_000_000  # files changed this recently (ctime) are also hashed
+# A file changed this shortly before a snapshot began is also hashed: a later write could land
+# in the same timestamp tick (the kernel's coarse clock: 1-10 ms) and keep every stat field.
+# Timestamps in whole seconds mean a filesystem that only keeps seconds (or two).
+RACY_NS = 50_000_000
+COARSE_RACY_NS = 2_000_000_000
 SHEBANG_MAX = 4096
 
 
@@ -54,13 +58,13 @@ def snapshot(root: Path) -> Snapshot:
             for item in it:
                 rel = f"{prefix}{item.name}"
                 st = item.stat(follow_symlinks=False)
-                entries[rel] = _entry(item.path, st, racy_since=taken - RACY_NS)
+                entries[rel] = _entry(item.path, st, taken=taken)
                 if stat.S_ISDIR(st.st_mode):
                     pending.append(rel + "/")
     return Snapshot(root=root, entries=entries)
 
 
-def _entry(path: str, st: os.stat_result, *, racy_since: int) -> Entry:
+def _entry(path: str, st: os.stat_result, *, taken: int) -> Entry:
     mode = stat.S_IMODE(st.st_mode)
     if stat.S_ISDIR(st.st_mode):
         return Entry(kind="dir", mode=mode)
@@ -68,7 +72,9 @@ def _entry(path: str, st: os.stat_result, *, racy_since: int) -> Entry:
         target = os.readlink(path)  # noqa: PTH115 - hot loop over str paths
         return Entry(kind="link", mode=0, target=target, ctime_ns=st.st_ctime_ns, ino=st.st_ino)
     regular = stat.S_ISREG(st.st_mode)
-    recent = regular and max(st.st_ctime_ns, st.st_mtime_ns) >= racy_since
+    latest = max(st.st_ctime_ns, st.st_mtime_ns)
+    window = COARSE_RACY_NS if latest % 1_000_000_000 == 0 else RACY_NS
+    recent = regular and latest >= taken - window
     return Entry(kind="file" if regular else "other", mode=mode, size=st.st_size,
                  mtime_ns=st.st_mtime_ns, ctime_ns=st.st_ctime_ns, ino=st.st_ino,
                  digest=_sha256(path) if recent else None)
