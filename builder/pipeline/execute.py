@@ -59,6 +59,7 @@ from builder.recipe import Recipe, load_recipe, recipe_to_dict
 from builder.relocate import leftover_error, relocate, scan_for_paths, select_pyc_compiler
 from builder.sbom import collect_licenses, cyclonedx_sbom
 from builder.sdist import BuildSystem, BuiltWheel, SdistInput, build_or_reuse
+from builder.steps import StepsReport, run_build_steps
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -146,6 +147,7 @@ class _Staging:
     wheelhouse: tuple[WheelhouseSet, ...]
     built: dict[str, BuiltWheel] = field(default_factory=dict)
     installed: tuple[InstalledDist, ...] = ()
+    steps: StepsReport | None = None
     node: NodeStage | None = None
     launch: LaunchInfo | None = None
     manifest: dict[str, Any] | None = None
@@ -222,7 +224,15 @@ class _Phases:
             python_dir=s.app.python, minor=self.lock.python)
 
     def steps(self) -> None:
-        self.log("note: build steps are not run by this build yet")  # wired with builder.steps
+        """The recipe's [build] steps in the installed app, before relocation (so what they
+        write is relocated and scanned like the rest); each runs twice to prove it is
+        reproducible."""
+        s = self.state
+        self.log(f"running {len(self.recipe.build.steps)} build steps")
+        s.steps = run_build_steps(self.recipe.build.steps, app=s.app.app,
+                                  python_bin=s.app.python_bin,
+                                  source_date_epoch=self.options.source_date_epoch,
+                                  where=self.recipe.path, scratch=s.stage, log=self.log)
 
     def relocate(self) -> None:
         s = self.state
@@ -236,6 +246,8 @@ class _Phases:
                 s.app.app, s.app.layout.interpreter, minor=self.lock.python,
                 host_python=Path(sys.executable),
             ),
+            # a leftover staging path names the build step that wrote it
+            origins=s.steps.origins() if s.steps is not None else None,
         )
         _log_warnings(report.warnings, self.log)
 

@@ -9,6 +9,7 @@ sources are compiled to unchecked-hash ``.pyc``); ``apply_relocation`` carries i
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 
 from builder.errors import BuilderError
@@ -35,18 +36,26 @@ from builder.relocate.scripts import render_trampoline
 MAX_LISTED = 20
 
 
-def leftover_error(app_root: Path, hits: tuple[ScanHit, ...]) -> BuilderError:
+def leftover_error(app_root: Path, hits: tuple[ScanHit, ...],
+                   origins: Mapping[str, str] | None = None) -> BuilderError:
+    """``origins`` says who wrote a file (e.g. "written by build step 2 (jupyter ...)")."""
     files = sorted({str(h.path) for h in hits})
     needles = sorted({h.needle for h in hits})
-    listed = "\n  ".join(files[:MAX_LISTED])
+    origins = origins or {}
+    listed = "\n  ".join(
+        f"{f} ({origins[f]})" if f in origins else f for f in files[:MAX_LISTED])
     more = f"\n  ... and {len(files) - MAX_LISTED} more" if len(files) > MAX_LISTED else ""
+    hint = ("these files would break once the bundle is moved; make the package that installs "
+            "them relocatable, or report which edit relocation is missing")
+    if any(f in origins for f in files):
+        hint = ("a build step wrote the path the app has during the build: make it write paths "
+                "relative to the app, or compute them at run time; otherwise " + hint)
     return BuilderError(
         f"{len(files)} {'files still contain' if len(files) != 1 else 'file still contains'} "
         "the staging path "
         f"({', '.join(needles)}) after relocation:\n  {listed}{more}",
         where=str(app_root),
-        hint="these files would break once the bundle is moved; make the package that installs "
-        "them relocatable, or report which edit relocation is missing",
+        hint=hint,
     )
 
 
@@ -58,15 +67,17 @@ def relocate(
     expose: tuple[str, ...] | None,
     patchelf: RpathWriter,
     compiler: PycCompiler | None,
+    origins: Mapping[str, str] | None = None,
 ) -> RelocationReport:
-    """Plan, apply, then scan; raise BuilderError listing files still holding the staging path."""
+    """Plan, apply, then scan; raise BuilderError listing files still holding the staging path
+    (with who wrote them, from ``origins``: relative path -> note)."""
     plan = plan_relocation(
         app_root, final_root=final_root, staging_root=staging_root, expose=expose
     )
     report = apply_relocation(plan, patchelf=patchelf, compiler=compiler)
     hits = scan_for_paths(plan.app_root, plan.needles)
     if hits:
-        raise leftover_error(plan.app_root, hits)
+        raise leftover_error(plan.app_root, hits, origins)
     return report
 
 
