@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import fcntl
+import hashlib
 import importlib.util
 import json
 import os
@@ -46,16 +47,17 @@ LEAKS = (*LOADER, "VIRTUAL_ENV", "JUPYTER_PATH", "JUPYTER_CONFIG_PATH", "JUPYTER
 INTERNAL = (CHILD_ENV, "JUPYTER_CONFIG_PATH", "JUPYTER_PATH", "JUPYTER_PLATFORM_DIRS",
             "XDG_CONFIG_DIRS", "XDG_DATA_DIRS")
 IMAGE_KERNEL_DIRS = ("/usr/local/share/jupyter/kernels", "/usr/share/jupyter/kernels")
-IMAGE_KERNEL = "image-python3"
+IMAGE_KERNEL = "image-python3"  # the image's Python when python3 is the bundle's
+BUNDLE_KERNEL = "bundle-python3"  # the bundle's Python when python3 is the image's
 PROBE_TIMEOUT = 15.0
 INSTALL_TIMEOUT = 600.0
 MAX_KERNELSPECS = 50
 PROBE = r"""
-import importlib.util, json, platform, site, sys
+import importlib.util, json, platform, sys
 print(json.dumps({"version": "%d.%d.%d" % sys.version_info[:3],
   "implementation": sys.implementation.name, "machine": platform.machine(),
-  "ipykernel": importlib.util.find_spec("ipykernel") is not None,
-  "user_site": site.getusersitepackages() if site.ENABLE_USER_SITE else None}))
+  "abiflags": getattr(sys, "abiflags", ""),
+  "ipykernel": importlib.util.find_spec("ipykernel") is not None}))
 """
 _NAME = ["launch"]  # the app's name once launch.json is read, for log lines
 
@@ -188,36 +190,64 @@ def child_delta(image: Mapping[str, str], server: Mapping[str, str]) -> dict[str
             "set": {k: v for k, v in sorted(image.items()) if server.get(k) != v}}
 
 
-def apply_delta(env: Mapping[str, str], delta: Mapping[str, Any], mode: str,
-                prepend: Sequence[tuple[str, str]] = ()) -> dict[str, str]:
+def apply_delta(env: Mapping[str, str], delta: Mapping[str, Any], mode: str, *,
+                prepend: Sequence[tuple[str, str]] = (), append: Sequence[tuple[str, str]] = (),
+                assign: Sequence[tuple[str, str]] = (), unset: Sequence[str] = ()
+                ) -> dict[str, str]:
     """The environment of a kernel or terminal. ``image``: the image's own environment (what
     the platform gave, plus the state redirects); ``bundle`` (the bundle's own kernel): the
-    server's without the launcher's internals, still without the leaks."""
+    server's without the launcher's internals, still without the leaks. Then ``unset``,
+    ``assign``, and path lists with entries put in front (``prepend``) or, when not there
+    yet, at the end (``append``)."""
     result = {k: v for k, v in env.items() if k not in INTERNAL}
     if mode == "image":
         for name in delta.get("unset", ()):
             result.pop(name, None)
         result.update(delta.get("set", {}))
+    for name in unset:
+        result.pop(name, None)
+    result.update(assign)
     for name, value in prepend:
         old = result.get(name)
         result[name] = value if not old else f"{value}{os.pathsep}{old}"
+    for name, value in append:
+        old = result.get(name)
+        if not old:
+            result[name] = value
+        elif value not in old.split(os.pathsep):
+            result[name] = f"{old}{os.pathsep}{value}"
     return result
 
 
+def _pairs(values: Sequence[str]) -> list[tuple[str, str]]:
+    return [(n, v) for n, _, v in (p.partition("=") for p in values) if n and v]
+
+
 def exec_child(argv: Sequence[str]) -> None:
-    """``launch exec image|bundle [--prepend NAME=VALUE] -- ARGV...``: exec ARGV in the right
+    """``launch exec image|bundle [--prepend|--append|--set NAME=VALUE] [--unset NAME]
+    [--ipykernel-into DIR --python-version X.Y] -- ARGV...``: exec ARGV in the right
     environment (kernelspecs and the terminal command start with this)."""
     parser = argparse.ArgumentParser(prog="launch exec")
     parser.add_argument("mode", choices=("image", "bundle"))
-    parser.add_argument("--prepend", action="append", default=[], metavar="NAME=VALUE")
+    for option in ("--prepend", "--append", "--set"):
+        parser.add_argument(option, action="append", default=[], metavar="NAME=VALUE")
+    parser.add_argument("--unset", action="append", default=[], metavar="NAME")
+    parser.add_argument("--ipykernel-into", metavar="DIR",
+                        help="the image kernel's ipykernel: installed there by its first start")
+    parser.add_argument("--python-version", metavar="X.Y")
     if "--" not in argv or list(argv).index("--") == len(argv) - 1:
-        parser.error("usage: launch exec image|bundle [--prepend NAME=VALUE] -- ARGV...")
+        parser.error("usage: launch exec image|bundle [OPTIONS] -- ARGV...")
     split = list(argv).index("--")
     args = parser.parse_args(argv[:split])
     command = list(argv[split + 1:])
     delta = json.loads(os.environ.get(CHILD_ENV, "{}"))
-    prepend = [(n, v) for n, _, v in (p.partition("=") for p in args.prepend) if n and v]
-    env = apply_delta(original_environment(os.environ), delta, args.mode, prepend=prepend)
+    env = apply_delta(original_environment(os.environ), delta, args.mode,
+                      prepend=_pairs(args.prepend), append=_pairs(args.append),
+                      assign=_pairs(args.set), unset=args.unset)
+    if args.ipykernel_into and args.python_version:
+        launch, app_root = read_launch()
+        command = ensure_image_kernel(args.ipykernel_into, args.python_version, command, env,
+                                      launch=launch, app_root=app_root)
     program = command[0]
     if os.sep not in program:
         program = shutil.which(program, path=env.get("PATH", os.defpath)) or program
@@ -241,23 +271,27 @@ def choose_base_url(arg: str | None, env: Mapping[str, str], default: str) -> st
 
 def jupyter_config(traits: Mapping[str, str], values: Mapping[str, Any], *, title: str) -> str:
     """A Jupyter config file setting ``values`` (the launcher's names, mapped to this server
-    version's traits by ``traits``; values written with repr, so any string is safe)."""
+    version's traits by ``traits``; settings this version does not have are left out; values
+    written with repr, so any string is safe)."""
     lines = [f"# {title}", "# Written at launch time by builder's launcher; edits are lost.",
              "c = get_config()  # noqa"]
-    lines += [f"c.{traits[key]} = {values[key]!r}" for key in sorted(values)]
+    lines += [f"c.{traits[key]} = {values[key]!r}" for key in sorted(values) if key in traits]
     return "\n".join(lines) + "\n"
 
 
 def config_values(*, ip: str, port: int, base_url: str, root_dir: str, allow_root: bool,
                   platform_auth: bool, env: Mapping[str, str], kernels: Sequence[str],
-                  terminal: Sequence[str]) -> dict[str, Any]:
+                  terminal: Sequence[str], cookie_secret_file: str) -> dict[str, Any]:
     """The server's settings. Kernelspecs are the launcher's own (first on JUPYTER_PATH) and
-    only those named in ``kernels`` are offered."""
+    only those named in ``kernels`` are offered. The cookie secret is kept in the user's
+    Jupyter data directory (the server writes it 0600), so a login outlives a restart; the
+    Notebook 7 migration banner is off."""
     values: dict[str, Any] = {
         "ip": ip, "port": port, "port_retries": 0, "base_url": base_url, "root_dir": root_dir,
         "open_browser": False, "allow_root": allow_root, "ensure_native_kernel": False,
         "allowed_kernelspecs": sorted(kernels),
         "terminado_settings": {"shell_command": list(terminal)},
+        "cookie_secret_file": cookie_secret_file, "show_banner": False,
     }
     if platform_auth and not env.get("JUPYTER_TOKEN"):
         values["token"] = ""  # the platform in front authenticates (Kubeflow, Backend.AI)
@@ -309,13 +343,18 @@ class ImagePython(NamedTuple):
     path: str
     version: str  # "3.11.2"
     ipykernel: bool
-    user_site: str | None
     implementation: str
     machine: str
+    abiflags: str = ""  # "" for a default build ("d": debug, "t": free-threaded)
 
     @property
     def minor(self) -> str:
         return ".".join(self.version.split(".")[:2])
+
+    @property
+    def tag(self) -> str:
+        """Version and ABI, as in wheel tags: ``cp311-x86_64``."""
+        return f"cp{self.minor.replace('.', '')}{self.abiflags}-{self.machine}"
 
 
 def python_candidates(env: Mapping[str, str], app_root: str, limit: int = 4) -> list[str]:
@@ -344,9 +383,9 @@ def probe_python(path: str, env: Mapping[str, str]) -> ImagePython | None:
         if not isinstance(data, dict):
             return None
         return ImagePython(path=path, version=str(data["version"]),
-                           ipykernel=bool(data["ipykernel"]), user_site=data.get("user_site"),
+                           ipykernel=bool(data["ipykernel"]),
                            implementation=str(data["implementation"]),
-                           machine=str(data["machine"]))
+                           machine=str(data["machine"]), abiflags=str(data.get("abiflags", "")))
     except (OSError, ValueError, KeyError, subprocess.SubprocessError):
         return None
 
@@ -366,11 +405,12 @@ def install_command(*, python: str, wheelhouse: str, requirements: str, target: 
 def not_installable(image: ImagePython, launch: Mapping[str, Any]) -> str | None:
     """Why the bundled wheelhouse cannot give ``image`` ipykernel, or None when it can."""
     wheelhouse = (launch.get("kernels") or {}).get("wheelhouse") or {}
-    advice = f"install it yourself: {image.path} -m pip install --user ipykernel"
-    if image.implementation != "cpython" or image.minor not in wheelhouse:
+    advice = (f"for a kernel on it, install ipykernel into it: {image.path} -m pip install "
+              "ipykernel")
+    if image.implementation != "cpython" or image.minor not in wheelhouse or image.abiflags:
         have = ", ".join(sorted(wheelhouse, key=lambda v: [int(p) for p in v.split(".")]))
-        return (f"{image.path} (Python {image.version}, {image.implementation}) has no "
-                f"ipykernel and the bundled wheelhouse is for CPython {have or '(none)'}; "
+        return (f"{image.path} (Python {image.version}{image.abiflags}, {image.implementation}) "
+                f"has no ipykernel and the bundled wheelhouse is for CPython {have or '(none)'}; "
                 f"{advice}")
     if image.machine != launch.get("arch"):
         return (f"{image.path} has no ipykernel and runs on {image.machine}, the bundled "
@@ -378,51 +418,170 @@ def not_installable(image: ImagePython, launch: Mapping[str, Any]) -> str | None
     return None
 
 
-def install_ipykernel(image: ImagePython, *, launch: Mapping[str, Any], app_root: str,
-                      state: State, env: Mapping[str, str]) -> str | None:
-    """Install the wheelhouse for ``image`` into its user site (or a private directory when
-    it has none); the directory to put on its path, or None (the reason is logged)."""
+# --- the image's kernel: ipykernel from the wheelhouse, installed by its first start ----------
+#
+# The wheels go to a directory of the user's own, one per app, image Python version and ABI and
+# wheelhouse: ~/.local/share/<app>/image-kernel/cp311-x86_64-<digest>/ (never the image
+# Python's user site or site-packages). Only the kernel process sees it: its command is
+# ``python -c BOOTSTRAP`` which appends the directory to sys.path after site-packages (the
+# image's own packages win) and runs ipykernel_launcher. No PYTHONPATH, no .pth and no
+# sitecustomize, so nothing the kernel starts (%pip, !python, subprocesses) sees it.
+
+IMAGE_KERNEL_BOOTSTRAP = (
+    "import runpy, sys\n"
+    "if sys.path and sys.path[0] == '': del sys.path[0]\n"
+    "sys.path.append({directory!r})\n"
+    "runpy.run_module('ipykernel_launcher', run_name='__main__', alter_sys=True)\n")
+IMAGE_KERNEL_CHECK = "import sys; sys.path.append(sys.argv[1]); import ipykernel, zmq, tornado"
+# what a kernel that cannot start says in every cell: a stand-in on the bundle's Python
+FAILED_KERNEL = """import sys
+MESSAGE = {message!r}
+sys.stderr.write(MESSAGE + '\\n')
+from ipykernel.kernelapp import IPKernelApp
+app = IPKernelApp.instance()
+app.initialize(sys.argv[1:])
+app.shell.input_transformers_cleanup.append(
+    lambda lines: ['raise RuntimeError(%r) from None\\n' % MESSAGE])
+app.start()
+"""
+
+
+def wheelhouse_digest(requirements: Path) -> str:
+    return hashlib.sha256(requirements.read_bytes()).hexdigest()[:12]
+
+
+def image_kernel_dir(home: str, app_name: str, image: ImagePython, digest: str) -> Path:
+    return Path(home, ".local", "share", app_name, "image-kernel", f"{image.tag}-{digest}")
+
+
+def fix_command(app_root: str, python: str) -> str:
+    return f"{app_root}/bin/launch install-kernel {python}"
+
+
+def install_ipykernel(python: str, minor: str, target: Path, *, launch: Mapping[str, Any],
+                      app_root: str, env: Mapping[str, str], verbose: bool = False) -> str | None:
+    """Install the wheelhouse for ``python`` (CPython ``minor``) into ``target`` unless it is
+    there, under a file lock (a second start waits, then finds it done); None when done, else
+    what went wrong. ``target`` appears whole or not at all (installed aside, renamed)."""
     kernels = launch.get("kernels") or {}
-    requirements = kernels["wheelhouse"][image.minor]
-    advice = f"install it yourself: {image.path} -m pip install --user ipykernel"
-    target = Path(image.user_site or Path(state.home, ".local", "share", "builder",
-                                          "image-kernels", f"python{image.minor}"))
     wheelhouse = Path(app_root, "share", "wheelhouse")
-    argv = install_command(python=sys.executable, wheelhouse=str(wheelhouse),
-                           requirements=str(wheelhouse / requirements), target=str(target),
-                           minor=image.minor, platform_tags=kernels.get("platform_tags") or ())
     pip_env = {k: v for k, v in env.items() if not k.startswith("PIP_") and not is_leak(k)}
-    pip_env.update({"PIP_CONFIG_FILE": os.devnull, "TMPDIR": str(state.run)})
-    had_bin = (target / "bin").exists()
-    log(f"installing ipykernel for {image.path} (Python {image.version}) into {target} from "
-        "the bundled wheelhouse (offline) ...")
-    with (state.base / "install.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            target.mkdir(parents=True, exist_ok=True)
-            proc = subprocess.run(argv, env=pip_env, capture_output=True, text=True,
-                                  timeout=INSTALL_TIMEOUT, check=False)
-        except (OSError, subprocess.SubprocessError) as exc:
-            log(f"could not install ipykernel for {image.path}: {exc}; {advice}")
-            return None
-    if not had_bin:  # console scripts naming the bundle's python: not for this image
-        shutil.rmtree(target / "bin", ignore_errors=True)
-    if proc.returncode != 0:
-        tail = "\n".join("  | " + line for line in proc.stderr.strip().splitlines()[-12:])
-        log(f"could not install ipykernel for {image.path} (pip exit code {proc.returncode}):"
-            f"\n{tail}\n  the bundle's own Python kernel still works; {advice}")
-        return None
-    log(f"installed ipykernel for {image.path}")
-    return str(target)
+    pip_env["PIP_CONFIG_FILE"] = os.devnull
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with (target.parent / ".install.lock").open("w") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                log(f"waiting for another kernel's install of ipykernel into {target} ...")
+                fcntl.flock(lock, fcntl.LOCK_EX)
+            if target.is_dir():
+                return None
+            work = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=str(target.parent)))
+            try:
+                pip_env["TMPDIR"] = str(work)
+                argv = install_command(
+                    python=sys.executable, wheelhouse=str(wheelhouse),
+                    requirements=str(wheelhouse / kernels["wheelhouse"][minor]),
+                    target=str(work / "site"), minor=minor,
+                    platform_tags=kernels.get("platform_tags") or ())
+                if verbose:
+                    argv.remove("--quiet")
+                log(f"installing ipykernel for {python} (Python {minor}) into {target} from "
+                    "the bundled wheelhouse (offline, once) ...")
+                proc = subprocess.run(argv, env=pip_env, text=True, timeout=INSTALL_TIMEOUT,
+                                      check=False, stdout=None if verbose else subprocess.PIPE,
+                                      stderr=None if verbose else subprocess.STDOUT)
+                if proc.returncode != 0:
+                    tail = "\n".join((proc.stdout or "").strip().splitlines()[-12:])
+                    return f"pip exit code {proc.returncode}\n{tail}".strip()
+                shutil.rmtree(work / "site" / "bin", ignore_errors=True)  # the bundle's shebangs
+                check = subprocess.run([python, "-c", IMAGE_KERNEL_CHECK, str(work / "site")],
+                                       env=dict(env), capture_output=True, text=True,
+                                       timeout=PROBE_TIMEOUT * 4, check=False)
+                if check.returncode != 0:
+                    tail = "\n".join(check.stderr.strip().splitlines()[-6:])
+                    return f"{python} cannot import the installed ipykernel:\n{tail}"
+                (work / "site").rename(target)
+                log(f"installed ipykernel for {python} into {target}")
+                return None
+            finally:
+                shutil.rmtree(work, ignore_errors=True)
+    except (OSError, subprocess.SubprocessError) as exc:
+        return f"{type(exc).__name__}: {exc}"
 
 
-def image_kernel(image: ImagePython, helper: Sequence[str],
-                 extra_path: str | None) -> dict[str, Any]:
-    prefix = list(helper)
-    if extra_path and extra_path != image.user_site:
-        prefix.append(f"--prepend=PYTHONPATH={extra_path}")
-    argv = [*prefix, "--", image.path, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
-    return kernelspec(argv, f"Python {image.version} (image: {image.path})")
+def image_kernel_argv(python: str, helper: Sequence[str], *, directory: str | None,
+                      minor: str) -> list[str]:
+    """The image's kernel: its ipykernel when it has one, else the wheelhouse's, installed by
+    the first start into ``directory``."""
+    if directory is None:
+        return [*helper, "--", python, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+    return [*helper, f"--ipykernel-into={directory}", f"--python-version={minor}", "--",
+            python, "-c", IMAGE_KERNEL_BOOTSTRAP.format(directory=directory), "-f",
+            "{connection_file}"]
+
+
+def ensure_image_kernel(directory: str, minor: str, command: Sequence[str],
+                        env: Mapping[str, str], *, launch: Mapping[str, Any],
+                        app_root: str) -> list[str]:
+    """Before exec'ing the image's kernel: its ipykernel installed (first start), else a
+    stand-in kernel on the bundle's Python that shows why, and how to fix it, in every cell."""
+    python = command[0]
+    problem = None
+    if not Path(directory).is_dir():
+        problem = install_ipykernel(python, minor, Path(directory), launch=launch,
+                                    app_root=app_root, env=env)
+    if problem is None:
+        return list(command)
+    message = (f"The image's Python ({python}) has no ipykernel and installing it from the "
+               f"bundle failed: {problem}\nTo fix it by hand, run in a terminal: "
+               f"{fix_command(app_root, python)}\nthen restart the kernel.")
+    log(message)
+    connection = list(command)[list(command).index("-f") + 1]
+    return [sys.executable, "-I", "-c", FAILED_KERNEL.format(message=message), "-f", connection]
+
+
+def read_launch() -> tuple[dict[str, Any], str]:
+    """``launch.json`` beside this file, and the app root."""
+    here = Path(__file__).resolve().parent
+    launch = json.loads((here / "launch.json").read_text(encoding="utf-8"))
+    _NAME[0] = launch["name"]
+    return launch, str(here.parent.parent)
+
+
+def install_kernel(argv: Sequence[str]) -> int:
+    """``launch install-kernel PYTHON``: what the image kernel's first start does, by hand, with
+    pip's output (the fix a failed start names)."""
+    parser = argparse.ArgumentParser(prog="launch install-kernel")
+    parser.add_argument("python", help="the image's Python, e.g. /usr/bin/python3")
+    args = parser.parse_args(argv)
+    launch, app_root = read_launch()
+    env = original_environment(os.environ)
+    image = probe_python(args.python, env)
+    if image is None:
+        log(f"{args.python} does not run")
+        return 1
+    reason = not_installable(image, launch)
+    if image.ipykernel or reason:
+        log(f"{args.python} has ipykernel already" if image.ipykernel else reason or "")
+        return 0 if image.ipykernel else 1
+    home = env.get("HOME") or ""
+    if not writable_dir(home):
+        log(f"$HOME ({home or 'unset'}) is missing or read-only")
+        return 1
+    requirements = Path(app_root, "share", "wheelhouse",
+                        launch["kernels"]["wheelhouse"][image.minor])
+    target = image_kernel_dir(home, launch["name"], image, wheelhouse_digest(requirements))
+    if target.is_dir():
+        log(f"ipykernel for {args.python} is in {target} already")
+        return 0
+    problem = install_ipykernel(image.path, image.minor, target, launch=launch,
+                                app_root=app_root, env=env, verbose=True)
+    if problem:
+        log(f"could not install ipykernel for {args.python}: {problem}")
+        return 1
+    return 0
 
 
 class Launch(NamedTuple):
@@ -433,39 +592,7 @@ class Launch(NamedTuple):
     root_dir: str
     base_url: str
     state: State
-    pending: ImagePython | None  # the image's Python, to get ipykernel in the background
-    image_env: dict[str, str]
-    kernel_dir: Path
-    helper: list[str]
-
-
-def install_in_background(launch: Mapping[str, Any], app_root: str, plan: Launch) -> None:
-    """Fork (twice, same process group) an installer that adds the kernelspec when done, so
-    the server starts at once; the log explains the outcome."""
-    image = plan.pending
-    if image is None:
-        return
-    if os.fork() != 0:
-        os.wait()
-        return
-    if os.fork() != 0:
-        os._exit(0)
-    status = 1
-    try:
-        os.nice(10)  # the server's start comes first
-        extra = install_ipykernel(image, launch=launch, app_root=app_root, state=plan.state,
-                                  env=plan.image_env)
-        if extra is not None:
-            fresh = probe_python(image.path, {**plan.image_env, "PYTHONPATH": extra})
-            if fresh is not None and fresh.ipykernel:
-                write_kernelspec(plan.kernel_dir, IMAGE_KERNEL,
-                                 image_kernel(image, [*plan.helper, "image"], extra))
-                log(f"kernel {IMAGE_KERNEL}: {image.path} (Python {image.version})")
-                status = 0
-            else:
-                log(f"ipykernel was installed into {extra} but {image.path} cannot import it")
-    finally:
-        os._exit(status)
+    kernels: dict[str, list[str]]  # kernelspec name -> argv
 
 
 # --- the main launch ------------------------------------------------------------------------
@@ -502,41 +629,95 @@ def parse_args(argv: Sequence[str], launch: Mapping[str, Any],
     return args
 
 
-def offer_kernels(launch: Mapping[str, Any], *, app_root: str, image_env: Mapping[str, str],
-                  kernel_dir: Path, helper: Sequence[str]) -> tuple[list[str], ImagePython | None]:
-    """The bundle's kernel, the image's Python when it has ipykernel, and the image's other
-    kernelspecs: their names, and the image's Python when ipykernel is to be installed for it
-    (its kernelspec appears when that is done)."""
-    write_kernelspec(kernel_dir, "python3", kernelspec(
-        [*helper, "bundle", "--", sys.executable, "-s", "-E", "-m", "ipykernel_launcher", "-f",
-         "{connection_file}"],
-        f"Python {sys.version.split()[0]} ({launch['name']})", metadata={"debugger": True}))
+def kernel_names(python3: str, image: bool) -> tuple[str, str | None]:
+    """The names of the bundle's kernel and of the image's (None: no kernel for the image's
+    Python). Notebooks name ``python3``: it is the image's Python when the image has one that
+    can run a kernel, unless the recipe says ``python3 = "bundle"``."""
+    if not image:
+        return "python3", None
+    if python3 == "bundle":
+        return "python3", IMAGE_KERNEL
+    return BUNDLE_KERNEL, "python3"
+
+
+def bundle_user_base(home: str, app_name: str) -> str:
+    """The bundle kernel's user site base (``%pip install`` goes there, ``--user`` or not):
+    the user's own, per app, never the image Python's ``~/.local``."""
+    return str(Path(home, ".local", "share", app_name, "user"))
+
+
+def find_image_python(launch: Mapping[str, Any], image_env: Mapping[str, str],
+                      app_root: str) -> ImagePython | None:
+    """The image's Python that gets a kernel: the first working one on its PATH, when it has
+    ipykernel or (``image_python = "install"``) the wheelhouse can give it one."""
     policy = (launch.get("kernels") or {}).get("image_python", "off")
-    pending = None
     for candidate in python_candidates(image_env, app_root) if policy != "off" else ():
         image = probe_python(candidate, image_env)
         if image is None:
             log(f"{candidate} (first on the image's PATH) does not run; looking further")
             continue
         if image.ipykernel:
-            write_kernelspec(kernel_dir, IMAGE_KERNEL, image_kernel(image, [*helper, "image"],
-                                                                    None))
-            log(f"kernel {IMAGE_KERNEL}: {image.path} (Python {image.version})")
-        elif policy == "install":
+            return image
+        if policy == "install":
             reason = not_installable(image, launch)
-            if reason:
-                log(reason)
-            else:
-                pending = image
+            if reason is None:
+                return image
+            log(reason)
         else:
             log(f"{image.path} (Python {image.version}) has no ipykernel, so it is not offered "
-                f"as a kernel (install it with: {image.path} -m pip install --user ipykernel)")
-        break
+                f"as a kernel (install it with: {image.path} -m pip install ipykernel)")
+        return None
+    return None
+
+
+def offer_kernels(launch: Mapping[str, Any], *, app_root: str, image_env: Mapping[str, str],
+                  kernel_dir: Path, helper: Sequence[str]) -> dict[str, list[str]]:
+    """Write the kernelspecs: the bundle's Python, the image's Python (ipykernel installed by
+    its first start when it lacks it) and the image's other kernelspecs, wrapped. Returns
+    each name's argv."""
+    name = launch["name"]
+    home = image_env.get("HOME", "")
+    kernels = launch.get("kernels") or {}
+    image = find_image_python(launch, image_env, app_root)
+    bundle_name, image_name = kernel_names(kernels.get("python3", "image"), image is not None)
+    offered: dict[str, list[str]] = {}
+    bundle_argv = [*helper, "bundle", "--unset=PYTHONNOUSERSITE",
+                   f"--set=PYTHONUSERBASE={bundle_user_base(home, name)}", "--",
+                   sys.executable, "-E", "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+    write_kernelspec(kernel_dir, bundle_name, kernelspec(
+        bundle_argv, f"Python {sys.version.split()[0]} ({name} bundle)",
+        metadata={"debugger": True}))
+    offered[bundle_name] = bundle_argv
+    if image is not None and image_name is not None:
+        directory = None
+        if not image.ipykernel:
+            requirements = Path(app_root, "share", "wheelhouse",
+                                kernels["wheelhouse"][image.minor])
+            directory = str(image_kernel_dir(home, name, image, wheelhouse_digest(requirements)))
+        argv = image_kernel_argv(image.path, [*helper, "image"], directory=directory,
+                                 minor=image.minor)
+        write_kernelspec(kernel_dir, image_name,
+                         kernelspec(argv, f"Python {image.version} (image: {image.path})"))
+        offered[image_name] = argv
+        how = ("its ipykernel" if directory is None or Path(directory).is_dir() else
+               f"ipykernel installed into {directory} by its first start")
+        log(f"kernel {image_name}: {image.path} (Python {image.version}, {how}); "
+            f"kernel {bundle_name}: the bundle's Python")
     user_kernels = str(Path(image_env.get("JUPYTER_DATA_DIR", "/nonexistent"), "kernels"))
     extra = [str(Path(p, "kernels")) for p in image_env.get("JUPYTER_PATH", "").split(":") if p]
-    wrapped = wrap_image_kernelspecs([user_kernels, *extra, *IMAGE_KERNEL_DIRS], kernel_dir,
-                                     [*helper, "image"], taken=["python3", IMAGE_KERNEL])
-    return ["python3", IMAGE_KERNEL, *wrapped], pending
+    taken = ["python3", IMAGE_KERNEL, BUNDLE_KERNEL]
+    for wrapped in wrap_image_kernelspecs([user_kernels, *extra, *IMAGE_KERNEL_DIRS], kernel_dir,
+                                          [*helper, "image"], taken=taken):
+        offered[wrapped] = json.loads((kernel_dir / wrapped / "kernel.json").read_text())["argv"]
+    return offered
+
+
+def terminal_command(helper: Sequence[str], *, shell: str, home: str, app_root: str
+                     ) -> list[str]:
+    """A terminal: the image's shell in the image's environment, with ``~/.local/bin`` and
+    then the bundle's ``bin/`` (jupyter, ...) at the end of PATH (the image's own first)."""
+    return [*helper, "image", f"--append=PATH={home}/.local/bin",
+            f"--append=PATH={app_root}/bin", "--", shell]
 
 
 def prepare(launch: Mapping[str, Any], args: argparse.Namespace, original: Mapping[str, str],
@@ -559,17 +740,20 @@ def prepare(launch: Mapping[str, Any], args: argparse.Namespace, original: Mappi
     argv = [sys.executable, "-I", entry] if server.get("python_script") else [entry]
     helper = [sys.executable, "-I", str(here / "launch.py"), "exec"]
     kernel_dir = state.run / "data" / "kernels"
-    pending = None
+    kernels: dict[str, list[str]] = {}
     jupyter = server.get("jupyter")
     if jupyter:
-        kernels, pending = offer_kernels(launch, app_root=app_root, image_env=image_env,
-                                         kernel_dir=kernel_dir, helper=helper)
+        kernels = offer_kernels(launch, app_root=app_root, image_env=image_env,
+                                kernel_dir=kernel_dir, helper=helper)
         shell = original.get("SHELL") or next(
             (s for s in ("/bin/bash", "/bin/sh") if Path(s).exists()), "/bin/sh")
+        secret = Path(state_env["JUPYTER_DATA_DIR"], f"{launch['name']}_cookie_secret")
         values = config_values(ip=args.ip, port=args.port, base_url=base_url,
                                root_dir=root_dir, allow_root=args.allow_root,
                                platform_auth=args.platform_auth, env=original,
-                               kernels=kernels, terminal=[*helper, "image", "--", shell])
+                               kernels=sorted(kernels), cookie_secret_file=str(secret),
+                               terminal=terminal_command(helper, shell=shell, home=state.home,
+                                                         app_root=app_root))
         config_dir = state.run / "config"
         config_dir.mkdir()
         (config_dir / jupyter["config_file"]).write_text(jupyter_config(
@@ -582,7 +766,7 @@ def prepare(launch: Mapping[str, Any], args: argparse.Namespace, original: Mappi
     argv += [substitute(a, substitutions) for a in server.get("args", ())]
     server_env[CHILD_ENV] = json.dumps(child_delta(image_env, server_env), sort_keys=True)
     return Launch(argv=argv, env=server_env, root_dir=root_dir, base_url=base_url, state=state,
-                  pending=pending, image_env=image_env, kernel_dir=kernel_dir, helper=helper)
+                  kernels=kernels)
 
 
 def load_mode(path: Path) -> Any:
@@ -599,6 +783,8 @@ def main(argv: Sequence[str]) -> int:
     if argv[:1] == ["exec"]:
         exec_child(argv[1:])
         return 1
+    if argv[:1] == ["install-kernel"]:
+        return install_kernel(argv[1:])
     here = Path(__file__).resolve().parent
     launch = json.loads((here / "launch.json").read_text(encoding="utf-8"))
     _NAME[0] = launch["name"]
@@ -616,10 +802,8 @@ def main(argv: Sequence[str]) -> int:
     if args.dry_run:
         print(json.dumps({"argv": plan.argv, "env": plan.env, "run": str(plan.state.run),
                           "base_url": plan.base_url, "root_dir": plan.root_dir,
-                          "install_ipykernel_for": plan.pending.path if plan.pending else None},
-                         indent=1, sort_keys=True))
+                          "kernels": plan.kernels}, indent=1, sort_keys=True))
         return 0
-    install_in_background(launch, str(here.parent.parent), plan)
     log(f"serving {plan.root_dir} at http://{args.ip}:{args.port}{plan.base_url}")
     try:
         os.chdir(plan.root_dir)

@@ -79,6 +79,7 @@ def test_launch_json_says_which_server_and_how_to_configure_it(tmp_path: Path) -
     assert launch["server"]["jupyter"]["config_file"] == "jupyter_notebook_config.py"
     assert set(launch["server"]["jupyter"]["traits"].values()) >= {
         "NotebookApp.port", "NotebookApp.base_url", "NotebookApp.notebook_dir"}
+    assert launch["kernels"]["python3"] == "image"
     assert launch["kernels"]["wheelhouse"] == {"3.11": "requirements-py3.11.txt",
                                                "3.12": "requirements-py3.12.txt"}
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -84,8 +85,11 @@ def test_base_url_comes_from_the_argument_then_the_platform(arg: str | None, env
 def test_jupyter_config_maps_settings_to_the_versions_traits() -> None:
     values = rt.config_values(ip="0.0.0.0", port=8888, base_url="/x'y/", root_dir="/h",
                               allow_root=False, platform_auth=True, env={}, kernels=["python3"],
-                              terminal=["launch", "exec", "image", "--", "/bin/bash"])
+                              terminal=["launch", "exec", "image", "--", "/bin/bash"],
+                              cookie_secret_file="/h/.local/share/jupyter/a_cookie_secret")
     assert values["token"] == "" and values["allow_origin"] == "*"
+    assert values["show_banner"] is False, "the Notebook 7 migration banner is off"
+    assert values["cookie_secret_file"] == "/h/.local/share/jupyter/a_cookie_secret"
     traits = {key: f"App.{key}" for key in values}
     text = rt.jupyter_config(traits, values, title="demo 1")
     namespace: dict[str, object] = {}
@@ -100,9 +104,12 @@ def test_jupyter_config_maps_settings_to_the_versions_traits() -> None:
     config = Section()
     exec(compile(text, "config.py", "exec"), {"get_config": lambda: config}, namespace)
     assert config["App"] == values  # type: ignore[comparison-overlap]
+    without_banner = {k: v for k, v in traits.items() if k != "show_banner"}
+    assert "show_banner" not in rt.jupyter_config(without_banner, values, title="server 2"), \
+        "a setting the server version does not have is left out"
     with_token = rt.config_values(ip="1", port=1, base_url="/", root_dir="/", allow_root=True,
                                   platform_auth=True, env={"JUPYTER_TOKEN": "s"}, kernels=[],
-                                  terminal=[])
+                                  terminal=[], cookie_secret_file="/s")
     assert "token" not in with_token, "JUPYTER_TOKEN is honoured by Jupyter itself"
 
 
@@ -167,18 +174,20 @@ def test_install_is_offline_by_hash_and_for_the_images_python() -> None:
     ("3.9.18", "cpython", "x86_64", "the bundled wheelhouse is for CPython 3.10, 3.12;"),
     ("3.12.1", "pypy", "x86_64", "(Python 3.12.1, pypy) has no ipykernel"),
     ("3.12.1", "cpython", "aarch64", "runs on aarch64, the bundled wheelhouse is for x86_64"),
+    ("3.12.1t", "cpython", "x86_64", "(Python 3.12.1t, cpython) has no ipykernel"),
 ])
 def test_why_the_wheelhouse_cannot_serve_an_image_python(version: str, implementation: str,
                                                          machine: str, reason: str | None) -> None:
-    image = rt.ImagePython(path="/usr/bin/python3", version=version, ipykernel=False,
-                           user_site=None, implementation=implementation, machine=machine)
+    number, abiflags = version.rstrip("t"), "t" if version.endswith("t") else ""
+    image = rt.ImagePython(path="/usr/bin/python3", version=number, ipykernel=False,
+                           implementation=implementation, machine=machine, abiflags=abiflags)
     launch = {"arch": "x86_64", "kernels": {"wheelhouse": {"3.12": "r", "3.10": "r"}}}
     found = rt.not_installable(image, launch)
     if reason is None:
         assert found is None
     else:
         assert found is not None and reason in found
-        assert "/usr/bin/python3 -m pip install --user ipykernel" in found
+        assert "/usr/bin/python3 -m pip install ipykernel" in found
 
 
 def test_image_kernelspecs_are_wrapped_into_the_images_environment(tmp_path: Path) -> None:
@@ -204,3 +213,70 @@ def test_command_placeholders_are_filled_and_other_braces_kept() -> None:
     values = {"port": "8888", "base_url": "/x/"}
     assert rt.substitute("--port={port}", values) == "--port=8888"
     assert rt.substitute("--ServerApp.tornado_settings={'a': 1}", values).endswith("{'a': 1}")
+
+
+def test_kernels_and_terminals_get_edits_of_their_environment() -> None:
+    env = rt.apply_delta({"PATH": "/usr/bin:/bin", "PYTHONNOUSERSITE": "1"}, {}, "bundle",
+                         append=[("PATH", "/h/.local/bin"), ("PATH", "/usr/bin"),
+                                 ("MANPATH", "/m")],
+                         assign=[("PYTHONUSERBASE", "/h/u")], unset=["PYTHONNOUSERSITE"])
+    assert env == {"PATH": "/usr/bin:/bin:/h/.local/bin", "MANPATH": "/m",
+                   "PYTHONUSERBASE": "/h/u"}
+    argv = rt.terminal_command(["py", "launch.py", "exec"], shell="/bin/bash", home="/h",
+                               app_root="/opt/apps/a")
+    assert argv == ["py", "launch.py", "exec", "image", "--append=PATH=/h/.local/bin",
+                    "--append=PATH=/opt/apps/a/bin", "--", "/bin/bash"]
+
+
+@pytest.mark.parametrize(("python3", "image", "expected"), [
+    ("image", True, ("bundle-python3", "python3")),
+    ("image", False, ("python3", None)),
+    ("bundle", True, ("python3", "image-python3")),
+    ("bundle", False, ("python3", None)),
+])
+def test_python3_is_the_images_python_when_it_has_one(python3: str, image: bool,
+                                                      expected: tuple[str, str | None]) -> None:
+    assert rt.kernel_names(python3, image) == expected
+
+
+def test_the_image_kernel_sees_its_directory_after_site_packages_only(tmp_path: Path) -> None:
+    """The bootstrap appends the directory to sys.path (the image's packages win), sets no
+    variable (what the kernel starts does not see it) and runs ipykernel_launcher as -m would."""
+    private = tmp_path / "image-kernel" / "cp3xx"
+    private.mkdir(parents=True)
+    (private / "ipykernel_launcher.py").write_text(
+        "import json, os, sys\n"
+        "print(json.dumps({'name': __name__, 'argv': sys.argv[1:], 'path': sys.path,\n"
+        "                  'env': 'PYTHONPATH' in os.environ}))\n")
+    argv = rt.image_kernel_argv(sys.executable, ["launch", "exec", "image"],
+                                directory=str(private), minor="3.11")
+    assert argv[:5] == ["launch", "exec", "image", f"--ipykernel-into={private}",
+                        "--python-version=3.11"]
+    command = argv[argv.index("--") + 1:]
+    assert command[-2:] == ["-f", "{connection_file}"]
+    proc = subprocess.run([*command[:-1], "/run/kernel.json"], capture_output=True, text=True,
+                          check=True, cwd=tmp_path, env={"PATH": os.defpath})
+    seen = json.loads(proc.stdout)
+    assert seen["name"] == "__main__" and seen["argv"] == ["-f", "/run/kernel.json"]
+    assert seen["path"][-1] == str(private) and "" not in seen["path"]
+    assert not seen["env"]
+    with_own = rt.image_kernel_argv("/usr/bin/python3", ["x"], directory=None, minor="3.11")
+    assert with_own == ["x", "--", "/usr/bin/python3", "-m", "ipykernel_launcher", "-f",
+                        "{connection_file}"]
+
+
+def test_a_failed_install_starts_a_kernel_that_says_how_to_fix_it(tmp_path: Path) -> None:
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    launch = {"name": "a", "arch": "x86_64", "kernels": {"wheelhouse": {"3.11": "r.txt"}}}
+    command = ["/usr/bin/python3", "-c", "boot", "-f", "/run/k.json"]
+    argv = rt.ensure_image_kernel(str(blocked / "kernel-dir"), "3.11", command, {},
+                                  launch=launch, app_root="/opt/apps/a")
+    assert argv[:3] == [sys.executable, "-I", "-c"] and argv[-2:] == ["-f", "/run/k.json"]
+    assert "/opt/apps/a/bin/launch install-kernel /usr/bin/python3" in argv[3]
+    assert f"FileExistsError: [Errno 17] File exists: {str(blocked)!r}" in argv[3]
+    ast.parse(argv[3])
+    ready = tmp_path / "ready"
+    ready.mkdir()
+    assert rt.ensure_image_kernel(str(ready), "3.11", command, {}, launch=launch,
+                                  app_root="/opt/apps/a") == command
