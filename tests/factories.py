@@ -9,12 +9,14 @@
 
 from __future__ import annotations
 
+import base64
 import gzip
 import hashlib
 import io
 import json
 import shutil
 import tarfile
+import zipfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -230,3 +232,27 @@ def elf_info(
         interpreter="/lib64/ld-linux-x86-64.so.2" if elf_type == "ET_EXEC" else None,
         glibc_versions=((2, 17),),
     )
+
+
+def pure_wheel(dest: Path, name: str, version: str, source: str) -> Path:
+    """A pure-Python wheel of one module ``<name>.py`` holding ``source``, with a correct
+    RECORD (pip installs it offline)."""
+    info = f"{name}-{version}.dist-info"
+    files = {
+        f"{name}.py": source.encode(),
+        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode(),
+        f"{info}/WHEEL": b"Wheel-Version: 1.0\nGenerator: tests\nRoot-Is-Purelib: true\n"
+                         b"Tag: py3-none-any\n",
+    }
+    rows = [f"{path},sha256={_record_hash(data)},{len(data)}" for path, data in files.items()]
+    dest.mkdir(parents=True, exist_ok=True)
+    wheel = dest / f"{name}-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        for path, data in files.items():
+            archive.writestr(path, data)
+        archive.writestr(f"{info}/RECORD", "\n".join([*rows, f"{info}/RECORD,,"]) + "\n")
+    return wheel
+
+
+def _record_hash(data: bytes) -> str:
+    return base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
