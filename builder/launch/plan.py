@@ -22,7 +22,8 @@ from builder.recipe.model import ImagePython, Kernels, ServiceKind
 LAUNCH_FORMAT_VERSION = 3  # of launch.json; bump with any change to what the launcher reads
 LAUNCH_DIR = "app/share/launch"
 # the service kinds' extra launcher files (relative to LAUNCH_DIR) and their sources here
-MODES = {ServiceKind.CODE_SERVER: ("codeserver.py", "runtime_codeserver.py")}
+MODES = {ServiceKind.CODE_SERVER: ("codeserver.py", "runtime_codeserver.py"),
+         ServiceKind.JUPYTER: ("kernels.py", "runtime_kernels.py")}
 # how a service's s6 run script says which variables still ask for a token or password
 CREDENTIALS = {ServiceKind.JUPYTER: "JUPYTER_TOKEN", ServiceKind.CODE_SERVER:
                "PASSWORD/HASHED_PASSWORD"}

@@ -49,6 +49,7 @@ def test_the_plan_lays_out_the_launch_layer(tmp_path: Path) -> None:
     assert modes == {
         "service-def.json": False,
         "app/bin/launch": True,
+        "app/share/launch/kernels.py": False,
         "app/share/launch/launch.json": False,
         "app/share/launch/launch.py": False,
         "app/share/s6/services.d/jupyter-6/finish": True,

@@ -13,6 +13,7 @@ import pytest
 
 from builder.launch import runtime as rt
 from builder.launch import runtime_codeserver as cs
+from builder.launch import runtime_kernels as rk
 
 IMAGE = {
     "PATH": "/usr/bin:/bin", "HOME": "/home/u", "PYTHONPATH": "/junk", "PYTHONHOME": "/junk",
@@ -21,7 +22,7 @@ IMAGE = {
 }
 
 
-@pytest.mark.parametrize("module", [rt, cs], ids=["launch.py", "codeserver.py"])
+@pytest.mark.parametrize("module", [rt, cs, rk], ids=["launch.py", "codeserver.py", "kernels.py"])
 def test_runtime_is_stdlib_only_and_runs_on_old_pythons(module: object) -> None:
     """It is shipped into bundles whose Python may be 3.8: no builder imports, and every
     annotation stays unevaluated."""
@@ -154,15 +155,15 @@ def test_image_python_candidates_skip_the_bundle_and_duplicates(tmp_path: Path) 
         (directory / "python3").chmod(0o755)
     (image / "python").symlink_to("python3")
     env = {"PATH": f"{bundle}:{image}:{image}"}
-    assert rt.python_candidates(env, str(tmp_path / "opt/apps/a")) == [str(image / "python3")]
+    assert rk.python_candidates(env, str(tmp_path / "opt/apps/a")) == [str(image / "python3")]
 
 
 def test_install_is_offline_by_hash_and_for_the_images_python() -> None:
-    argv = rt.install_command(python="/opt/apps/a/python/bin/python3.11", wheelhouse="/w",
+    argv = rk.install_command(python="/opt/apps/a/python/bin/python3.11", wheelhouse="/w",
                               requirements="/w/requirements-py3.12.txt", target="/u/site",
                               minor="3.12", platform_tags=["manylinux2014_x86_64"])
     assert argv[:5] == ["/opt/apps/a/python/bin/python3.11", "-I", "-m", "pip", "install"]
-    for option in ("--no-index", "--find-links=/w", "--require-hashes", "--no-deps",
+    for option in ("--no-index", "--find-links=/w", "--require-hashes", "--no-deps", "--no-compile",
                    "--only-binary=:all:", "--target=/u/site", "--python-version=3.12",
                    "--abi=cp312", "--platform=manylinux2014_x86_64",
                    "--requirement=/w/requirements-py3.12.txt"):
@@ -179,10 +180,10 @@ def test_install_is_offline_by_hash_and_for_the_images_python() -> None:
 def test_why_the_wheelhouse_cannot_serve_an_image_python(version: str, implementation: str,
                                                          machine: str, reason: str | None) -> None:
     number, abiflags = version.rstrip("t"), "t" if version.endswith("t") else ""
-    image = rt.ImagePython(path="/usr/bin/python3", version=number, ipykernel=False,
+    image = rk.ImagePython(path="/usr/bin/python3", version=number, ipykernel=False,
                            implementation=implementation, machine=machine, abiflags=abiflags)
     launch = {"arch": "x86_64", "kernels": {"wheelhouse": {"3.12": "r", "3.10": "r"}}}
-    found = rt.not_installable(image, launch)
+    found = rk.not_installable(image, launch)
     if reason is None:
         assert found is None
     else:
@@ -200,7 +201,7 @@ def test_image_kernelspecs_are_wrapped_into_the_images_environment(tmp_path: Pat
                                                                   "display_name": name}))
     (image_dir / "ir" / "logo-64x64.png").write_bytes(b"png")
     out = tmp_path / "kernels"
-    offered = rt.wrap_image_kernelspecs([str(tmp_path / "missing"), str(image_dir)], out,
+    offered = rk.wrap_image_kernelspecs([str(tmp_path / "missing"), str(image_dir)], out,
                                         ["py", "launch.py", "exec", "image"], taken=["python3"])
     assert offered == ["ir"]
     spec = json.loads((out / "ir" / "kernel.json").read_text())
@@ -236,7 +237,7 @@ def test_kernels_and_terminals_get_edits_of_their_environment() -> None:
 ])
 def test_python3_is_the_images_python_when_it_has_one(python3: str, image: bool,
                                                       expected: tuple[str, str | None]) -> None:
-    assert rt.kernel_names(python3, image) == expected
+    assert rk.kernel_names(python3, image) == expected
 
 
 def test_the_image_kernel_sees_its_directory_after_site_packages_only(tmp_path: Path) -> None:
@@ -248,7 +249,7 @@ def test_the_image_kernel_sees_its_directory_after_site_packages_only(tmp_path: 
         "import json, os, sys\n"
         "print(json.dumps({'name': __name__, 'argv': sys.argv[1:], 'path': sys.path,\n"
         "                  'env': 'PYTHONPATH' in os.environ}))\n")
-    argv = rt.image_kernel_argv(sys.executable, ["launch", "exec", "image"],
+    argv = rk.image_kernel_argv(sys.executable, ["launch", "exec", "image"],
                                 directory=str(private), minor="3.11")
     assert argv[:5] == ["launch", "exec", "image", f"--ipykernel-into={private}",
                         "--python-version=3.11"]
@@ -260,7 +261,7 @@ def test_the_image_kernel_sees_its_directory_after_site_packages_only(tmp_path: 
     assert seen["name"] == "__main__" and seen["argv"] == ["-f", "/run/kernel.json"]
     assert seen["path"][-1] == str(private) and "" not in seen["path"]
     assert not seen["env"]
-    with_own = rt.image_kernel_argv("/usr/bin/python3", ["x"], directory=None, minor="3.11")
+    with_own = rk.image_kernel_argv("/usr/bin/python3", ["x"], directory=None, minor="3.11")
     assert with_own == ["x", "--", "/usr/bin/python3", "-m", "ipykernel_launcher", "-f",
                         "{connection_file}"]
 
@@ -270,7 +271,7 @@ def test_a_failed_install_starts_a_kernel_that_says_how_to_fix_it(tmp_path: Path
     blocked.write_text("")
     launch = {"name": "a", "arch": "x86_64", "kernels": {"wheelhouse": {"3.11": "r.txt"}}}
     command = ["/usr/bin/python3", "-c", "boot", "-f", "/run/k.json"]
-    argv = rt.ensure_image_kernel(str(blocked / "kernel-dir"), "3.11", command, {},
+    argv = rk.ensure_image_kernel(str(blocked / "kernel-dir"), "3.11", command, {},
                                   launch=launch, app_root="/opt/apps/a")
     assert argv[:3] == [sys.executable, "-I", "-c"] and argv[-2:] == ["-f", "/run/k.json"]
     assert "/opt/apps/a/bin/launch install-kernel /usr/bin/python3" in argv[3]
@@ -278,5 +279,5 @@ def test_a_failed_install_starts_a_kernel_that_says_how_to_fix_it(tmp_path: Path
     ast.parse(argv[3])
     ready = tmp_path / "ready"
     ready.mkdir()
-    assert rt.ensure_image_kernel(str(ready), "3.11", command, {}, launch=launch,
+    assert rk.ensure_image_kernel(str(ready), "3.11", command, {}, launch=launch,
                                   app_root="/opt/apps/a") == command
