@@ -281,3 +281,46 @@ def test_a_failed_install_starts_a_kernel_that_says_how_to_fix_it(tmp_path: Path
     ready.mkdir()
     assert rk.ensure_image_kernel(str(ready), "3.11", command, {}, launch=launch,
                                   app_root="/opt/apps/a") == command
+
+
+@pytest.mark.parametrize(("python3", "names"), [
+    ("image", {"python3": "image", "bundle-python3": "bundle"}),
+    ("bundle", {"python3": "bundle", "image-python3": "image"}),
+])
+def test_kernelspecs_name_the_images_python_python3_unless_the_recipe_says_bundle(
+        tmp_path: Path, python3: str, names: dict[str, str]) -> None:
+    """offer_kernels with a real image Python (this one, seen through a PATH entry) lacking
+    ipykernel that the wheelhouse serves: its kernel installs on first start."""
+    image_bin, app = tmp_path / "usr/bin", tmp_path / "opt/apps/a"
+    image_bin.mkdir(parents=True)
+    probe = subprocess.run([sys.executable, "-c", rk.PROBE], capture_output=True, text=True,
+                           check=True)
+    seen = json.loads(probe.stdout)
+    (image_bin / "python3").write_text(  # answers the probe as this Python, without ipykernel
+        f"#!/bin/sh\necho '{json.dumps({**seen, 'ipykernel': False})}'\n")
+    (image_bin / "python3").chmod(0o755)
+    minor = ".".join(seen["version"].split(".")[:2])
+    (app / "share/wheelhouse").mkdir(parents=True)
+    (app / "share/wheelhouse/r.txt").write_text("ipykernel==6.29.5 --hash=sha256:00\n")
+    launch = {"name": "a", "arch": seen["machine"], "kernels": {
+        "image_python": "install", "python3": python3, "wheelhouse": {minor: "r.txt"}}}
+    home = tmp_path / "home"
+    offered = rk.offer_kernels(launch, app_root=str(app), kernel_dir=tmp_path / "kernels",
+                               image_env={"PATH": str(image_bin), "HOME": str(home)},
+                               helper=["launch", "exec"])
+    assert {name: "image" if str(image_bin / "python3") in argv else "bundle"
+            for name, argv in offered.items()} == names
+    image_name = next(n for n, kind in names.items() if kind == "image")
+    into = next(a for a in offered[image_name] if a.startswith("--ipykernel-into="))
+    tag = f"cp{minor.replace('.', '')}{seen['abiflags']}-{seen['machine']}-"
+    assert into.startswith(f"--ipykernel-into={home}/.local/share/a/image-kernel/{tag}")
+    bundle = offered[next(n for n, kind in names.items() if kind == "bundle")]
+    assert f"--set=PYTHONUSERBASE={home}/.local/share/a/user" in bundle
+    assert "--unset=PYTHONNOUSERSITE" in bundle and "-s" not in bundle
+    for name in offered:
+        spec = json.loads((tmp_path / "kernels" / name / "kernel.json").read_text())
+        assert spec["argv"] == offered[name]
+    launch["kernels"]["wheelhouse"] = {}  # a Python the wheelhouse cannot serve: bundle only
+    assert set(rk.offer_kernels(launch, app_root=str(app), kernel_dir=tmp_path / "k2",
+                                image_env={"PATH": str(image_bin), "HOME": str(home)},
+                                helper=["launch", "exec"])) == {"python3"}
