@@ -10,8 +10,9 @@ until it answers 200; then the server's process group is stopped. Variants, side
   Python on ``PATH`` (an image without one);
 - bundle, writable directory: the same tree without the mount;
 - bundle, image Python to equip: ``bin/launch`` with this machine's ``python3`` (no ipykernel)
-  on ``PATH`` and a fresh ``$HOME``, so every run is a first launch that installs ipykernel for
-  it from the wheelhouse in the background (niced) while the server starts;
+  on ``PATH`` and a fresh ``$HOME``: the launcher probes it and offers it as ``python3`` at once
+  (ipykernel is installed by that kernel's first start, which this benchmark does not time;
+  tests/integration/test_kernels.py records it);
 - bundle, server without the launcher: ``bin/jupyter-notebook`` (or ``jupyter-lab``) of the
   same tree with the same flags, to show what the launcher adds;
 - venv: ``python3.11 -m venv`` from pyenv, ``pip install --require-hashes -r`` the same lock

@@ -309,3 +309,10 @@ def make_lock(digest: str) -> Lock:
         ))
     return Lock(recipe_name="tiny", recipe_digest=digest, python="3.11", glibc_floor="2.17",
                 targets=tuple(targets))
+
+
+def pure_wheel(dest: Path, name: str, version: str, source: str) -> Path:
+    """A pure-Python wheel of one module ``<name>.py`` holding ``source``, with a correct
+    RECORD (pip installs it offline)."""
+    return fake_wheel(dest, [WheelMember(f"{name}.py", source.encode())], name=name,
+                      version=version, filename=f"{name}-{version}-py3-none-any.whl")

@@ -20,6 +20,12 @@ import pytest
 from filelock import FileLock
 
 ROOT = Path(__file__).resolve().parents[1]
+# stand-ins for data-science images: Debian's python3 with numpy and pip (PEP 668 applies),
+# and the same with Debian's ipykernel (debootstrap cannot resolve virtual packages: the
+# providers python3-zmq needs are named)
+IMAGE_WITH_NUMPY = ("python3-numpy", "python3-pip")
+IMAGE_WITH_IPYKERNEL = (*IMAGE_WITH_NUMPY, "python3-ipykernel", "python3-cffi-backend",
+                        "libboost-regex1.74.0")
 CACHE = ROOT / ".cache" / "rootfs"
 MIRROR = os.environ.get("BUILDER_TEST_DEBIAN_MIRROR", "http://deb.debian.org/debian")
 ARCH = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())

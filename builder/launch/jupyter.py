@@ -21,11 +21,13 @@ _NOTEBOOK6 = {
     "allow_origin": "NotebookApp.allow_origin",
     "allow_root": "NotebookApp.allow_root",
     "base_url": "NotebookApp.base_url",
+    "cookie_secret_file": "NotebookApp.cookie_secret_file",
     "ip": "NotebookApp.ip",
     "open_browser": "NotebookApp.open_browser",
     "port": "NotebookApp.port",
     "port_retries": "NotebookApp.port_retries",
     "root_dir": "NotebookApp.notebook_dir",
+    "show_banner": "NotebookApp.show_banner",  # the Notebook 7 migration banner (6.5)
     "terminado_settings": "NotebookApp.terminado_settings",
     "token": "NotebookApp.token",
 }
@@ -34,6 +36,7 @@ _SERVER = {
     "allow_origin": "ServerApp.allow_origin",
     "allow_root": "ServerApp.allow_root",
     "base_url": "ServerApp.base_url",
+    "cookie_secret_file": "ServerApp.cookie_secret_file",
     "ip": "ServerApp.ip",
     "open_browser": "ServerApp.open_browser",
     "port": "ServerApp.port",

@@ -19,10 +19,11 @@ from builder.launch.scripts import render_launcher, render_s6_finish, render_s6_
 from builder.launch.servicedef import service_def, service_ports
 from builder.recipe.model import ImagePython, Kernels, ServiceKind
 
-LAUNCH_FORMAT_VERSION = 2  # of launch.json; bump with any change to what the launcher reads
+LAUNCH_FORMAT_VERSION = 3  # of launch.json; bump with any change to what the launcher reads
 LAUNCH_DIR = "app/share/launch"
 # the service kinds' extra launcher files (relative to LAUNCH_DIR) and their sources here
-MODES = {ServiceKind.CODE_SERVER: ("codeserver.py", "runtime_codeserver.py")}
+MODES = {ServiceKind.CODE_SERVER: ("codeserver.py", "runtime_codeserver.py"),
+         ServiceKind.JUPYTER: ("kernels.py", "runtime_kernels.py")}
 # how a service's s6 run script says which variables still ask for a token or password
 CREDENTIALS = {ServiceKind.JUPYTER: "JUPYTER_TOKEN", ServiceKind.CODE_SERVER:
                "PASSWORD/HASHED_PASSWORD"}
@@ -114,6 +115,7 @@ def plan_launch(inputs: LaunchInputs) -> LaunchPlan:
             "image_python": (kernels.image_python if service.kind is ServiceKind.JUPYTER
                              else ImagePython.OFF).value,
             "platform_tags": list(inputs.platform_tags),
+            "python3": kernels.python3,
             "wheelhouse": {e.python: f"requirements-py{e.python}.txt" for e in inputs.wheelhouse},
         },
     }

@@ -12,21 +12,22 @@ as a mapping; ``main`` is the edge.
 
 Service kind "code-server" (``launch.json`` ``kind``) is another mode with its own options and
 environment: ``codeserver.py`` beside this file (``runtime_codeserver.py`` in builder), loaded
-by ``main``.
+by ``main``. A Jupyter service's kernels (which Python is ``python3``, ipykernel for the
+image's Python) are ``kernels.py`` beside this file (``runtime_kernels.py``), loaded likewise.
+
+    launch install-kernel PYTHON   (ipykernel for the image's PYTHON, by hand)
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import fcntl
 import importlib.util
 import json
 import os
 import pwd
 import shutil
 import stat
-import subprocess
 import sys
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -45,18 +46,7 @@ LEAKS = (*LOADER, "VIRTUAL_ENV", "JUPYTER_PATH", "JUPYTER_CONFIG_PATH", "JUPYTER
 # Set for the server only: kernels and terminals never see them.
 INTERNAL = (CHILD_ENV, "JUPYTER_CONFIG_PATH", "JUPYTER_PATH", "JUPYTER_PLATFORM_DIRS",
             "XDG_CONFIG_DIRS", "XDG_DATA_DIRS")
-IMAGE_KERNEL_DIRS = ("/usr/local/share/jupyter/kernels", "/usr/share/jupyter/kernels")
-IMAGE_KERNEL = "image-python3"
-PROBE_TIMEOUT = 15.0
-INSTALL_TIMEOUT = 600.0
-MAX_KERNELSPECS = 50
-PROBE = r"""
-import importlib.util, json, platform, site, sys
-print(json.dumps({"version": "%d.%d.%d" % sys.version_info[:3],
-  "implementation": sys.implementation.name, "machine": platform.machine(),
-  "ipykernel": importlib.util.find_spec("ipykernel") is not None,
-  "user_site": site.getusersitepackages() if site.ENABLE_USER_SITE else None}))
-"""
+KERNELS_MODULE = "kernels.py"  # a Jupyter service's kernels, shipped beside this file
 _NAME = ["launch"]  # the app's name once launch.json is read, for log lines
 
 
@@ -188,36 +178,64 @@ def child_delta(image: Mapping[str, str], server: Mapping[str, str]) -> dict[str
             "set": {k: v for k, v in sorted(image.items()) if server.get(k) != v}}
 
 
-def apply_delta(env: Mapping[str, str], delta: Mapping[str, Any], mode: str,
-                prepend: Sequence[tuple[str, str]] = ()) -> dict[str, str]:
+def apply_delta(env: Mapping[str, str], delta: Mapping[str, Any], mode: str, *,
+                prepend: Sequence[tuple[str, str]] = (), append: Sequence[tuple[str, str]] = (),
+                assign: Sequence[tuple[str, str]] = (), unset: Sequence[str] = ()
+                ) -> dict[str, str]:
     """The environment of a kernel or terminal. ``image``: the image's own environment (what
     the platform gave, plus the state redirects); ``bundle`` (the bundle's own kernel): the
-    server's without the launcher's internals, still without the leaks."""
+    server's without the launcher's internals, still without the leaks. Then ``unset``,
+    ``assign``, and path lists with entries put in front (``prepend``) or, when not there
+    yet, at the end (``append``)."""
     result = {k: v for k, v in env.items() if k not in INTERNAL}
     if mode == "image":
         for name in delta.get("unset", ()):
             result.pop(name, None)
         result.update(delta.get("set", {}))
+    for name in unset:
+        result.pop(name, None)
+    result.update(assign)
     for name, value in prepend:
         old = result.get(name)
         result[name] = value if not old else f"{value}{os.pathsep}{old}"
+    for name, value in append:
+        old = result.get(name)
+        if not old:
+            result[name] = value
+        elif value not in old.split(os.pathsep):
+            result[name] = f"{old}{os.pathsep}{value}"
     return result
 
 
+def _pairs(values: Sequence[str]) -> list[tuple[str, str]]:
+    return [(n, v) for n, _, v in (p.partition("=") for p in values) if n and v]
+
+
 def exec_child(argv: Sequence[str]) -> None:
-    """``launch exec image|bundle [--prepend NAME=VALUE] -- ARGV...``: exec ARGV in the right
+    """``launch exec image|bundle [--prepend|--append|--set NAME=VALUE] [--unset NAME]
+    [--ipykernel-into DIR --python-version X.Y] -- ARGV...``: exec ARGV in the right
     environment (kernelspecs and the terminal command start with this)."""
     parser = argparse.ArgumentParser(prog="launch exec")
     parser.add_argument("mode", choices=("image", "bundle"))
-    parser.add_argument("--prepend", action="append", default=[], metavar="NAME=VALUE")
+    for option in ("--prepend", "--append", "--set"):
+        parser.add_argument(option, action="append", default=[], metavar="NAME=VALUE")
+    parser.add_argument("--unset", action="append", default=[], metavar="NAME")
+    parser.add_argument("--ipykernel-into", metavar="DIR",
+                        help="the image kernel's ipykernel: installed there by its first start")
+    parser.add_argument("--python-version", metavar="X.Y")
     if "--" not in argv or list(argv).index("--") == len(argv) - 1:
-        parser.error("usage: launch exec image|bundle [--prepend NAME=VALUE] -- ARGV...")
+        parser.error("usage: launch exec image|bundle [OPTIONS] -- ARGV...")
     split = list(argv).index("--")
     args = parser.parse_args(argv[:split])
     command = list(argv[split + 1:])
     delta = json.loads(os.environ.get(CHILD_ENV, "{}"))
-    prepend = [(n, v) for n, _, v in (p.partition("=") for p in args.prepend) if n and v]
-    env = apply_delta(original_environment(os.environ), delta, args.mode, prepend=prepend)
+    env = apply_delta(original_environment(os.environ), delta, args.mode,
+                      prepend=_pairs(args.prepend), append=_pairs(args.append),
+                      assign=_pairs(args.set), unset=args.unset)
+    if args.ipykernel_into and args.python_version:
+        launch, app_root, kernels = read_launch()
+        command = kernels.ensure_image_kernel(args.ipykernel_into, args.python_version,
+                                              command, env, launch=launch, app_root=app_root)
     program = command[0]
     if os.sep not in program:
         program = shutil.which(program, path=env.get("PATH", os.defpath)) or program
@@ -241,188 +259,32 @@ def choose_base_url(arg: str | None, env: Mapping[str, str], default: str) -> st
 
 def jupyter_config(traits: Mapping[str, str], values: Mapping[str, Any], *, title: str) -> str:
     """A Jupyter config file setting ``values`` (the launcher's names, mapped to this server
-    version's traits by ``traits``; values written with repr, so any string is safe)."""
+    version's traits by ``traits``; settings this version does not have are left out; values
+    written with repr, so any string is safe)."""
     lines = [f"# {title}", "# Written at launch time by builder's launcher; edits are lost.",
              "c = get_config()  # noqa"]
-    lines += [f"c.{traits[key]} = {values[key]!r}" for key in sorted(values)]
+    lines += [f"c.{traits[key]} = {values[key]!r}" for key in sorted(values) if key in traits]
     return "\n".join(lines) + "\n"
 
 
 def config_values(*, ip: str, port: int, base_url: str, root_dir: str, allow_root: bool,
                   platform_auth: bool, env: Mapping[str, str], kernels: Sequence[str],
-                  terminal: Sequence[str]) -> dict[str, Any]:
+                  terminal: Sequence[str], cookie_secret_file: str) -> dict[str, Any]:
     """The server's settings. Kernelspecs are the launcher's own (first on JUPYTER_PATH) and
-    only those named in ``kernels`` are offered."""
+    only those named in ``kernels`` are offered. The cookie secret is kept in the user's
+    Jupyter data directory (the server writes it 0600), so a login outlives a restart; the
+    Notebook 7 migration banner is off."""
     values: dict[str, Any] = {
         "ip": ip, "port": port, "port_retries": 0, "base_url": base_url, "root_dir": root_dir,
         "open_browser": False, "allow_root": allow_root, "ensure_native_kernel": False,
         "allowed_kernelspecs": sorted(kernels),
         "terminado_settings": {"shell_command": list(terminal)},
+        "cookie_secret_file": cookie_secret_file, "show_banner": False,
     }
     if platform_auth and not env.get("JUPYTER_TOKEN"):
         values["token"] = ""  # the platform in front authenticates (Kubeflow, Backend.AI)
         values["allow_origin"] = "*"
     return values
-
-
-def kernelspec(argv: Sequence[str], display_name: str, **extra: Any) -> dict[str, Any]:
-    return {"argv": list(argv), "display_name": display_name, "language": "python", **extra}
-
-
-def write_kernelspec(kernel_dir: Path, name: str, spec: Mapping[str, Any]) -> None:
-    path = kernel_dir / name
-    path.mkdir(parents=True, exist_ok=True)
-    tmp = path / "kernel.json.tmp"
-    tmp.write_text(json.dumps(spec, indent=1, sort_keys=True) + "\n", encoding="utf-8")
-    tmp.replace(path / "kernel.json")
-
-
-def wrap_image_kernelspecs(dirs: Sequence[str], kernel_dir: Path, helper: Sequence[str],
-                           taken: Sequence[str]) -> list[str]:
-    """Offer the kernels the image (or the user) installed, started in the image's environment.
-
-    A ``python3`` kernelspec is skipped: the image's Python on PATH is offered instead."""
-    offered: list[str] = []
-    for directory in dirs:
-        try:
-            entries = sorted(Path(directory).iterdir())[:MAX_KERNELSPECS] if directory else []
-        except OSError:
-            continue
-        for spec_dir in entries:
-            name = spec_dir.name
-            if name in (*taken, *offered, "python3") or not (spec_dir / "kernel.json").is_file():
-                continue
-            try:
-                spec = json.loads((spec_dir / "kernel.json").read_text(encoding="utf-8"))
-                argv = spec["argv"]
-                if not (isinstance(argv, list) and argv and all(isinstance(a, str) for a in argv)):
-                    continue
-                shutil.copytree(spec_dir, kernel_dir / name, symlinks=False)
-            except (OSError, ValueError, KeyError, TypeError):
-                continue
-            write_kernelspec(kernel_dir, name, {**spec, "argv": [*helper, "--", *argv]})
-            offered.append(name)
-    return offered
-
-
-class ImagePython(NamedTuple):
-    path: str
-    version: str  # "3.11.2"
-    ipykernel: bool
-    user_site: str | None
-    implementation: str
-    machine: str
-
-    @property
-    def minor(self) -> str:
-        return ".".join(self.version.split(".")[:2])
-
-
-def python_candidates(env: Mapping[str, str], app_root: str, limit: int = 4) -> list[str]:
-    """``python3`` (then ``python``) along the image's PATH, outside the bundle, deduplicated."""
-    found: list[str] = []
-    seen = set()
-    for name in ("python3", "python"):
-        for directory in env.get("PATH", "").split(os.pathsep):
-            path = Path(directory or ".", name)
-            if not (path.is_file() and os.access(path, os.X_OK)):
-                continue
-            real = str(path.resolve())
-            if real.startswith(app_root.rstrip("/") + "/") or real in seen:
-                continue
-            seen.add(real)
-            found.append(str(path))
-    return found[:limit]
-
-
-def probe_python(path: str, env: Mapping[str, str]) -> ImagePython | None:
-    try:
-        proc = subprocess.run([path, "-c", PROBE], env=dict(env), capture_output=True,
-                              text=True, timeout=PROBE_TIMEOUT, check=False)
-        lines = proc.stdout.strip().splitlines()
-        data = json.loads(lines[-1]) if proc.returncode == 0 and lines else None
-        if not isinstance(data, dict):
-            return None
-        return ImagePython(path=path, version=str(data["version"]),
-                           ipykernel=bool(data["ipykernel"]), user_site=data.get("user_site"),
-                           implementation=str(data["implementation"]),
-                           machine=str(data["machine"]))
-    except (OSError, ValueError, KeyError, subprocess.SubprocessError):
-        return None
-
-
-def install_command(*, python: str, wheelhouse: str, requirements: str, target: str,
-                    minor: str, platform_tags: Sequence[str]) -> list[str]:
-    """The bundle's own pip, offline, for the image's interpreter: only locked wheels, by hash."""
-    abi = "cp" + minor.replace(".", "")
-    return [python, "-I", "-m", "pip", "install", "--no-index", f"--find-links={wheelhouse}",
-            "--require-hashes", "--no-deps", "--only-binary=:all:", "--no-cache-dir",
-            "--disable-pip-version-check", "--no-warn-script-location", "--quiet",
-            f"--target={target}", f"--python-version={minor}", "--implementation=cp",
-            f"--abi={abi}", "--abi=abi3", "--abi=none",
-            *(f"--platform={tag}" for tag in platform_tags), f"--requirement={requirements}"]
-
-
-def not_installable(image: ImagePython, launch: Mapping[str, Any]) -> str | None:
-    """Why the bundled wheelhouse cannot give ``image`` ipykernel, or None when it can."""
-    wheelhouse = (launch.get("kernels") or {}).get("wheelhouse") or {}
-    advice = f"install it yourself: {image.path} -m pip install --user ipykernel"
-    if image.implementation != "cpython" or image.minor not in wheelhouse:
-        have = ", ".join(sorted(wheelhouse, key=lambda v: [int(p) for p in v.split(".")]))
-        return (f"{image.path} (Python {image.version}, {image.implementation}) has no "
-                f"ipykernel and the bundled wheelhouse is for CPython {have or '(none)'}; "
-                f"{advice}")
-    if image.machine != launch.get("arch"):
-        return (f"{image.path} has no ipykernel and runs on {image.machine}, the bundled "
-                f"wheelhouse is for {launch.get('arch')}; {advice}")
-    return None
-
-
-def install_ipykernel(image: ImagePython, *, launch: Mapping[str, Any], app_root: str,
-                      state: State, env: Mapping[str, str]) -> str | None:
-    """Install the wheelhouse for ``image`` into its user site (or a private directory when
-    it has none); the directory to put on its path, or None (the reason is logged)."""
-    kernels = launch.get("kernels") or {}
-    requirements = kernels["wheelhouse"][image.minor]
-    advice = f"install it yourself: {image.path} -m pip install --user ipykernel"
-    target = Path(image.user_site or Path(state.home, ".local", "share", "builder",
-                                          "image-kernels", f"python{image.minor}"))
-    wheelhouse = Path(app_root, "share", "wheelhouse")
-    argv = install_command(python=sys.executable, wheelhouse=str(wheelhouse),
-                           requirements=str(wheelhouse / requirements), target=str(target),
-                           minor=image.minor, platform_tags=kernels.get("platform_tags") or ())
-    pip_env = {k: v for k, v in env.items() if not k.startswith("PIP_") and not is_leak(k)}
-    pip_env.update({"PIP_CONFIG_FILE": os.devnull, "TMPDIR": str(state.run)})
-    had_bin = (target / "bin").exists()
-    log(f"installing ipykernel for {image.path} (Python {image.version}) into {target} from "
-        "the bundled wheelhouse (offline) ...")
-    with (state.base / "install.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            target.mkdir(parents=True, exist_ok=True)
-            proc = subprocess.run(argv, env=pip_env, capture_output=True, text=True,
-                                  timeout=INSTALL_TIMEOUT, check=False)
-        except (OSError, subprocess.SubprocessError) as exc:
-            log(f"could not install ipykernel for {image.path}: {exc}; {advice}")
-            return None
-    if not had_bin:  # console scripts naming the bundle's python: not for this image
-        shutil.rmtree(target / "bin", ignore_errors=True)
-    if proc.returncode != 0:
-        tail = "\n".join("  | " + line for line in proc.stderr.strip().splitlines()[-12:])
-        log(f"could not install ipykernel for {image.path} (pip exit code {proc.returncode}):"
-            f"\n{tail}\n  the bundle's own Python kernel still works; {advice}")
-        return None
-    log(f"installed ipykernel for {image.path}")
-    return str(target)
-
-
-def image_kernel(image: ImagePython, helper: Sequence[str],
-                 extra_path: str | None) -> dict[str, Any]:
-    prefix = list(helper)
-    if extra_path and extra_path != image.user_site:
-        prefix.append(f"--prepend=PYTHONPATH={extra_path}")
-    argv = [*prefix, "--", image.path, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
-    return kernelspec(argv, f"Python {image.version} (image: {image.path})")
 
 
 class Launch(NamedTuple):
@@ -433,39 +295,7 @@ class Launch(NamedTuple):
     root_dir: str
     base_url: str
     state: State
-    pending: ImagePython | None  # the image's Python, to get ipykernel in the background
-    image_env: dict[str, str]
-    kernel_dir: Path
-    helper: list[str]
-
-
-def install_in_background(launch: Mapping[str, Any], app_root: str, plan: Launch) -> None:
-    """Fork (twice, same process group) an installer that adds the kernelspec when done, so
-    the server starts at once; the log explains the outcome."""
-    image = plan.pending
-    if image is None:
-        return
-    if os.fork() != 0:
-        os.wait()
-        return
-    if os.fork() != 0:
-        os._exit(0)
-    status = 1
-    try:
-        os.nice(10)  # the server's start comes first
-        extra = install_ipykernel(image, launch=launch, app_root=app_root, state=plan.state,
-                                  env=plan.image_env)
-        if extra is not None:
-            fresh = probe_python(image.path, {**plan.image_env, "PYTHONPATH": extra})
-            if fresh is not None and fresh.ipykernel:
-                write_kernelspec(plan.kernel_dir, IMAGE_KERNEL,
-                                 image_kernel(image, [*plan.helper, "image"], extra))
-                log(f"kernel {IMAGE_KERNEL}: {image.path} (Python {image.version})")
-                status = 0
-            else:
-                log(f"ipykernel was installed into {extra} but {image.path} cannot import it")
-    finally:
-        os._exit(status)
+    kernels: dict[str, list[str]]  # kernelspec name -> argv
 
 
 # --- the main launch ------------------------------------------------------------------------
@@ -502,41 +332,12 @@ def parse_args(argv: Sequence[str], launch: Mapping[str, Any],
     return args
 
 
-def offer_kernels(launch: Mapping[str, Any], *, app_root: str, image_env: Mapping[str, str],
-                  kernel_dir: Path, helper: Sequence[str]) -> tuple[list[str], ImagePython | None]:
-    """The bundle's kernel, the image's Python when it has ipykernel, and the image's other
-    kernelspecs: their names, and the image's Python when ipykernel is to be installed for it
-    (its kernelspec appears when that is done)."""
-    write_kernelspec(kernel_dir, "python3", kernelspec(
-        [*helper, "bundle", "--", sys.executable, "-s", "-E", "-m", "ipykernel_launcher", "-f",
-         "{connection_file}"],
-        f"Python {sys.version.split()[0]} ({launch['name']})", metadata={"debugger": True}))
-    policy = (launch.get("kernels") or {}).get("image_python", "off")
-    pending = None
-    for candidate in python_candidates(image_env, app_root) if policy != "off" else ():
-        image = probe_python(candidate, image_env)
-        if image is None:
-            log(f"{candidate} (first on the image's PATH) does not run; looking further")
-            continue
-        if image.ipykernel:
-            write_kernelspec(kernel_dir, IMAGE_KERNEL, image_kernel(image, [*helper, "image"],
-                                                                    None))
-            log(f"kernel {IMAGE_KERNEL}: {image.path} (Python {image.version})")
-        elif policy == "install":
-            reason = not_installable(image, launch)
-            if reason:
-                log(reason)
-            else:
-                pending = image
-        else:
-            log(f"{image.path} (Python {image.version}) has no ipykernel, so it is not offered "
-                f"as a kernel (install it with: {image.path} -m pip install --user ipykernel)")
-        break
-    user_kernels = str(Path(image_env.get("JUPYTER_DATA_DIR", "/nonexistent"), "kernels"))
-    extra = [str(Path(p, "kernels")) for p in image_env.get("JUPYTER_PATH", "").split(":") if p]
-    wrapped = wrap_image_kernelspecs([user_kernels, *extra, *IMAGE_KERNEL_DIRS], kernel_dir,
-                                     [*helper, "image"], taken=["python3", IMAGE_KERNEL])
-    return ["python3", IMAGE_KERNEL, *wrapped], pending
+def terminal_command(helper: Sequence[str], *, shell: str, home: str, app_root: str
+                     ) -> list[str]:
+    """A terminal: the image's shell in the image's environment, with ``~/.local/bin`` and
+    then the bundle's ``bin/`` (jupyter, ...) at the end of PATH (the image's own first)."""
+    return [*helper, "image", f"--append=PATH={home}/.local/bin",
+            f"--append=PATH={app_root}/bin", "--", shell]
 
 
 def prepare(launch: Mapping[str, Any], args: argparse.Namespace, original: Mapping[str, str],
@@ -559,17 +360,20 @@ def prepare(launch: Mapping[str, Any], args: argparse.Namespace, original: Mappi
     argv = [sys.executable, "-I", entry] if server.get("python_script") else [entry]
     helper = [sys.executable, "-I", str(here / "launch.py"), "exec"]
     kernel_dir = state.run / "data" / "kernels"
-    pending = None
+    kernels: dict[str, list[str]] = {}
     jupyter = server.get("jupyter")
     if jupyter:
-        kernels, pending = offer_kernels(launch, app_root=app_root, image_env=image_env,
-                                         kernel_dir=kernel_dir, helper=helper)
+        kernels = load_kernels(here, launch).offer_kernels(
+            launch, app_root=app_root, image_env=image_env, kernel_dir=kernel_dir, helper=helper)
         shell = original.get("SHELL") or next(
             (s for s in ("/bin/bash", "/bin/sh") if Path(s).exists()), "/bin/sh")
+        secret = Path(state_env["JUPYTER_DATA_DIR"], f"{launch['name']}_cookie_secret")
         values = config_values(ip=args.ip, port=args.port, base_url=base_url,
                                root_dir=root_dir, allow_root=args.allow_root,
                                platform_auth=args.platform_auth, env=original,
-                               kernels=kernels, terminal=[*helper, "image", "--", shell])
+                               kernels=sorted(kernels), cookie_secret_file=str(secret),
+                               terminal=terminal_command(helper, shell=shell, home=state.home,
+                                                         app_root=app_root))
         config_dir = state.run / "config"
         config_dir.mkdir()
         (config_dir / jupyter["config_file"]).write_text(jupyter_config(
@@ -582,7 +386,7 @@ def prepare(launch: Mapping[str, Any], args: argparse.Namespace, original: Mappi
     argv += [substitute(a, substitutions) for a in server.get("args", ())]
     server_env[CHILD_ENV] = json.dumps(child_delta(image_env, server_env), sort_keys=True)
     return Launch(argv=argv, env=server_env, root_dir=root_dir, base_url=base_url, state=state,
-                  pending=pending, image_env=image_env, kernel_dir=kernel_dir, helper=helper)
+                  kernels=kernels)
 
 
 def load_mode(path: Path) -> Any:
@@ -595,10 +399,29 @@ def load_mode(path: Path) -> Any:
     return module
 
 
+def load_kernels(here: Path, launch: Mapping[str, Any]) -> Any:
+    """The kernels module beside this file, logging as this app."""
+    kernels = load_mode(here / KERNELS_MODULE)
+    kernels.set_app_name(launch["name"])
+    return kernels
+
+
+def read_launch() -> tuple[dict[str, Any], str, Any]:
+    """``launch.json`` beside this file, the app root and the kernels module."""
+    here = Path(__file__).resolve().parent
+    launch = json.loads((here / "launch.json").read_text(encoding="utf-8"))
+    _NAME[0] = launch["name"]
+    return launch, str(here.parent.parent), load_kernels(here, launch)
+
+
 def main(argv: Sequence[str]) -> int:
     if argv[:1] == ["exec"]:
         exec_child(argv[1:])
         return 1
+    if argv[:1] == ["install-kernel"]:
+        launch, app_root, kernels = read_launch()
+        return int(kernels.install_kernel(argv[1:], launch, app_root=app_root,
+                                          env=original_environment(os.environ)))
     here = Path(__file__).resolve().parent
     launch = json.loads((here / "launch.json").read_text(encoding="utf-8"))
     _NAME[0] = launch["name"]
@@ -616,10 +439,8 @@ def main(argv: Sequence[str]) -> int:
     if args.dry_run:
         print(json.dumps({"argv": plan.argv, "env": plan.env, "run": str(plan.state.run),
                           "base_url": plan.base_url, "root_dir": plan.root_dir,
-                          "install_ipykernel_for": plan.pending.path if plan.pending else None},
-                         indent=1, sort_keys=True))
+                          "kernels": plan.kernels}, indent=1, sort_keys=True))
         return 0
-    install_in_background(launch, str(here.parent.parent), plan)
     log(f"serving {plan.root_dir} at http://{args.ip}:{args.port}{plan.base_url}")
     try:
         os.chdir(plan.root_dir)

@@ -58,6 +58,7 @@ def recipe_to_dict(recipe: Recipe) -> dict[str, Any]:
         if kernels is None
         else {
             "image_python": kernels.image_python.value,
+            "python3": kernels.python3,
             "wheelhouse": list(kernels.wheelhouse),
             "wheelhouse_pythons": list(kernels.wheelhouse_pythons),
         },

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from typing import Literal
 
 from builder.node.spec import NodeAppSpec
 
@@ -99,6 +100,10 @@ class Kernels:
     # ``wheelhouse_pythons``; their wheels ship in app/share/wheelhouse
     wheelhouse: tuple[str, ...] = ()
     wheelhouse_pythons: tuple[str, ...] = ()  # sorted minor versions, e.g. ("3.10", "3.12")
+    # which Python the kernelspec ``python3`` (what notebooks name) is when the image has one
+    # that can run a kernel: the image's (default; the bundle's is "bundle-python3") or the
+    # bundle's (the image's is "image-python3"); without one it is always the bundle's
+    python3: Literal["image", "bundle"] = "image"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -62,7 +62,7 @@ SCHEMA_KEYS: dict[str, tuple[str, ...]] = {
     "packages": ("requirements", "index_url", "allow_sdists", "expose"),
     "targets": ("triples", "glibc_floor", "glibc_exempt"),
     "service": ("command", "kind", "protocol", "port", "url_template", "env"),
-    "kernels": ("image_python", "wheelhouse", "wheelhouse_pythons"),
+    "kernels": ("image_python", "python3", "wheelhouse", "wheelhouse_pythons"),
     "build": ("steps",),
     "checks": ("imports", "import_skip", "commands", "service", "timeout"),
     "node": ("package", "version", "toolchain", "bin", "nested", "allow_scripts", "links",
@@ -433,10 +433,13 @@ def _kernels(c: _Checker, data: Mapping[str, Any], service: Service | None) -> K
     if image_python == ImagePython.INSTALL and not (wheelhouse and pythons):
         c.add("kernels.image_python", '"install" needs kernels.wheelhouse (e.g. '
               '["ipykernel==6.29.5"]) and kernels.wheelhouse_pythons')
-    if image_python is None:
+    python3 = c.field(table, "kernels", "python3", str, default="image", required=False,
+                      check=_one_of(("image", "bundle")))
+    if image_python is None or python3 not in ("image", "bundle"):
         return None
     return Kernels(image_python=ImagePython(image_python), wheelhouse=wheelhouse or (),
-                   wheelhouse_pythons=tuple(sorted(pythons or (), key=_minor_key)))
+                   wheelhouse_pythons=tuple(sorted(pythons or (), key=_minor_key)),
+                   python3="image" if python3 == "image" else "bundle")
 
 
 def _exact_pin(text: str) -> str | None:

@@ -28,7 +28,7 @@ from typing import Any
 
 import pytest
 from conftest import run_builder
-from rootfs import ensure_rootfs
+from rootfs import IMAGE_WITH_IPYKERNEL, ensure_rootfs
 from test_build import extract
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -123,18 +123,30 @@ class Jupyter:
         assert status == 200, body
         return dict(json.loads(body))
 
+    def start_kernel(self, kernel: str = "python3") -> str:
+        """POST a new kernel; its id (the server starts it and answers at once)."""
+        status, _h, body = self.request("POST", "api/kernels", {"name": kernel})
+        assert status == 201, (status, body)
+        return str(json.loads(body)["id"])
+
+    def execute(self, kernel_id: str, code: str, deadline: float = 90) -> str:
+        """Execute ``code`` over the kernel's channels; the stream output (an error raises
+        AssertionError with the traceback)."""
+        with WebSocket(self.port, f"{self.base}api/kernels/{kernel_id}/channels",
+                       self.token) as ws:
+            return _execute(ws, code, deadline)
+
+    def shutdown(self, kernel_id: str) -> None:
+        self.request("DELETE", f"api/kernels/{kernel_id}")
+
     def run(self, code: str, kernel: str = "python3", deadline: float = 90) -> str:
         """Start a kernel through the REST API, execute ``code`` over its channels, return the
         stream output, shut the kernel down."""
-        status, _h, body = self.request("POST", "api/kernels", {"name": kernel})
-        assert status == 201, (status, body)
-        kernel_id = json.loads(body)["id"]
+        kernel_id = self.start_kernel(kernel)
         try:
-            with WebSocket(self.port, f"{self.base}api/kernels/{kernel_id}/channels",
-                           self.token) as ws:
-                return _execute(ws, code, deadline)
+            return self.execute(kernel_id, code, deadline)
         finally:
-            self.request("DELETE", f"api/kernels/{kernel_id}")
+            self.shutdown(kernel_id)
 
 
 def _execute(ws: WebSocket, code: str, deadline: float) -> str:
@@ -463,14 +475,16 @@ def test_service_defs_serve_notebook_6_and_lab_4_side_by_side(python_less: Isola
             assert set(client.kernelspecs()["kernelspecs"]) == {"python3"}, "no image Python"
             assert client.run("print(6*7)") == "42\n"
             where = client.run("import sys, os; print(sys.prefix, os.environ.get('HOME'), "
+                               "os.environ.get('PYTHONUSERBASE'), "
                                "sorted(set(os.environ) & {INSIDE}))".replace(
-                                   "{INSIDE}", repr(set(INTERNALS))))
+                                   "{INSIDE}", repr(set(INTERNALS) - {"PYTHONUSERBASE"})))
         except AssertionError as exc:
             raise AssertionError(f"{name}: {exc}\n--- log ---\n{started.output()[-4000:]}"
                                  ) from exc
-        prefix, home, leaked = where.split(maxsplit=2)
+        prefix, home, user_base, leaked = where.split(maxsplit=3)
         assert prefix == f"/opt/apps/{name}/python"
         assert home == f"/tmp/builder-{name}-1000/home"
+        assert user_base == f"{home}/.local/share/{name}/user", "the bundle's own user site"
         assert leaked.strip() == "[]", "the bundle's kernel got leaks or the launcher's internals"
         assert "is missing or read-only" in started.output()
     assert all(s.alive() for _n, _p, s in servers), "both still serve, side by side"
@@ -500,12 +514,10 @@ def test_s6_run_script_follows_kubeflow_conventions(python_less: IsolatedRoot, t
 
 def test_image_python_with_ipykernel_is_offered_as_a_kernel(apps: dict[str, Path],
                                                             tmp_path: Path) -> None:
-    """A second root whose own Python has ipykernel (Debian's python3-ipykernel): offered next
-    to the bundle's kernel, and runs code in the image's environment. A broken python3 comes
-    first in PATH; it is skipped."""
-    # debootstrap cannot resolve virtual packages: name the providers python3-zmq needs
-    root = ensure_rootfs("bookworm", include=("python3-ipykernel", "python3-cffi-backend",
-                                              "libboost-regex1.74.0"))
+    """A second root whose own Python has ipykernel (Debian's python3-ipykernel): it is
+    ``python3`` (the bundle's is ``bundle-python3``), and runs code in the image's environment.
+    A broken python3 comes first in PATH; it is skipped."""
+    root = ensure_rootfs("bookworm", include=IMAGE_WITH_IPYKERNEL)
     port = free_port()
     # the image's own variables reach its kernel: no PYTHONHOME or libraries that break it here
     env = {**{k: v for k, v in JUNK_ENV.items() if k != "PYTHONHOME"},
@@ -519,12 +531,12 @@ def test_image_python_with_ipykernel_is_offered_as_a_kernel(apps: dict[str, Path
         try:
             client.wait_ready(alive=started.alive)
             specs = client.kernelspecs()["kernelspecs"]
-            assert set(specs) == {"python3", "image-python3"}
-            argv = specs["image-python3"]["spec"]["argv"]
-            assert argv[argv.index("--") + 1] == "/usr/bin/python3"
-            out = client.run("import sys, os; print(sys.executable, os.environ['PYTHONPATH'])",
-                             kernel="image-python3")
+            assert set(specs) == {"python3", "bundle-python3"}
+            argv = specs["python3"]["spec"]["argv"]
+            assert argv[argv.index("--") + 1:] == ["/usr/bin/python3", "-m", "ipykernel_launcher",
+                                                   "-f", "{connection_file}"], "its own ipykernel"
+            out = client.run("import sys, os; print(sys.executable, os.environ['PYTHONPATH'])")
             assert out.split() == ["/usr/bin/python3", "/tmp/junk/lib"], "the image's own env"
-            assert client.run("print(6*7)", kernel="image-python3") == "42\n"
+            assert client.run("print(6*7)") == "42\n"
         except AssertionError as exc:
             raise AssertionError(f"{exc}\n--- log ---\n{started.output()[-4000:]}") from exc

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from importlib.resources import files
 from pathlib import Path
@@ -49,6 +50,7 @@ def test_the_plan_lays_out_the_launch_layer(tmp_path: Path) -> None:
     assert modes == {
         "service-def.json": False,
         "app/bin/launch": True,
+        "app/share/launch/kernels.py": False,
         "app/share/launch/launch.json": False,
         "app/share/launch/launch.py": False,
         "app/share/s6/services.d/jupyter-6/finish": True,
@@ -79,6 +81,11 @@ def test_launch_json_says_which_server_and_how_to_configure_it(tmp_path: Path) -
     assert launch["server"]["jupyter"]["config_file"] == "jupyter_notebook_config.py"
     assert set(launch["server"]["jupyter"]["traits"].values()) >= {
         "NotebookApp.port", "NotebookApp.base_url", "NotebookApp.notebook_dir"}
+    assert launch["kernels"]["python3"] == "image"
+    bundle = JUPYTER6.kernels and dataclasses.replace(JUPYTER6.kernels, python3="bundle")
+    data = next(f.data for f in plan_launch(inputs(tmp_path, recipe=dataclasses.replace(
+        JUPYTER6, kernels=bundle))).files if f.path.endswith("launch.json"))
+    assert data is not None and json.loads(data)["kernels"]["python3"] == "bundle"
     assert launch["kernels"]["wheelhouse"] == {"3.11": "requirements-py3.11.txt",
                                                "3.12": "requirements-py3.12.txt"}
 

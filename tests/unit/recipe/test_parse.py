@@ -171,3 +171,17 @@ def test_digests_ignore_comments_and_service_changes_do_not_stale_the_lock() -> 
     assert recipe_digest(with_service) != recipe_digest(base)
     bumped = parse_recipe_text(GOOD.replace("0.8.3", "0.8.2"), path="d.toml")
     assert lock_digest(bumped) != lock_digest(base)
+
+
+def test_kernels_python3_names_which_python_notebooks_get() -> None:
+    jupyter = GOOD + '\n[service]\ncommand = ["bin/jupyter-notebook"]\nkind = "jupyter"\n'
+    default = parse_recipe_text(jupyter + "\n[kernels]\n", path="a.toml")
+    assert default.kernels is not None and default.kernels.python3 == "image"
+    text = jupyter + '\n[kernels]\npython3 = "bundle"\n'
+    bundle = parse_recipe_text(text, path="b.toml")
+    assert bundle.kernels is not None and bundle.kernels.python3 == "bundle"
+    jsonschema.validate(tomlkit.parse(text).unwrap(), schema())
+    assert lock_digest(bundle) == lock_digest(default), "a launch choice, not a lock input"
+    assert recipe_digest(bundle) != recipe_digest(default)
+    assert _problems(jupyter + '\n[kernels]\npython3 = "system"\n') == [
+        "r.toml:25: kernels.python3: 'system' is not one of: image, bundle"]
