@@ -24,6 +24,7 @@ from builder.bundle.manifest import (
     PackageInfo,
     bundle_stem,
 )
+from builder.check import plan_checks, run_checks
 from builder.elf import Patchelf
 from builder.elf.read import parse_version
 from builder.errors import BuilderError
@@ -266,6 +267,7 @@ def _build_target(recipe: Recipe, lock: Lock, target: TargetLock, options: Build
         manifest_dict = manifest.to_dict()
         (bundle_root / "manifest.json").write_text(canonical_json(manifest_dict),
                                                    encoding="utf-8")
+        _check(recipe, lock, bundle_root, source_date_epoch=options.source_date_epoch, log=log)
         log("archiving")
         with atomic_output(archive) as tmp:
             write_archive(bundle_root, tmp, mtime=options.source_date_epoch)
@@ -279,6 +281,17 @@ def _build_target(recipe: Recipe, lock: Lock, target: TargetLock, options: Build
         rmtree(stage)
     return BuiltBundle(target=target.target, archive=archive, sidecar=sidecar, sbom=sbom,
                        sha256=sha256, size=size, cached=False)
+
+
+def _check(recipe: Recipe, lock: Lock, bundle_root: Path, *, source_date_epoch: int,
+           log: Callable[[str], None]) -> None:
+    """The build-time checks on the finished tree; the archive is written only if they pass."""
+    app = bundle_root / "app"
+    plan = plan_checks(recipe, bundle_root=bundle_root, python=f"python/bin/python{lock.python}",
+                       site_packages=PurePosixPath(_site_packages(app, lock).relative_to(app)))
+    report = run_checks(plan, bundle_root=bundle_root, source_date_epoch=source_date_epoch,
+                        log=log)
+    log(f"checks passed ({report.seconds:.1f} s)")
 
 
 def _site_packages(app: Path, lock: Lock) -> Path:
