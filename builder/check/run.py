@@ -159,7 +159,7 @@ def import_failure(plan: CheckPlan, failed: dict[str, list[str]]) -> BuilderErro
         lines = "\n".join(f"    | {line}" for line in failed[module]) or "    | (no traceback)"
         blocks.append(f"  {module} (from {owners}):\n{lines}")
     count = len(failed)
-    what = (f"import check: {count} of {len(plan.imports)} module{'s' if count != 1 else ''} "
+    what = (f"import check: {count} module{'s' if count != 1 else ''} of {len(plan.imports)} "
             f"do{'es' if count == 1 else ''} not import in the bundle's Python "
             f"({plan.python} -I):\n" + "\n".join(blocks))
     skip = ", ".join(f'"{m}"' for m in sorted(failed))
