@@ -136,8 +136,12 @@ def check_imports(plan: CheckPlan, *, app: Path, source_date_epoch: int) -> tupl
         raise import_failure(plan, failed)
     dists = {d for t in plan.imports for d in t.distributions}
     skipped = f", {len(plan.skipped)} skipped" if plan.skipped else ""
-    return "imports", (f"{len(plan.imports)} modules of {len(dists)} distributions import"
-                       f"{skipped}")
+    return "imports", (f"{_count(len(plan.imports), 'module')} of "
+                       f"{_count(len(dists), 'distribution')} import{skipped}")
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def _read_failures(path: Path) -> dict[str, list[str]] | None:
