@@ -13,6 +13,10 @@ What a command sees is decided here and nowhere else:
   them write the same bytes every time;
 - no network where a network namespace can be made (``unshare --net``, or ``unshare -rn``
   without root); where neither works the command runs with the network and the caller is told.
+
+:func:`run` waits for a command within a time bound; :func:`background` starts one (a server
+the build-time checks ask over loopback, so not offline) and stops its whole process group on
+leaving: SIGTERM, SIGKILL after a grace period.
 """
 
 from __future__ import annotations

@@ -12,8 +12,9 @@ real modules, reached through namespace directories only:
 - ``ns/sub/__init__.py`` without ``ns/__init__.py`` -> ``ns.sub`` (``ns`` is a namespace
   package: importing it alone proves nothing)
 
-Left out: paths outside site-packages (``../../bin/x``), ``*.dist-info``, ``*.data``,
-``__pycache__``, ``.pth`` files, names that are not identifiers (``foo-stubs``, ``numpy.libs``),
+Left out: whatever has a path part that is not an identifier (paths outside site-packages
+``../../bin/x``, ``*.dist-info``, ``*.data``, ``foo-stubs``, ``numpy.libs``), files that are not
+modules (``.pyc`` in ``__pycache__``, ``.pth``, ``.pyi``, data),
 and ``_private`` roots when the distribution has a public one (the public modules import them;
 a distribution with only private roots, like a ``_cffi_backend``-only one, gets those imported).
 """
@@ -64,12 +65,9 @@ def _module_files(files: Iterable[str]) -> dict[tuple[str, ...], bool]:
     """Dotted module paths found in ``files``: parts -> whether it is a package."""
     found: dict[tuple[str, ...], bool] = {}
     for path in files:
-        parts = path.split("/")
-        if any(p in ("", ".", "..") for p in parts) or path.startswith("/"):
-            continue
-        if any(p == "__pycache__" or p.endswith((".dist-info", ".data")) for p in parts[:-1]):
-            continue
-        *dirs, leaf = parts
+        # "..", "", ".", "x.dist-info", "x.data", "x-stubs" need no rule of their own: only
+        # identifiers are module names (the filter at the end)
+        *dirs, leaf = path.split("/")
         if leaf == "__init__.py":
             found[tuple(dirs)] = True
             continue

@@ -249,7 +249,7 @@ def test_a_service_that_never_answers_fails_the_build(tmp_path: Path, local_inde
         cache=builder_cache, runtime=runtime_archive)
     err = proc.stderr
     assert proc.returncode == 1, err
-    assert re.search(r"check imports: 1 module of 1 distribution import", err), err
+    assert re.search(r"check imports: \d+ modules? of \d+ distributions? import", err), err
     assert re.search(
         rf"{re.escape(str(tmp_path))}/app\.toml: service: service check: no HTTP answer at "
         r"http://127\.0\.0\.1:\d+/ within 5 s \(last: connection refused\): "

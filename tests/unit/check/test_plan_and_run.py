@@ -212,6 +212,16 @@ def test_an_interpreter_that_does_not_report_fails_the_check(tmp_path: Path) -> 
     assert str(info.value).endswith("hint: raise checks.timeout if the bundle is just slow")
 
 
+def test_a_report_from_an_interpreter_that_then_fails_is_not_trusted(tmp_path: Path) -> None:
+    # argv: python -I -B check.py modules.json failed.json
+    root = tree(tmp_path, python='#!/bin/sh\necho "{}" > "$5"\necho late failure\nexit 3\n')
+    with pytest.raises(BuilderError) as info:
+        run_checks(plan_with(imports=imports("json")), bundle_root=root, source_date_epoch=0,
+                   log=lambda _: None)
+    assert str(info.value).startswith("r.toml: checks.imports: import check failed (exit code 3)")
+    assert "  | late failure" in str(info.value)
+
+
 def command_tree(tmp_path: Path) -> Path:
     root = tree(tmp_path)
     write(root / "app/bin/ok", "#!/bin/sh\nexit 0\n", 0o755)

@@ -106,3 +106,18 @@ def test_background_refuses_a_missing_program(tmp_path: Path) -> None:
             pytest.raises(sb.BuilderError, match="cannot run no-such-server-here"), \
             sb.background(box, ["no-such-server-here"], cwd=tmp_path):
         pass
+
+
+def test_background_asks_politely_first(tmp_path: Path) -> None:
+    import time
+
+    script = "trap 'echo got TERM; exit 0' TERM; echo ready; while :; do sleep 0.1; done"
+    with sb.sandbox(path=(), source_date_epoch=0, offline=False) as box, \
+            sb.background(box, ["sh", "-c", script], cwd=tmp_path, grace=30) as running:
+        deadline = time.monotonic() + 10
+        while "ready" not in running.outcome().output and time.monotonic() < deadline:
+            time.sleep(0.05)
+        start = time.monotonic()
+        sb.stop_group(running.proc, grace=30)
+        assert time.monotonic() - start < 10  # SIGTERM, not the grace period and SIGKILL
+        assert running.poll() == 0 and "got TERM" in running.outcome().output
