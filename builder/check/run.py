@@ -36,7 +36,14 @@ from builder.check.service import (
     service_env,
     wait_for_answer,
 )
-from builder.check.tree import Entry, changes, moved, render_changes, snapshot
+from builder.check.tree import (
+    Entry,
+    changes,
+    moved,
+    render_changes,
+    snapshot,
+    undo_bytecode,
+)
 from builder.errors import BuilderError
 from builder.sandbox import SYSTEM_PATH, Outcome, background, failure, run, sandbox, stop_group
 
@@ -81,15 +88,15 @@ def run_checks(plan: CheckPlan, *, bundle_root: Path, source_date_epoch: int,
         if plan.imports:
             results.append(_timed(log, lambda: check_imports(plan, app=app,
                                   source_date_epoch=source_date_epoch)))
-            _unchanged(root, before, "the import check", plan)
+            _unchanged(root, before, "the import check", plan, log)
         for command in plan.commands:
             results.append(_timed(log, lambda c=command: check_command(  # type: ignore[misc]
                 plan, c, app=app, source_date_epoch=source_date_epoch)))
-            _unchanged(root, before, f"check command {command.index + 1}", plan)
+            _unchanged(root, before, f"check command {command.index + 1}", plan, log)
         if plan.service is not None:
             results.append(_timed(log, lambda: check_service(plan, app=app,
                                   source_date_epoch=source_date_epoch)))
-            _unchanged(root, before, "the service check", plan)
+            _unchanged(root, before, "the service check", plan, log)
         elif plan.service_note:
             log(f"check service: {plan.service_note}")
     return CheckReport(results=tuple(results))
@@ -103,8 +110,17 @@ def _timed(log: Log, check: Callable[[], tuple[str, str]]) -> CheckResult:
     return CheckResult(name=name, seconds=seconds, detail=detail)
 
 
-def _unchanged(root: Path, before: dict[str, Entry], what: str, plan: CheckPlan) -> None:
-    lines = changes(before, snapshot(root))
+def _unchanged(root: Path, before: dict[str, Entry], what: str, plan: CheckPlan,
+               log: Log) -> None:
+    after = snapshot(root)
+    undone = undo_bytecode(root, before, after)
+    if undone:
+        shown = [p for p in undone if p.endswith(".pyc")]
+        log(f"note: {what} wrote Python bytecode into the tree, removed (on the read-only mount "
+            f"it is compiled at every start): {', '.join(shown[:3])}"
+            f"{f' and {len(shown) - 3} more' if len(shown) > 3 else ''}")
+        after = snapshot(root)
+    lines = changes(before, after)
     if lines:
         raise BuilderError(
             f"{what} wrote into the bundle (it is mounted read-only at run time):\n"

@@ -314,6 +314,39 @@ def test_a_check_that_writes_into_the_tree_fails_the_build(tmp_path: Path) -> No
     assert (root / "app/oops").exists()  # the tree is back where it was, as the check left it
 
 
+def test_bytecode_caches_written_by_a_check_are_undone_and_noted(tmp_path: Path) -> None:
+    root = command_tree(tmp_path)
+    write(root / "app/share/launch/mode.py", "")
+    write(root / "app/lib/__pycache__/old.cpython-311.pyc", "")
+    for directory in ("app/share/launch", "app/lib/__pycache__"):
+        os.utime(root / directory, ns=(10**9, 10**9))
+    write(root / "app/bin/compiler", '#!/bin/sh\napp="$(dirname "$0")/.."\n'
+          'mkdir "$app/share/launch/__pycache__"\n'
+          'touch "$app/share/launch/__pycache__/mode.cpython-311.pyc"\n'
+          'touch "$app/lib/__pycache__/new.cpython-311.pyc"\n', 0o755)
+    before = snapshot(root)
+    log: list[str] = []
+    run_checks(plan_with(commands=commands(("compiler",))), bundle_root=root,
+               source_date_epoch=0, log=log.append)
+    assert snapshot(root) == before
+    assert log[1] == ("note: check command 1 wrote Python bytecode into the tree, removed (on "
+                      "the read-only mount it is compiled at every start): "
+                      "app/lib/__pycache__/new.cpython-311.pyc, "
+                      "app/share/launch/__pycache__/mode.cpython-311.pyc")
+
+
+def test_only_bytecode_is_undone(tmp_path: Path) -> None:
+    root = command_tree(tmp_path)
+    write(root / "app/bin/mixed", '#!/bin/sh\napp="$(dirname "$0")/.."\n'
+          'mkdir "$app/__pycache__"\ntouch "$app/__pycache__/x.pyc" "$app/__pycache__/x.txt"\n',
+          0o755)
+    with pytest.raises(BuilderError) as info:
+        run_checks(plan_with(commands=commands(("mixed",))), bundle_root=root,
+                   source_date_epoch=0, log=lambda _: None)
+    assert "\n  changed app\n  added app/__pycache__\n  added app/__pycache__/x.txt\n" in str(
+        info.value)
+
+
 def test_the_service_runs_from_the_checked_tree_on_a_loopback_port(tmp_path: Path) -> None:
     root = tree(tmp_path)
     write(root / "app/bin/launch", '#!/bin/sh\necho "$0 $* A=$A B=$B HOME=$HOME"\nexit 4\n',
