@@ -351,7 +351,7 @@ def test_the_service_runs_from_the_checked_tree_on_a_loopback_port(tmp_path: Pat
     root = tree(tmp_path)
     write(root / "app/bin/launch", '#!/bin/sh\necho "$0 $* A=$A B=$B HOME=$HOME"\nexit 4\n',
           0o755)
-    plan = plan_of(root, SERVICE.format(extra="") + "[checks]\nimports = false\n")
+    plan = plan_of(root, SERVICE.format(extra="") + "[checks]\nimports = false\ntimeout = 10\n")
     with pytest.raises(BuilderError) as info:
         run_checks(plan, bundle_root=root, source_date_epoch=0, log=lambda _: None)
     text = str(info.value)

@@ -115,6 +115,8 @@ class FakeTime:
         return self.now
 
     def sleep(self, seconds: float) -> None:
+        if len(self.sleeps) > 10_000:
+            raise AssertionError("the wait has no bound")
         self.sleeps.append(seconds)
         self.now += seconds
 
