@@ -77,8 +77,9 @@ def test_background_stops_the_whole_group_even_when_sigterm_is_ignored(tmp_path:
 
     marker = tmp_path / "child-alive"
     with sb.sandbox(path=(), source_date_epoch=0, offline=False) as box:
+        # ends by itself after ~20 s: a broken stop_group must not leave it running forever
         script = (f"trap '' TERM; (trap '' TERM; sleep 1; touch {marker}) & "
-                  "echo ready; while :; do sleep 0.1; done")
+                  "echo ready; for i in $(seq 200); do sleep 0.1; done")
         start = time.monotonic()
         with sb.background(box, ["sh", "-c", script], cwd=tmp_path, grace=0.3) as running:
             deadline = time.monotonic() + 10
@@ -111,7 +112,8 @@ def test_background_refuses_a_missing_program(tmp_path: Path) -> None:
 def test_background_asks_politely_first(tmp_path: Path) -> None:
     import time
 
-    script = "trap 'echo got TERM; exit 0' TERM; echo ready; while :; do sleep 0.1; done"
+    script = ("trap 'echo got TERM; exit 0' TERM; echo ready; "
+              "for i in $(seq 200); do sleep 0.1; done")
     with sb.sandbox(path=(), source_date_epoch=0, offline=False) as box, \
             sb.background(box, ["sh", "-c", script], cwd=tmp_path, grace=30) as running:
         deadline = time.monotonic() + 10
