@@ -26,7 +26,6 @@ from bench_build import import_runtime, log
 
 CHECKS_OFF = "\n[checks]\nimports = false\ncommands = []\nservice = false\n"
 PHASE = re.compile(r"^(?P<phase>[a-z]+): (?P<seconds>\d+\.\d+)s$")
-CHECK = re.compile(r"^check (?P<what>.+?): (?P<seconds>\d+\.\d+) ?s\b")
 
 
 def unchecked_copy(recipe: Path, work: Path) -> Path:
@@ -63,7 +62,8 @@ def phase_seconds(stderr: str) -> dict[str, float]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("recipes", nargs="*", type=Path,
-                        default=[ROOT / "recipes/jupyter-6.toml", ROOT / "recipes/tensorboard.toml"])
+                        default=[ROOT / "recipes/jupyter-6.toml",
+                                 ROOT / "recipes/tensorboard.toml"])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--python-from", type=Path)
     args = parser.parse_args()
@@ -72,8 +72,8 @@ def main() -> int:
         archive = args.python_from or import_runtime(work / "runtime", "3.11.7")
         env = isolated_env(BUILDER_CACHE_DIR=str(work / "builder-cache"))
         rows = []
-        for recipe in args.recipes:
-            recipe = recipe.resolve()
+        for given in args.recipes:
+            recipe = given.resolve()
             unchecked = unchecked_copy(recipe, work / recipe.stem)
             log(f"{recipe.name}: priming the caches (untimed)")
             build(recipe, archive, work / "prime" / recipe.stem, env)

@@ -13,6 +13,10 @@ What a command sees is decided here and nowhere else:
   them write the same bytes every time;
 - no network where a network namespace can be made (``unshare --net``, or ``unshare -rn``
   without root); where neither works the command runs with the network and the caller is told.
+
+:func:`run` waits for a command within a time bound; :func:`background` starts one (a server
+the build-time checks ask over loopback, so not offline) and stops its whole process group on
+leaving: SIGTERM, SIGKILL after a grace period.
 """
 
 from __future__ import annotations
@@ -28,10 +32,12 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import IO
 
 from builder.errors import BuilderError
 
 TAIL_LINES = 25
+STOP_GRACE = 5.0  # seconds a background command has to end after SIGTERM
 SYSTEM_PATH = ("/usr/local/bin", "/usr/bin", "/bin")
 # variables from the caller that a build command may keep (terminal, proxy-free locale)
 KEPT = ("TERM",)
@@ -158,6 +164,64 @@ def run(sandbox: Sandbox, argv: Sequence[str], *, cwd: Path, timeout: float,
     return Outcome(argv=tuple(argv), returncode=124 if timed_out else proc.returncode,
                    output=out.decode("utf-8", "replace"), seconds=time.monotonic() - start,
                    timed_out=timed_out)
+
+
+class Background:
+    """A command running in the sandbox while the caller does something else (a server being
+    asked); made by :func:`background`, which stops it."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], output: IO[bytes],
+                 argv: tuple[str, ...]) -> None:
+        self.proc = proc
+        self.argv = argv
+        self._output = output
+        self._start = time.monotonic()
+
+    def poll(self) -> int | None:
+        """The exit code once the command ended (-N: killed by signal N), else None."""
+        return self.proc.poll()
+
+    def outcome(self, *, timed_out: bool = False) -> Outcome:
+        """What it printed so far, and its exit code (124 while it still runs)."""
+        self._output.flush()
+        self._output.seek(0)
+        text = self._output.read().decode("utf-8", "replace")
+        code = self.proc.poll()
+        return Outcome(argv=self.argv, returncode=124 if code is None else code, output=text,
+                       seconds=time.monotonic() - self._start, timed_out=timed_out)
+
+
+@contextmanager
+def background(sandbox: Sandbox, argv: Sequence[str], *, cwd: Path,
+               env: Mapping[str, str] | None = None,
+               grace: float = STOP_GRACE) -> Iterator[Background]:
+    """Start ``argv`` in the sandbox in its own process group, its output in an unlinked
+    temporary file; on leaving, the whole group is stopped (:func:`stop_group`)."""
+    with tempfile.TemporaryFile() as output:
+        try:
+            proc = subprocess.Popen(sandbox.argv(argv), cwd=cwd, env=sandbox.env(env),
+                                    stdout=output, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, start_new_session=True,
+                                    umask=0o022)
+        except OSError as exc:
+            raise BuilderError(f"cannot run {argv[0]}: {exc.strerror or exc}", where=str(cwd),
+                               hint="is the command a file of the bundle?") from exc
+        try:
+            yield Background(proc, output, tuple(argv))
+        finally:
+            stop_group(proc, grace=grace)
+
+
+def stop_group(proc: subprocess.Popen[bytes], *, grace: float = STOP_GRACE) -> None:
+    """SIGTERM the process group ``proc`` leads, SIGKILL it after ``grace`` seconds (and
+    whatever of the group outlived its leader), then reap the leader."""
+    if proc.poll() is None:
+        with suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        with suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=grace)
+    kill_group(proc)
+    proc.wait()
 
 
 def kill_group(proc: subprocess.Popen[bytes]) -> None:

@@ -21,6 +21,7 @@ from builder.bundle.archive import write_archive
 from builder.bundle.describe import TreeFacts, describe_tree, version_text
 from builder.bundle.layout import APP, MANIFEST, AppLayout, StagedApp
 from builder.bundle.manifest import InterpreterInfo, Manifest, PackageInfo
+from builder.check import plan_checks, run_checks
 from builder.elf import Patchelf
 from builder.elf.read import parse_version
 from builder.errors import BuilderError, InternalError
@@ -307,7 +308,14 @@ class _Phases:
         (s.bundle_root / MANIFEST).write_text(canonical_json(s.manifest), encoding="utf-8")
 
     def checks(self) -> None:
-        self.log("note: checks are not run by this build yet")  # wired with builder.check
+        """The build-time checks on the finished tree; the archive is written only if they
+        pass."""
+        s, layout = self.state, self.state.app.layout
+        plan = plan_checks(self.recipe, bundle_root=s.bundle_root, python=str(layout.interpreter),
+                           site_packages=layout.site_packages)
+        report = run_checks(plan, bundle_root=s.bundle_root,
+                            source_date_epoch=self.options.source_date_epoch, log=self.log)
+        self.log(f"checks passed ({report.seconds:.1f} s)")
 
     def archive(self) -> None:
         s, plan = self.state, self.plan

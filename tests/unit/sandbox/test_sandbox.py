@@ -70,3 +70,56 @@ def test_a_missing_program_is_a_clear_error(tmp_path: Path) -> None:
     with sb.sandbox(path=(), source_date_epoch=0, offline=False) as box, \
             pytest.raises(sb.BuilderError, match="cannot run no-such-program-here"):
         sb.run(box, ["no-such-program-here"], cwd=tmp_path, timeout=5)
+
+
+def test_background_stops_the_whole_group_even_when_sigterm_is_ignored(tmp_path: Path) -> None:
+    import time
+
+    marker = tmp_path / "child-alive"
+    with sb.sandbox(path=(), source_date_epoch=0, offline=False) as box:
+        # ends by itself after ~20 s: a broken stop_group must not leave it running forever
+        script = (f"trap '' TERM; (trap '' TERM; sleep 1; touch {marker}) & "
+                  "echo ready; for i in $(seq 200); do sleep 0.1; done")
+        start = time.monotonic()
+        with sb.background(box, ["sh", "-c", script], cwd=tmp_path, grace=0.3) as running:
+            deadline = time.monotonic() + 10
+            while "ready" not in running.outcome().output and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert running.poll() is None
+            outcome = running.outcome()
+            assert outcome.returncode == 124 and outcome.argv == ("sh", "-c", script)
+        assert time.monotonic() - start < 5
+    assert running.poll() == -9  # SIGKILL after the grace period
+    time.sleep(1.3)
+    assert not marker.exists()  # the ignoring child died with its group
+
+
+def test_background_reports_an_early_exit_and_its_output(tmp_path: Path) -> None:
+    with sb.sandbox(path=(), source_date_epoch=0, offline=False) as box, \
+            sb.background(box, ["sh", "-c", "echo bye; exit 3"], cwd=tmp_path) as running:
+        running.proc.wait(timeout=10)
+        assert running.poll() == 3
+        assert running.outcome().output == "bye\n" and running.outcome().returncode == 3
+
+
+def test_background_refuses_a_missing_program(tmp_path: Path) -> None:
+    with sb.sandbox(path=(), source_date_epoch=0, offline=False) as box, \
+            pytest.raises(sb.BuilderError, match="cannot run no-such-server-here"), \
+            sb.background(box, ["no-such-server-here"], cwd=tmp_path):
+        pass
+
+
+def test_background_asks_politely_first(tmp_path: Path) -> None:
+    import time
+
+    script = ("trap 'echo got TERM; exit 0' TERM; echo ready; "
+              "for i in $(seq 200); do sleep 0.1; done")
+    with sb.sandbox(path=(), source_date_epoch=0, offline=False) as box, \
+            sb.background(box, ["sh", "-c", script], cwd=tmp_path, grace=30) as running:
+        deadline = time.monotonic() + 10
+        while "ready" not in running.outcome().output and time.monotonic() < deadline:
+            time.sleep(0.05)
+        start = time.monotonic()
+        sb.stop_group(running.proc, grace=30)
+        assert time.monotonic() - start < 10  # SIGTERM, not the grace period and SIGKILL
+        assert running.poll() == 0 and "got TERM" in running.outcome().output
