@@ -45,7 +45,16 @@ from builder.check.tree import (
     undo_bytecode,
 )
 from builder.errors import BuilderError
-from builder.sandbox import SYSTEM_PATH, Outcome, background, failure, run, sandbox, stop_group
+from builder.sandbox import (
+    SYSTEM_PATH,
+    Outcome,
+    Sandbox,
+    background,
+    failure,
+    run,
+    sandbox,
+    stop_group,
+)
 
 Log = Callable[[str], None]
 TRACEBACK_LINES = 6  # of each failed import: the innermost frames and the exception
@@ -134,26 +143,43 @@ def _unchanged(root: Path, before: dict[str, Entry], what: str, plan: CheckPlan,
 
 
 def check_imports(plan: CheckPlan, *, app: Path, source_date_epoch: int) -> tuple[str, str]:
-    python = app / plan.python
+    """Every module in one child; a module that failed there is tried again alone, in a fresh
+    child, and only a module that fails alone fails the check. (One process for all is what
+    keeps this to seconds, but it lets modules meet that never meet in the app: setuptools'
+    distutils shim refuses to load after another module imported the standard library's
+    distutils, for one.)"""
     with sandbox(path=[app / d for d in plan.path], source_date_epoch=source_date_epoch) as box:
-        work = box.home / "import-check"
-        work.mkdir()
-        (work / "check.py").write_text(IMPORT_SCRIPT, encoding="utf-8")
-        (work / "modules.json").write_text(json.dumps([t.module for t in plan.imports]),
-                                           encoding="utf-8")
-        result = work / "failed.json"
-        argv = [str(python), "-I", "-B", str(work / "check.py"), str(work / "modules.json"),
-                str(result)]
-        outcome = run(box, argv, cwd=box.home, timeout=plan.timeout)
-        failed = _read_failures(result) if outcome.returncode == 0 else None
-    if failed is None:
-        raise _import_crash(plan, outcome)
+        failed = _import_in_child(plan, [t.module for t in plan.imports], app=app, box=box,
+                                  name="all")
+        alone_ok = [m for m in sorted(failed)
+                    if not _import_in_child(plan, [m], app=app, box=box, name=m)]
+    for module in alone_ok:
+        del failed[module]
     if failed:
         raise import_failure(plan, failed)
     dists = {d for t in plan.imports for d in t.distributions}
     skipped = f", {len(plan.skipped)} skipped" if plan.skipped else ""
+    together = (f"; {', '.join(alone_ok)} only alone (not after the others)"
+                if alone_ok else "")
     return "imports", (f"{_count(len(plan.imports), 'module')} of "
-                       f"{_count(len(dists), 'distribution')} import{skipped}")
+                       f"{_count(len(dists), 'distribution')} import{skipped}{together}")
+
+
+def _import_in_child(plan: CheckPlan, modules: list[str], *, app: Path, box: Sandbox,
+                     name: str) -> dict[str, list[str]]:
+    """Import ``modules`` in one ``python -I -B`` child; the failures (module -> traceback)."""
+    work = box.home / f"import-check-{name}"
+    work.mkdir()
+    (work / "check.py").write_text(IMPORT_SCRIPT, encoding="utf-8")
+    (work / "modules.json").write_text(json.dumps(modules), encoding="utf-8")
+    result = work / "failed.json"
+    argv = [str(app / plan.python), "-I", "-B", str(work / "check.py"),
+            str(work / "modules.json"), str(result)]
+    outcome = run(box, argv, cwd=box.home, timeout=plan.timeout)
+    failed = _read_failures(result) if outcome.returncode == 0 else None
+    if failed is None:
+        raise _import_crash(plan, outcome)
+    return failed
 
 
 def _count(n: int, noun: str) -> str:

@@ -321,6 +321,7 @@ class _Phases:
         s, plan = self.state, self.plan
         if s.manifest is None:
             raise InternalError("the describe phase did not run before archive")
+        self.log("archiving")
         with atomic_output(plan.archive) as tmp:
             write_archive(s.bundle_root, tmp, mtime=self.options.source_date_epoch)
             sha256 = sha256_file(tmp)

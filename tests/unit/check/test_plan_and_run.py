@@ -155,6 +155,31 @@ def test_imports_run_in_the_bundles_python_and_report_each_failure(tmp_path: Pat
     assert root.is_dir() and not root.with_name("bundle.checking").exists()
 
 
+def test_a_module_that_fails_only_after_others_is_tried_alone(tmp_path: Path) -> None:
+    """One child imports everything; what failed there is retried alone, and only what fails
+    alone fails the check (setuptools' distutils shim after another module's distutils)."""
+    modules = tmp_path / "mods"
+    write(modules / "a_first.py", "import sys\nsys.modules['poison'] = sys\n")
+    write(modules / "b_second.py", "import sys\nif 'poison' in sys.modules:\n"
+          "    raise ImportError('a_first came first')\n")
+    write(modules / "c_broken.py", "raise ImportError('broken for good')\n")
+    shim = (f"#!/bin/sh\nshift\nshift\nexec {os.path.realpath(sys.executable)} -I -B -c "
+            f"'import runpy, sys; sys.path.insert(0, \"{modules}\"); sys.argv = sys.argv[1:]; "
+            "runpy.run_path(sys.argv[0], run_name=\"__main__\")' \"$@\"\n")
+    root = tree(tmp_path, python=shim)
+    log: list[str] = []
+    report = run_checks(plan_with(imports=imports("a_first", "b_second")), bundle_root=root,
+                        source_date_epoch=0, log=log.append)
+    assert report.results[0].detail == ("2 modules of 2 distributions import; b_second only "
+                                        "alone (not after the others)")
+    with pytest.raises(BuilderError) as info:
+        run_checks(plan_with(imports=imports("a_first", "b_second", "c_broken")),
+                   bundle_root=root, source_date_epoch=0, log=log.append)
+    assert "1 module of 3 does not import" in info.value.what
+    assert "c_broken (from d-c_broken 1)" in info.value.what
+    assert "b_second" not in info.value.what
+
+
 def test_passing_imports_are_logged_with_their_time(tmp_path: Path) -> None:
     root = tree(tmp_path)
     log: list[str] = []
