@@ -52,6 +52,18 @@ triples = ["x86_64-unknown-linux-gnu"]
 glibc_floor = "2.28"
 """
 
+
+
+def demo_recipe(*, packages: str = "", tail: str = "") -> str:
+    """A minimal recipe ``demo`` 1.0 (pyjokes, x86_64); ``packages``: more keys in [packages],
+    ``tail``: tables after [targets]. Line 13 is the first of ``packages``."""
+    return (
+        'format_version = 1\n\n[app]\nname = "demo"\nversion = "1.0"\n\n[runtime]\n'
+        'python = "3.11"\npbs_release = "20240107"\n\n[packages]\n'
+        'requirements = ["pyjokes==0.8.3"]\n'
+        f'{packages}\n[targets]\ntriples = ["x86_64-unknown-linux-gnu"]\n{tail}')
+
+
 FAKE_PYTHON = b'#!/bin/sh\necho "fake python $*"\n'
 
 

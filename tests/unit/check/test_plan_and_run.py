@@ -10,6 +10,7 @@ import sys
 from pathlib import Path, PurePosixPath
 
 import pytest
+from factories import demo_recipe
 
 from builder.check import CheckPlan, plan_checks, run_checks
 from builder.check.model import CommandCheck, ImportTarget, ServiceCheck, SkippedModule
@@ -21,24 +22,11 @@ from builder.recipe import parse_recipe_text
 
 SITE = PurePosixPath("python/lib/python3.11/site-packages")
 PY = "python/bin/python3.11"
-RECIPE = """\
-format_version = 1
-[app]
-name = "demo"
-version = "1.0"
-[runtime]
-python = "3.11"
-pbs_release = "20240107"
-[packages]
-requirements = ["pyjokes==0.8.3"]
-[targets]
-triples = ["x86_64-unknown-linux-gnu"]
-{tail}"""
 SERVICE = '[service]\ncommand = ["bin/x"]\nurl_template = "/tree"\n{extra}'
 
 
 def recipe(tail: str = ""):  # type: ignore[no-untyped-def]
-    return parse_recipe_text(RECIPE.format(tail=tail), path="r.toml")
+    return parse_recipe_text(demo_recipe(tail=tail), path="r.toml")
 
 
 def write(path: Path, text: str, mode: int = 0o644) -> Path:

@@ -8,33 +8,16 @@ from importlib.resources import files
 import jsonschema
 import pytest
 import tomlkit
+from factories import demo_recipe
 
 from builder.errors import ValidationError
 from builder.recipe import lock_digest, parse_recipe_text, recipe_digest, recipe_to_dict
-
-BASE = """\
-format_version = 1
-
-[app]
-name = "demo"
-version = "1.0"
-
-[runtime]
-python = "3.11"
-pbs_release = "20240107"
-
-[packages]
-requirements = ["pyjokes==0.8.3"]
-{packages}
-[targets]
-triples = ["x86_64-unknown-linux-gnu"]
-{tail}"""
 
 SERVICE = '\n[service]\ncommand = ["bin/x", "--port", "{port}"]\n'
 
 
 def recipe(packages: str = "", tail: str = ""):  # type: ignore[no-untyped-def]
-    return parse_recipe_text(BASE.format(packages=packages, tail=tail), path="r.toml")
+    return parse_recipe_text(demo_recipe(packages=packages, tail=tail), path="r.toml")
 
 
 def problems(packages: str = "", tail: str = "") -> list[str]:
@@ -46,7 +29,7 @@ def problems(packages: str = "", tail: str = "") -> list[str]:
 def schema_accepts(packages: str = "", tail: str = "") -> bool:
     schema = json.loads(files("builder.recipe").joinpath("recipe.schema.json").read_text())
     try:
-        jsonschema.validate(tomlkit.parse(BASE.format(packages=packages, tail=tail)).unwrap(),
+        jsonschema.validate(tomlkit.parse(demo_recipe(packages=packages, tail=tail)).unwrap(),
                             schema)
     except jsonschema.ValidationError:
         return False
