@@ -18,31 +18,15 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from builder.errors import BuilderError
-from builder.fetch.wheels import cache_path, fetch_packages, verify_wheel
+from builder.fetch.sdists import fetch_sdist
+from builder.fetch.wheels import fetch_packages
 from builder.lock.model import LockedPackage, SdistLock, TargetLock
 from builder.lock.resolve import HOST_ARCH, CommandRunner, resolve_requirements, run_command
-from builder.net import fetch_to
 from builder.sdist import BuildSystem, read_build_system, requires_for_build, unpack_sdist
 
 # architectures a build may run on: build dependencies are pinned for each
 BUILD_ARCHES = ("aarch64", "x86_64")
 TOOL_GLIBC_FLOOR = "2.17"  # build dependencies run on the build machine
-MAX_SDIST_BYTES = 512 << 20
-
-
-def fetch_sdist(package: LockedPackage, *, cache_dir: Path, progress: bool = False) -> Path:
-    """The sdist, downloaded from its locked URL into the content-addressed cache, checked."""
-    path = cache_path(cache_dir, package)
-    if not path.is_file():
-        if not package.url:
-            raise BuilderError(f"the lock has no URL for the source distribution "
-                               f"{package.filename}", where=package.name,
-                               hint="lock again (builder lock RECIPE)")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fetch_to(package.url, path, expected_sha256=package.sha256, progress=progress,
-                 what=package.filename, max_bytes=MAX_SDIST_BYTES)
-    verify_wheel(path, package, where=str(path))
-    return path
 
 
 def sdist_packages(targets: Sequence[TargetLock]) -> tuple[LockedPackage, ...]:

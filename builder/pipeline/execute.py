@@ -31,6 +31,7 @@ from builder.fetch.interpreter import (
     fetch_interpreter,
     interpreter_from,
 )
+from builder.fetch.sdists import fetch_sdist
 from builder.fetch.wheels import fetch_packages, fetch_wheels
 from builder.fsutil import (
     atomic_output,
@@ -53,7 +54,7 @@ from builder.launch import (
 from builder.lock.api import default_lock_dir, load_fresh_lock
 from builder.lock.model import Lock, TargetLock
 from builder.lock.resolve import HOST_ARCH, arch_of
-from builder.lock.sdists import TOOL_GLIBC_FLOOR, fetch_sdist
+from builder.lock.sdists import TOOL_GLIBC_FLOOR
 from builder.node.stage import NODE_DIR, NodeStage, build_node_stage
 from builder.pipeline.plan import TargetPlan, plan_target, select_targets
 from builder.recipe import Recipe, load_recipe, recipe_to_dict
