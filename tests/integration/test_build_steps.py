@@ -9,6 +9,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
+import tomlkit
 import zstandard
 from conftest import ROOT, run_builder
 
@@ -28,8 +29,9 @@ def recipe(directory: Path, steps: list[list[str]], *, base: str = "tiny") -> Pa
     are not a lock input)."""
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{base}.toml"
-    path.write_text((ROOT / "recipes" / f"{base}.toml").read_text()
-                    + f"\n[build]\nsteps = {json.dumps(steps)}\n")
+    document = tomlkit.parse((ROOT / "recipes" / f"{base}.toml").read_text())
+    document["build"] = {"steps": steps}  # replaces the recipe's own [build], if it has one
+    path.write_text(tomlkit.dumps(document))
     return path
 
 
