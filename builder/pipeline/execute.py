@@ -31,7 +31,6 @@ from builder.fetch.interpreter import (
     fetch_interpreter,
     interpreter_from,
 )
-from builder.fetch.sdists import fetch_sdist
 from builder.fetch.wheels import fetch_packages, fetch_wheels
 from builder.fsutil import (
     atomic_output,
@@ -54,13 +53,13 @@ from builder.launch import (
 from builder.lock.api import default_lock_dir, load_fresh_lock
 from builder.lock.model import Lock, TargetLock
 from builder.lock.resolve import HOST_ARCH, arch_of
-from builder.lock.sdists import TOOL_GLIBC_FLOOR
 from builder.node.stage import NODE_DIR, NodeStage, build_node_stage
 from builder.pipeline.plan import TargetPlan, plan_target, select_targets
+from builder.pipeline.sdists import SdistSettings, build_sdists, sdist_sha
 from builder.recipe import Recipe, load_recipe, recipe_to_dict
 from builder.relocate import leftover_error, relocate, scan_for_paths, select_pyc_compiler
 from builder.sbom import collect_licenses, cyclonedx_sbom
-from builder.sdist import BuildSystem, BuiltWheel, SdistInput, build_or_reuse
+from builder.sdist import BuiltWheel
 from builder.steps import StepsReport, run_build_steps
 
 
@@ -209,10 +208,16 @@ class _Phases:
 
     def sdists(self) -> None:
         extract_interpreter(self.interpreter.archive, self.state.app.app)
-        self.state.built = _build_sdists(
-            self.lock, self.plan.target, self.options, interpreter=self.interpreter,
-            app=self.state.app, stage=self.state.stage,
-            index_url=self.recipe.packages.index_url, log=self.log)
+        options = self.options
+        self.state.built = build_sdists(
+            self.lock, self.plan.target, SdistSettings(
+                recipe_path=options.recipe_path, cache_dir=options.cache_dir,
+                mirror=options.mirror, progress=options.progress,
+                python_from_given=options.python_from is not None,
+                source_date_epoch=options.source_date_epoch,
+                index_url=self.recipe.packages.index_url),
+            interpreter=self.interpreter, app=self.state.app, stage=self.state.stage,
+            log=self.log)
 
     def install(self) -> None:
         s = self.state
@@ -268,7 +273,7 @@ class _Phases:
         s, recipe, target = self.state, self.recipe, self.plan.target
         facts = _describe(recipe, target, s.bundle_root, s.app,
                           origin=self.interpreter.origin, log=self.log)
-        sdist_of = {b.path.name: (n, _sdist_sha(target, n)) for n, b in s.built.items()}
+        sdist_of = {b.path.name: (n, sdist_sha(target, n)) for n, b in s.built.items()}
         recipe_dict = recipe_to_dict(recipe)
         interpreter = self.interpreter
         manifest = Manifest(
@@ -332,85 +337,6 @@ class _Phases:
                    "archive": {"filename": plan.archive.name, "sha256": sha256, "size": size}}
         atomic_write_text(plan.sidecar, canonical_json(sidecar))  # last: it vouches for both
         s.result = (sha256, size)
-
-
-def _sdist_sha(target: TargetLock, filename: str) -> str:
-    return next(p.sha256 for p in target.packages if p.filename == filename)
-
-
-def _build_sdists(lock: Lock, target: TargetLock, options: BuildOptions, *,
-                  interpreter: InterpreterSource, app: StagedApp, stage: Path, index_url: str,
-                  log: Callable[[str], None]) -> dict[str, BuiltWheel]:
-    """sdist file name -> its wheel, built offline from the locked build dependencies with
-    the bundle's own interpreter of this machine's architecture (or taken from the cache)."""
-    sdists = [p for p in target.packages if p.is_sdist]
-    if not sdists:
-        return {}
-    native = arch_of(target.target) == HOST_ARCH
-    host_target = lock.for_target(f"{HOST_ARCH}-unknown-linux-gnu")
-    if native:
-        python_version = interpreter.python_version
-    elif host_target is not None:
-        python_version = host_target.interpreter.python_version
-    else:
-        python_version = lock.python
-    runner_python: list[Path] = []
-
-    def python() -> Path:
-        """The interpreter that runs the backends (fetched for a cross target only once)."""
-        if runner_python:
-            return runner_python[0]
-        if native:
-            runner_python.append(app.interpreter)
-        elif host_target is None or options.python_from is not None:
-            raise BuilderError(
-                f"building {', '.join(p.filename for p in sdists)} for {target.target} needs "
-                f"a CPython {lock.python} that runs on this machine ({HOST_ARCH})",
-                where=str(options.recipe_path),
-                hint=f"build the {HOST_ARCH}-unknown-linux-gnu target first with the same "
-                "cache (pure-Python wheels built from sdists serve every target), or build "
-                "without --python-from so the lock's interpreter for this machine is fetched")
-        else:
-            archive = fetch_interpreter(host_target.interpreter, cache_dir=options.cache_dir,
-                                        mirror=options.mirror, progress=options.progress)
-            extract_interpreter(archive, stage / "build-python")
-            runner_python.append(app.layout.under(stage / "build-python").interpreter)
-        return runner_python[0]
-
-    built: dict[str, BuiltWheel] = {}
-    for package in sdists:
-        entry = lock.sdist(package.filename)
-        deps = entry.deps_for(HOST_ARCH) if entry is not None else None
-        if entry is None or deps is None:
-            raise BuilderError(
-                f"the lock pins no build dependencies of {package.filename} for this machine "
-                f"({HOST_ARCH})", where=str(options.recipe_path),
-                hint="lock again: builder lock RECIPE")
-        deps_wheels = fetch_packages(deps, triple=f"{HOST_ARCH}-unknown-linux-gnu",
-                                     python_version=python_version,
-                                     index_url=index_url, glibc_floor=TOOL_GLIBC_FLOOR,
-                                     cache_dir=options.cache_dir, log=log)
-        item = SdistInput(
-            name=package.name, version=package.version,
-            archive=fetch_sdist(package, cache_dir=options.cache_dir),
-            sha256=package.sha256,
-            build_system=BuildSystem(requires=entry.requires, backend=entry.backend,
-                                     backend_path=entry.backend_path),
-            requires=entry.requires,
-            deps=tuple((w, p.sha256) for w, p in zip(deps_wheels, deps, strict=True)))
-        wheel = build_or_reuse(item, python=python, python_version=python_version,
-                               cache_dir=options.cache_dir,
-                               source_date_epoch=options.source_date_epoch, log=log)
-        if not wheel.pure and not native:
-            raise BuilderError(
-                f"{package.name} {package.version} is built from source and its wheel "
-                f"({wheel.path.name}) holds native code: it can be built only for this "
-                f"machine's architecture ({HOST_ARCH}), not {target.target}",
-                where=str(options.recipe_path),
-                hint=f"build the {arch_of(target.target)} bundle on an {arch_of(target.target)} "
-                "machine, or pin a version that publishes a wheel for it")
-        built[package.filename] = wheel
-    return built
 
 
 def _describe(recipe: Recipe, target: TargetLock, bundle_root: Path, app: StagedApp, *,
