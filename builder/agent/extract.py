@@ -35,10 +35,8 @@ from builder.agent.manifest_check import CheckedManifest, Counted
 from builder.errors import BuilderError
 from builder.fetch.tarsafe import TAR_ERRORS, UnsafeMemberError, check_member_name
 from builder.fsutil import CHUNK, HashingReader
+from builder.layout import APP, MANIFEST, SERVICE_DEF
 
-MANIFEST = "manifest.json"
-SERVICE_DEF = "service-def.json"
-APP = "app"
 _DIRS = ("dir", "implicit-dir")
 
 

@@ -25,9 +25,9 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from builder.agent.extract import APP, SERVICE_DEF
 from builder.agent.store import EntryRecord, Store
 from builder.errors import BuilderError, UsageError
+from builder.layout import APP, SERVICE_DEF
 from builder.oci.reference import parse_reference
 
 APPS_ROOT = "/opt/apps"

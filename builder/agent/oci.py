@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from builder.agent.errors import RefusedBundleError
-from builder.agent.extract import APP, MANIFEST, SERVICE_DEF, Limits
+from builder.agent.extract import Limits
 from builder.agent.manifest_check import (
     CheckedManifest,
     Counted,
@@ -36,6 +36,7 @@ from builder.agent.manifest_check import (
     check_sizes,
 )
 from builder.errors import BuilderError, HashMismatchError
+from builder.layout import APP, MANIFEST, SERVICE_DEF
 from builder.oci import pull_bundle
 from builder.oci.http import Http, UrllibHttp
 from builder.oci.model import ANN_MANIFEST, digest_of

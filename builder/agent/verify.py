@@ -12,11 +12,11 @@ import json
 import os
 from pathlib import Path
 
-from builder.agent.extract import APP, MANIFEST, SERVICE_DEF
 from builder.agent.store import RECORD, EntryRecord
 from builder.elf import is_elf, read_elf
 from builder.elf.read import format_version, parse_version
 from builder.errors import BuilderError
+from builder.layout import APP, MANIFEST, SERVICE_DEF
 
 
 def entry_problems(record: EntryRecord, entry: Path) -> list[str]:

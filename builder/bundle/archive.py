@@ -16,11 +16,12 @@ from typing import IO
 import zstandard
 
 from builder.errors import BuilderError
+from builder.layout import FIRST_MEMBERS
 from builder.tarutil import add_normalized
 
 DEFAULT_MTIME = 315532800  # 1980-01-01T00:00:00Z; SOURCE_DATE_EPOCH overrides it
 ZSTD_LEVEL = 10
-FIRST = ("manifest.json", "service-def.json")  # read first by `inspect` and agents
+FIRST = FIRST_MEMBERS  # read first by `inspect` and agents
 
 
 def _walk(root: Path) -> Iterator[str]:

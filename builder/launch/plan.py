@@ -17,10 +17,11 @@ from builder.launch.model import (
 )
 from builder.launch.scripts import render_launcher, render_s6_finish, render_s6_run
 from builder.launch.servicedef import service_def, service_ports
+from builder.layout import APP, SERVICE_DEF, SHARE_LAUNCH
 from builder.recipe.model import ImagePython, Kernels, ServiceKind
 
 LAUNCH_FORMAT_VERSION = 3  # of launch.json; bump with any change to what the launcher reads
-LAUNCH_DIR = "app/share/launch"
+LAUNCH_DIR = f"{APP}/{SHARE_LAUNCH}"
 # the service kinds' extra launcher files (relative to LAUNCH_DIR) and their sources here
 MODES = {ServiceKind.CODE_SERVER: ("codeserver.py", "runtime_codeserver.py"),
          ServiceKind.JUPYTER: ("kernels.py", "runtime_kernels.py")}
@@ -132,7 +133,7 @@ def plan_launch(inputs: LaunchInputs) -> LaunchPlan:
         mode_files.append(PlannedFile(path=f"{LAUNCH_DIR}/{shipped}",
                                       data=files("builder.launch").joinpath(source).read_bytes()))
     planned = [
-        PlannedFile(path="service-def.json", data=canonical_json(service_def(recipe)).encode()),
+        PlannedFile(path=SERVICE_DEF, data=canonical_json(service_def(recipe)).encode()),
         PlannedFile(path="app/bin/launch", executable=True,
                     data=render_launcher(name=recipe.name, version=recipe.version,
                                          python=inputs.python)),
@@ -149,7 +150,7 @@ def plan_launch(inputs: LaunchInputs) -> LaunchPlan:
     ]
     info = LaunchInfo(
         launcher="app/bin/launch",
-        service_def="service-def.json",
+        service_def=SERVICE_DEF,
         s6_service=s6,
         service_ports=service_ports(recipe),
         flavor=None if server is None else server.flavor,

@@ -25,6 +25,7 @@ from builder.errors import BuilderError
 from builder.fetch.wheels import fetch_packages
 from builder.launch.plan import node_env_source
 from builder.launch.scripts import NODE_ENV_JS, render_node_command
+from builder.layout import NODE
 from builder.lock.model import Lock
 from builder.lock.node import TOOL_GLIBC_FLOOR, node_cache
 from builder.lock.resolve import HOST_ARCH
@@ -33,7 +34,7 @@ from builder.node.build import NodeBuildRequest, NodeBuildResult, build_node_app
 from builder.node.tools import installed_tool
 from builder.recipe.model import Recipe
 
-NODE_DIR = "node"  # the install root, relative to app/
+NODE_DIR = str(NODE)  # the install root, relative to app/
 # code-server's remote CLI (the integrated terminal's `code`) runs ${NODE_EXEC_PATH:-$ROOT/lib/node}
 NODE_LINK = "lib/node"
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from builder.errors import BuilderError
 from builder.fsutil import sha256_bytes
+from builder.layout import MANIFEST, SERVICE_DEF
 
 MEDIA_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 MEDIA_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -35,7 +36,7 @@ ANN_FINAL_ROOT = "io.builder.final-root"
 ANN_INPUT_DIGEST = "io.builder.input-digest"
 
 # bundle files carried as annotations under a documented key; others use ANN_FILE_PREFIX
-FILE_ANNOTATIONS = {"manifest.json": ANN_MANIFEST, "service-def.json": ANN_SERVICE_DEF}
+FILE_ANNOTATIONS = {MANIFEST: ANN_MANIFEST, SERVICE_DEF: ANN_SERVICE_DEF}
 GOARCH = {"x86_64": "amd64", "aarch64": "arm64"}
 
 

@@ -19,7 +19,6 @@ from typing import Any
 from builder import __version__
 from builder.bundle.archive import write_archive
 from builder.bundle.describe import TreeFacts, describe_tree, version_text
-from builder.bundle.layout import APP, MANIFEST, AppLayout, StagedApp
 from builder.bundle.manifest import InterpreterInfo, Manifest, PackageInfo
 from builder.check import plan_checks, run_checks
 from builder.elf import Patchelf
@@ -50,6 +49,7 @@ from builder.launch import (
     launch_digest,
     plan_launch,
 )
+from builder.layout import APP, MANIFEST, AppLayout, StagedApp
 from builder.lock.api import default_lock_dir, load_fresh_lock
 from builder.lock.model import Lock, TargetLock
 from builder.lock.resolve import HOST_ARCH, arch_of

@@ -7,11 +7,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from builder.bundle.layout import StagedApp
 from builder.errors import BuilderError
 from builder.fetch.interpreter import InterpreterSource, extract_interpreter, fetch_interpreter
 from builder.fetch.sdists import fetch_sdist
 from builder.fetch.wheels import fetch_packages
+from builder.layout import StagedApp
 from builder.lock.model import Lock, TargetLock
 from builder.lock.resolve import HOST_ARCH, arch_of
 from builder.lock.sdists import TOOL_GLIBC_FLOOR
