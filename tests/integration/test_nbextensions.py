@@ -136,7 +136,18 @@ def test_a_user_enables_toc2_and_sees_headings_and_a_slider(
                             "return t && getComputedStyle(t).display !== 'none' && t.innerText",
                     what="the table of contents")
         assert "Introduction" in toc and "Part A: widgets" in toc and "Part B" in toc
+        # and a user sees them: each entry's link has a box inside the window, on top
+        seen = _wait(driver, """
+            var links = [...document.querySelectorAll('#toc-wrapper .toc-item a')];
+            var shown = links.filter(a => { var r = a.getBoundingClientRect();
+                if (!r.width || !r.height || r.bottom > innerHeight || r.right > innerWidth)
+                    return false;
+                var hit = document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2);
+                return hit !== null && (a === hit || a.contains(hit)); });
+            return shown.length >= 3 && shown.map(a => a.innerText.trim());""",
+                     what="the ToC's entries on screen")
         driver.save_screenshot(str(tmp_path / "artifacts" / "toc.png"))
+        assert any("Part A: widgets" in text for text in seen), seen
         driver.execute_script("Jupyter.notebook.execute_all_cells()")  # Cell > Run All
         slider = _wait(driver, "var s = document.querySelector('.output_area .widget-slider');"
                                "return s && s.innerText", what="the ipywidgets slider",
