@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from filelock import FileLock
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name, parse_wheel_filename
 from packaging.version import Version
@@ -84,12 +85,20 @@ def build_or_reuse(item: SdistInput, *, python: Callable[[], Path], python_versi
     returns (called only on a cache miss: it may have to fetch one)."""
     key = cache_key(item, python_version=python_version, source_date_epoch=source_date_epoch)
     entry = cache_dir / "sdist-wheels" / key
-    found = sorted(entry.glob("*.whl")) if entry.is_dir() else []
-    if len(found) == 1:
-        return BuiltWheel(path=found[0], sha256=sha256_file(found[0]),
-                          pure=wheel_is_pure(found[0]), cached=True, seconds=0.0)
-    start = time.monotonic()
     entry.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(entry.parent / f".{key}.lock")):  # two builds: one builds, one waits
+        found = sorted(entry.glob("*.whl")) if entry.is_dir() else []
+        if len(found) == 1:
+            return BuiltWheel(path=found[0], sha256=sha256_file(found[0]),
+                              pure=wheel_is_pure(found[0]), cached=True, seconds=0.0)
+        return _build_into(item, entry, python=python, source_date_epoch=source_date_epoch,
+                           log=log)
+
+
+def _build_into(item: SdistInput, entry: Path, *, python: Callable[[], Path],
+                source_date_epoch: int, log: Callable[[str], None]) -> BuiltWheel:
+    key = entry.name
+    start = time.monotonic()
     work = Path(tempfile.mkdtemp(prefix=f".build-{key[:12]}-", dir=entry.parent))
     try:
         wheel = build_wheel(item, python=python(), work=work,

@@ -194,3 +194,24 @@ def test_build_paths_are_mapped_for_compilers(tmp_path: Path) -> None:
                                f"-ffile-prefix-map={tmp_path}/real=/usr/src/sdist")
     assert flags["CXXFLAGS"] == flags["CFLAGS"]
     assert flags["RUSTFLAGS"].startswith(f"--remap-path-prefix={tmp_path}/link=/usr/src/sdist")
+
+
+def test_a_cached_wheel_is_reused_without_an_interpreter(tmp_path: Path) -> None:
+    from builder.sdist.build import build_or_reuse
+
+    item = SdistInput(name="demo", version="1.0", archive=tmp_path / "demo-1.0.tar.gz",
+                      sha256="a" * 64, build_system=BuildSystem(requires=(), backend="b"),
+                      requires=(), deps=())
+    key = cache_key(item, python_version="3.11.7", source_date_epoch=0)
+    entry = tmp_path / "cache" / "sdist-wheels" / key
+    entry.mkdir(parents=True)
+    (entry / "demo-1.0-py3-none-any.whl").write_bytes(b"wheel bytes")
+
+    def no_python() -> Path:
+        raise AssertionError("a cache hit needs no interpreter")
+
+    built = build_or_reuse(item, python=no_python, python_version="3.11.7",
+                           cache_dir=tmp_path / "cache", source_date_epoch=0, log=print)
+    assert built.cached and built.pure and built.path == entry / "demo-1.0-py3-none-any.whl"
+    import hashlib
+    assert built.sha256 == hashlib.sha256(b"wheel bytes").hexdigest()
