@@ -136,20 +136,26 @@ def network_isolation() -> tuple[str, ...] | None:
     return None
 
 
-def run(sandbox: Sandbox, argv: Sequence[str], *, cwd: Path, timeout: float,
-        env: Mapping[str, str] | None = None) -> Outcome:
-    """Run ``argv`` in the sandbox; output captured, bounded in time (the whole process group
-    is killed when the bound passes)."""
-    full = sandbox.argv(argv)
-    start = time.monotonic()
+def _spawn(sandbox: Sandbox, argv: Sequence[str], *, cwd: Path,
+           env: Mapping[str, str] | None, stdout: int | IO[bytes]) -> subprocess.Popen[bytes]:
+    """Start ``argv`` in the sandbox: its environment, no network where possible, umask 022,
+    stderr folded into ``stdout``, in a process group of its own (so it can be stopped whole)."""
     try:
-        proc = subprocess.Popen(full, cwd=cwd, env=sandbox.env(env), stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True, umask=0o022)
+        return subprocess.Popen(sandbox.argv(argv), cwd=cwd, env=sandbox.env(env),
+                                stdout=stdout, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True, umask=0o022)
     except OSError as exc:
         raise BuilderError(f"cannot run {argv[0]}: {exc.strerror or exc}", where=str(cwd),
                            hint="is the command on the bundle's PATH (python/bin) or a path "
                            "inside the app?") from exc
+
+
+def run(sandbox: Sandbox, argv: Sequence[str], *, cwd: Path, timeout: float,
+        env: Mapping[str, str] | None = None) -> Outcome:
+    """Run ``argv`` in the sandbox; output captured, bounded in time (the whole process group
+    is killed when the bound passes)."""
+    start = time.monotonic()
+    proc = _spawn(sandbox, argv, cwd=cwd, env=env, stdout=subprocess.PIPE)
     timed_out = False
     try:
         out, _ = proc.communicate(timeout=timeout)
@@ -198,14 +204,7 @@ def background(sandbox: Sandbox, argv: Sequence[str], *, cwd: Path,
     """Start ``argv`` in the sandbox in its own process group, its output in an unlinked
     temporary file; on leaving, the whole group is stopped (:func:`stop_group`)."""
     with tempfile.TemporaryFile() as output:
-        try:
-            proc = subprocess.Popen(sandbox.argv(argv), cwd=cwd, env=sandbox.env(env),
-                                    stdout=output, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, start_new_session=True,
-                                    umask=0o022)
-        except OSError as exc:
-            raise BuilderError(f"cannot run {argv[0]}: {exc.strerror or exc}", where=str(cwd),
-                               hint="is the command a file of the bundle?") from exc
+        proc = _spawn(sandbox, argv, cwd=cwd, env=env, stdout=output)
         try:
             yield Background(proc, output, tuple(argv))
         finally:
