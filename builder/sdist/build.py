@@ -15,7 +15,8 @@ import tempfile
 import time
 import warnings
 import zipfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -125,30 +126,20 @@ def build_wheel(item: SdistInput, *, python: Path, work: Path, source_date_epoch
     where = f"{item.name} {item.version} ({item.archive.name})"
     project = unpack_sdist(item.archive, work / "src")
     env_dir = work / "env"
-    with sandbox(path=(env_dir / "bin",), source_date_epoch=source_date_epoch, parent=work,
-                 extra_env=path_maps({work: "/usr/src/sdist", python.parent.parent:
-                                      "/usr/lib/python"})) as box:
-        env_python = make_build_env(python, env_dir, item.deps, box=box, where=where)
-        hooks = BuildBackendHookCaller(str(project), item.build_system.backend,
-                                       backend_path=list(item.build_system.backend_path),
-                                       runner=_hook_runner(box, where=where),
-                                       python_executable=str(env_python))
-        try:
-            wanted = _quiet(hooks.get_requires_for_build_wheel, {})
-            missing = unmet_requirements(wanted, installed=installed_versions(env_dir))
-            if missing:
-                raise BuilderError(
-                    f"the build backend of {where} asks for {', '.join(missing)}, which the "
-                    "lock does not pin", where=where,
-                    hint="lock again (builder lock RECIPE) so its build dependencies are "
-                    "resolved anew")
-            out = work / "dist"
-            out.mkdir()
-            name = _quiet(hooks.build_wheel, str(out), {})
-        except (BackendUnavailable, HookMissing) as exc:
-            raise BuilderError(f"the build backend {item.build_system.backend!r} of {where} "
-                               f"cannot be used: {exc}", where=where,
-                               hint="check the sdist's [build-system] and the lock") from exc
+    maps = path_maps({work: "/usr/src/sdist", python.parent.parent: "/usr/lib/python"})
+    out = work / "dist"
+    with _backend(project, item.build_system, python=python, env_dir=env_dir, deps=item.deps,
+                  source_date_epoch=source_date_epoch, where=where, extra_env=maps) as hooks:
+        wanted = _quiet(hooks.get_requires_for_build_wheel, {})
+        missing = unmet_requirements(wanted, installed=installed_versions(env_dir))
+        if missing:
+            raise BuilderError(
+                f"the build backend of {where} asks for {', '.join(missing)}, which the "
+                "lock does not pin", where=where,
+                hint="lock again (builder lock RECIPE) so its build dependencies are "
+                "resolved anew")
+        out.mkdir()
+        name = _quiet(hooks.build_wheel, str(out), {})
     wheel = out / name
     if not wheel.is_file() or not name.endswith(".whl"):
         raise BuilderError(f"the build backend of {where} returned no wheel ({name!r})",
@@ -259,15 +250,27 @@ def requires_for_build(project: Path, build_system: BuildSystem, *, python: Path
                        where: str) -> list[str]:
     """What the backend asks for beyond ``requires`` (``get_requires_for_build_wheel``), run in
     a build environment holding ``deps`` (used by ``builder lock``)."""
+    with _backend(project, build_system, python=python, env_dir=env_dir, deps=deps,
+                  source_date_epoch=source_date_epoch, where=where) as hooks:
+        return [str(r) for r in _quiet(hooks.get_requires_for_build_wheel, {})]
+
+
+@contextmanager
+def _backend(project: Path, build_system: BuildSystem, *, python: Path, env_dir: Path,
+             deps: Sequence[tuple[Path, str]], source_date_epoch: int, where: str,
+             extra_env: Mapping[str, str] | None = None) -> Iterator[BuildBackendHookCaller]:
+    """The project's PEP 517 hooks, run by a venv of ``python`` holding exactly ``deps``, in a
+    sandbox (no network); a backend that cannot be loaded becomes one clear error."""
     with sandbox(path=(env_dir / "bin",), source_date_epoch=source_date_epoch,
-                 parent=env_dir.parent) as box:
+                 parent=env_dir.parent, extra_env=extra_env) as box:
         env_python = make_build_env(python, env_dir, deps, box=box, where=where)
         hooks = BuildBackendHookCaller(str(project), build_system.backend,
                                        backend_path=list(build_system.backend_path),
                                        runner=_hook_runner(box, where=where),
                                        python_executable=str(env_python))
         try:
-            return [str(r) for r in _quiet(hooks.get_requires_for_build_wheel, {})]
+            yield hooks
         except (BackendUnavailable, HookMissing) as exc:
             raise BuilderError(f"the build backend {build_system.backend!r} of {where} "
-                               f"cannot be used: {exc}", where=where) from exc
+                               f"cannot be used: {exc}", where=where,
+                               hint="check the sdist's [build-system] and the lock") from exc
