@@ -179,6 +179,9 @@ def _build_target(recipe: Recipe, lock: Lock, plan: TargetPlan,
         run = _Phases(recipe=recipe, lock=lock, plan=plan, interpreter=interpreter,
                       options=options, lock_dir=lock_dir, state=state, log=log)
         total = time.monotonic()
+        # the interpreter first: every phase works on it (the sdists are built by it)
+        extract_interpreter(interpreter.archive, app)
+        log(f"interpreter: {time.monotonic() - total:.1f}s")
         for phase in plan.phases:
             start = time.monotonic()
             getattr(run, phase.value)()
@@ -207,7 +210,6 @@ class _Phases:
     log: Callable[[str], None]
 
     def sdists(self) -> None:
-        extract_interpreter(self.interpreter.archive, self.state.app.app)
         options = self.options
         self.state.built = build_sdists(
             self.lock, self.plan.target, SdistSettings(
@@ -221,8 +223,6 @@ class _Phases:
 
     def install(self) -> None:
         s = self.state
-        if not s.app.interpreter.exists():  # not already extracted for the sdists' builds
-            extract_interpreter(self.interpreter.archive, s.app.app)
         sha_by_wheel = {p.filename: p.sha256 for p in self.plan.target.packages}
         self.log(f"installing {len(s.wheels) + len(s.built)} wheels")
         s.installed = install_wheels(
