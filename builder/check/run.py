@@ -36,14 +36,7 @@ from builder.check.service import (
     service_env,
     wait_for_answer,
 )
-from builder.check.tree import (
-    Entry,
-    changes,
-    moved,
-    render_changes,
-    snapshot,
-    undo_bytecode,
-)
+from builder.check.tree import changes, moved, render_changes, undo_bytecode
 from builder.errors import BuilderError
 from builder.sandbox import (
     SYSTEM_PATH,
@@ -55,6 +48,7 @@ from builder.sandbox import (
     sandbox,
     stop_group,
 )
+from builder.treewatch import Snapshot, snapshot
 
 Log = Callable[[str], None]
 TRACEBACK_LINES = 6  # of each failed import: the innermost frames and the exception
@@ -119,7 +113,7 @@ def _timed(log: Log, check: Callable[[], tuple[str, str]]) -> CheckResult:
     return CheckResult(name=name, seconds=seconds, detail=detail)
 
 
-def _unchanged(root: Path, before: dict[str, Entry], what: str, plan: CheckPlan,
+def _unchanged(root: Path, before: Snapshot, what: str, plan: CheckPlan,
                log: Log) -> None:
     after = snapshot(root)
     undone = undo_bytecode(root, before, after)

@@ -11,20 +11,15 @@ a compile at every start: the build should precompile them).
 from __future__ import annotations
 
 import os
-import stat
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from builder.errors import InternalError
+from builder.treewatch import Snapshot, diff
 
 CHECKED_SUFFIX = ".checking"  # the bundle dir is renamed to <name>.checking while checked
 SHOWN_CHANGES = 10
-
-# path -> (mode, size, mtime_ns, link target); the size of a directory is left out (it moves
-# with unrelated bookkeeping on some file systems), its mtime is not
-Entry = tuple[int, int, int, str]
-
 
 @contextmanager
 def moved(bundle_root: Path) -> Iterator[Path]:
@@ -40,26 +35,10 @@ def moved(bundle_root: Path) -> Iterator[Path]:
         checked.rename(bundle_root)
 
 
-def snapshot(root: Path) -> dict[str, Entry]:
-    """Every path under ``root`` (not ``root`` itself) with what a write would change."""
-    found: dict[str, Entry] = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames.sort()
-        for name in (*dirnames, *sorted(filenames)):
-            path = os.path.join(dirpath, name)  # noqa: PTH118 (a hot loop over every file)
-            info = os.lstat(path)
-            link = os.readlink(path) if stat.S_ISLNK(info.st_mode) else ""  # noqa: PTH115
-            size = 0 if stat.S_ISDIR(info.st_mode) else info.st_size
-            found[os.path.relpath(path, root)] = (info.st_mode, size, info.st_mtime_ns, link)
-    return found
-
-
-def changes(before: Mapping[str, Entry], after: Mapping[str, Entry]) -> tuple[str, ...]:
-    """What differs, one line per path, sorted: ``added P``, ``removed P``, ``changed P``."""
-    lines = [f"added {p}" for p in after.keys() - before.keys()]
-    lines += [f"removed {p}" for p in before.keys() - after.keys()]
-    lines += [f"changed {p}" for p in before.keys() & after.keys() if before[p] != after[p]]
-    return tuple(sorted(lines, key=lambda line: (line.split(" ", 1)[1], line)))
+def changes(before: Snapshot, after: Snapshot) -> tuple[str, ...]:
+    """What differs, one line per path, sorted by path: ``added P``, ``removed P``,
+    ``changed P`` (directories by their times too: the archive would differ)."""
+    return tuple(change.line for change in diff(before, after, dir_times=True))
 
 
 def is_bytecode(path: str) -> bool:
@@ -69,15 +48,15 @@ def is_bytecode(path: str) -> bool:
                                            and parts[-1].endswith(".pyc"))
 
 
-def undo_bytecode(root: Path, before: Mapping[str, Entry],
-                  after: Mapping[str, Entry]) -> tuple[str, ...]:
+def undo_bytecode(root: Path, before: Snapshot, after: Snapshot) -> tuple[str, ...]:
     """Remove the bytecode caches added since ``before`` and put back the times of the
     directories they were added to; the paths removed, sorted."""
     added = []
     # deepest first: the files of a new __pycache__, then the directory (if nothing else is in it)
-    for path in sorted((p for p in after.keys() - before.keys() if is_bytecode(p)), reverse=True):
+    new = after.entries.keys() - before.entries.keys()
+    for path in sorted((p for p in new if is_bytecode(p)), reverse=True):
         target = root / path
-        if not stat.S_ISDIR(after[path][0]):
+        if after.entries[path].kind != "dir":
             target.unlink()
         elif any(target.iterdir()):
             continue  # something else was written there: reported as a change
@@ -85,8 +64,8 @@ def undo_bytecode(root: Path, before: Mapping[str, Entry],
             target.rmdir()
         added.append(path)
     for parent in {os.path.dirname(p) for p in added}:  # noqa: PTH120
-        if parent in before:
-            mtime = before[parent][2]
+        if parent in before.entries:
+            mtime = before.entries[parent].mtime_ns
             os.utime(root / parent, ns=(mtime, mtime), follow_symlinks=False)
     return tuple(sorted(added))
 

@@ -7,8 +7,9 @@ build, and returns a ``StepsReport``: per step its time and the files it wrote; 
 lets later stages name the step that wrote a file.
 """
 
-from builder.steps.model import Change, ChangeKind, StepResult, StepsReport, step_label
+from builder.steps.model import StepResult, StepsReport, step_label
 from builder.steps.run import DEFAULT_TIMEOUT, run_build_steps
+from builder.treewatch import Change, ChangeKind
 
 __all__ = [
     "DEFAULT_TIMEOUT",

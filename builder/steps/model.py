@@ -5,23 +5,11 @@ Paths are relative to the app root, POSIX-style; collections are sorted tuples.
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass
 
+from builder.treewatch import Change, ChangeKind
+
 LABEL_WIDTH = 80
-
-
-class ChangeKind(enum.StrEnum):
-    ADDED = "added"
-    CHANGED = "changed"  # content, mode, type or link target (or rewritten with equal bytes)
-    REMOVED = "removed"
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Change:
-    path: str  # relative to the app root
-    kind: ChangeKind
-    is_dir: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -36,7 +36,8 @@ from builder.fsutil import rmtree
 from builder.sandbox import SYSTEM_PATH, Outcome, Sandbox, failure, network_isolation, run, sandbox
 from builder.steps.compare import Difference, compare_runs
 from builder.steps.model import StepResult, StepsReport, step_label
-from builder.steps.tree import Snapshot, copy_tree, diff, point_scripts_at, snapshot
+from builder.steps.tree import copy_tree, point_scripts_at
+from builder.treewatch import Snapshot, diff, snapshot
 
 DEFAULT_TIMEOUT = 600.0  # seconds, for each run of each step
 MAX_LISTED = 10

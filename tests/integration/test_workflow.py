@@ -1,4 +1,4 @@
-"""The GitHub workflows (release, test): installed copies equal ci/, and actionlint finds nothing."""
+"""The GitHub workflows (release, test): installed copies equal ci/, actionlint finds nothing."""
 
 from __future__ import annotations
 

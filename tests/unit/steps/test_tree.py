@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
 from builder.steps import ChangeKind
-from builder.steps.tree import Snapshot, copy_tree, diff, point_scripts_at, snapshot
+from builder.steps.tree import copy_tree, point_scripts_at
+from builder.treewatch import Snapshot, diff, snapshot
 
 
 def test_diff_finds_added_changed_removed_entries(tmp_path: Path) -> None:
@@ -39,8 +41,14 @@ def test_a_racy_file_is_compared_by_content(tmp_path: Path) -> None:
     before = snapshot(tmp_path)
     assert before.entries["f"].digest is not None
     (tmp_path / "f").write_text("bbbb")
-    same_stat = Snapshot(root=tmp_path, entries=dict(before.entries))
-    assert [c.path for c in diff(before, same_stat)] == ["f"]
+    now = snapshot(tmp_path).entries["f"]
+    # every stat field as before; the later snapshot hashed the file too, or (taken after the
+    # racy window) did not, and the file is read again
+    for digest in (now.digest, None):
+        same_stat = Snapshot(root=tmp_path,
+                             entries={"f": dataclasses.replace(before.entries["f"], digest=digest)})
+        assert [c.path for c in diff(before, same_stat)] == ["f"]
+    assert diff(before, before) == ()
 
 
 def test_the_racy_rule_looks_at_ctime_too(tmp_path: Path) -> None:
