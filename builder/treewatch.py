@@ -128,6 +128,11 @@ def _changed(old: Entry, new: Entry, path: Path, *, dir_times: bool) -> bool:
     if (old.size, old.mtime_ns, old.ctime_ns, old.ino) != (new.size, new.mtime_ns,
                                                            new.ctime_ns, new.ino):
         return True
+    return _content_changed(old, new, path)
+
+
+def _content_changed(old: Entry, new: Entry, path: Path) -> bool:
+    """Same stat fields: only a file hashed as racy in ``old`` can still differ."""
     if old.digest is None:
         return False
     if new.digest is not None:  # hashed when ``after`` was taken: no need to read it again

@@ -14,6 +14,7 @@ from builder.errors import BuilderError
 from builder.fsutil import atomic_write_text, canonical_json, sha256_bytes
 from builder.lock.model import (
     LOCK_FORMAT_VERSION,
+    DebPin,
     InterpreterPin,
     Lock,
     LockedPackage,
@@ -23,7 +24,6 @@ from builder.lock.model import (
     WheelhouseLock,
     is_sdist_filename,
 )
-from builder.node.debheaders import DebPin
 
 LOCK_FILE = "lock.json"
 

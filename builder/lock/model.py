@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from builder.node.debheaders import DebPin
-
 LOCK_FORMAT_VERSION = 1
 
 
@@ -122,3 +120,15 @@ class Lock:
 
     def for_target(self, target: str) -> TargetLock | None:
         return next((t for t in self.targets if t.target == target), None)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DebPin:
+    """One ``.deb`` as the lock pins it."""
+
+    package: str
+    version: str
+    filename: str  # "libkrb5-dev_1.20.1-2+deb12u5_amd64.deb"
+    url: str
+    size: int
+    sha256: str

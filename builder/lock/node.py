@@ -18,9 +18,9 @@ from packaging.utils import canonicalize_name
 from builder.errors import BuilderError
 from builder.fetch.wheels import fetch_packages
 from builder.install import install_wheels
-from builder.lock.model import LockedPackage, NodeAppLock, TargetLock
+from builder.lock.model import DebPin, LockedPackage, NodeAppLock, TargetLock
 from builder.lock.resolve import HOST_ARCH, CommandRunner, resolve_requirements, run_command
-from builder.node.debheaders import DebPin, resolve_debs
+from builder.node.debheaders import resolve_debs
 from builder.node.lockfile import NodeLock, lock_node_app, read_node_lock
 from builder.node.npmenv import NpmSettings, isolated_npm_env
 from builder.node.run import Runner

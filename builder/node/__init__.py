@@ -6,10 +6,10 @@ from builder.node.build import NodeBuildRequest, NodeBuildResult, build_node_app
 from builder.node.lockfile import NodeLock, lock_node_app, read_node_lock
 from builder.node.npmenv import NpmSettings, isolated_npm_env
 from builder.node.runtime import NodeRuntime, locate_node_runtime, locate_zig, repair_runtime
-from builder.node.spec import Exemption, Link, NodeAppSpec, ProjectScript
 from builder.node.toolchain import Toolchain, write_toolchain, zig_target
 from builder.node.tools import installed_tool
 from builder.node.trim import TrimOptions, TrimReport
+from builder.recipe.node import Exemption, Link, NodeAppSpec, ProjectScript
 
 __all__ = [
     "Exemption",

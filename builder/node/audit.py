@@ -29,7 +29,7 @@ from elftools.elf.gnuversions import GNUVerNeedSection
 from builder.elf import is_elf, read_elf
 from builder.elf.read import format_version
 from builder.errors import BuilderError
-from builder.node.spec import Exemption
+from builder.recipe.node import Exemption
 
 LIBSTDCXX = "libstdc++.so.6"
 _CXX_RE = re.compile(r"^(GLIBCXX|CXXABI)_(\d+(?:\.\d+)*)$")

@@ -17,14 +17,14 @@ from pathlib import Path
 
 from builder.elf.read import parse_version
 from builder.errors import BuilderError
+from builder.lock.model import DebPin
 from builder.node.audit import TreeAudit, audit_tree, runtime_glibcxx
-from builder.node.debheaders import DebPin, Headers, fetch_debian_headers, fetch_pinned_headers
+from builder.node.debheaders import Headers, fetch_debian_headers, fetch_pinned_headers
 from builder.node.install import Phase, StepResult, apply_install, plan_install
 from builder.node.lockfile import NodeLock, read_node_lock
 from builder.node.npmenv import DEFAULT_REGISTRY, NpmSettings, isolated_npm_env, node_shim_dir
 from builder.node.run import Runner, run_command
 from builder.node.runtime import NodeRuntime, locate_node_runtime, locate_zig, repair_runtime
-from builder.node.spec import NodeAppSpec
 from builder.node.toolchain import Toolchain, write_toolchain
 from builder.node.trim import (
     CommandStripper,
@@ -35,6 +35,7 @@ from builder.node.trim import (
     plan_runtime_trim,
     plan_trim,
 )
+from builder.recipe.node import NodeAppSpec
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

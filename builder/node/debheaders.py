@@ -23,6 +23,7 @@ from urllib.parse import unquote
 from builder import net
 from builder.errors import BuilderError
 from builder.fsutil import sha256_file
+from builder.lock.model import DebPin
 from builder.node.run import Runner, run_checked
 
 KRB5_HEADER_PACKAGES = ("comerr-dev", "krb5-multidev", "libkrb5-dev")
@@ -47,18 +48,6 @@ class Headers:
     def cppflags(self) -> str:
         """Searched after every other directory, so these never shadow the toolchain's."""
         return f"-idirafter {self.include_dir}"
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class DebPin:
-    """One ``.deb`` as the lock pins it."""
-
-    package: str
-    version: str
-    filename: str  # "libkrb5-dev_1.20.1-2+deb12u5_amd64.deb"
-    url: str
-    size: int
-    sha256: str
 
 
 _URI_LINE = re.compile(r"^'(?P<url>[^']+)' (?P<filename>\S+\.deb) (?P<size>\d+) "

@@ -28,7 +28,7 @@ from builder.errors import BuilderError
 from builder.node.lockfile import PACKAGE_JSON, PACKAGE_LOCK, SHRINKWRAP, NodeLock
 from builder.node.run import Runner, run_checked
 from builder.node.runtime import NodeRuntime
-from builder.node.spec import NodeAppSpec
+from builder.recipe.node import NodeAppSpec
 
 
 class Action(StrEnum):

@@ -27,7 +27,7 @@ from builder.errors import BuilderError, Problem, ValidationError
 from builder.fsutil import atomic_write_bytes
 from builder.node.run import Runner, run_checked
 from builder.node.runtime import NodeRuntime
-from builder.node.spec import NodeAppSpec
+from builder.recipe.node import NodeAppSpec
 
 PACKAGE_JSON = "package.json"
 PACKAGE_LOCK = "package-lock.json"

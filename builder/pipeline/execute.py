@@ -53,7 +53,7 @@ from builder.layout import APP, MANIFEST, AppLayout, StagedApp
 from builder.lock.api import default_lock_dir, load_fresh_lock
 from builder.lock.model import Lock, TargetLock
 from builder.lock.resolve import HOST_ARCH, arch_of
-from builder.node.stage import NODE_DIR, NodeStage, build_node_stage
+from builder.pipeline.node import NODE_DIR, NodeStage, build_node_stage
 from builder.pipeline.plan import TargetPlan, plan_target, select_targets
 from builder.pipeline.sdists import SdistSettings, build_sdists, sdist_sha
 from builder.recipe import Recipe, load_recipe, recipe_to_dict

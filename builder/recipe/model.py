@@ -6,7 +6,7 @@ import enum
 from dataclasses import dataclass
 from typing import Literal
 
-from builder.node.spec import NodeAppSpec
+from builder.recipe.node import NodeAppSpec
 
 RECIPE_FORMAT_VERSION = 1
 

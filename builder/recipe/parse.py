@@ -16,7 +16,6 @@ from packaging.utils import canonicalize_name
 from tomlkit.exceptions import ParseError
 
 from builder.errors import BuilderError, InternalError, Problem, ValidationError
-from builder.node.spec import Exemption, Link, NodeAppSpec, ProjectScript
 from builder.recipe.locate import Locator
 from builder.recipe.model import (
     KNOWN_TRIPLES,
@@ -38,6 +37,7 @@ from builder.recipe.model import (
     Ui,
     UiKind,
 )
+from builder.recipe.node import Exemption, Link, NodeAppSpec, ProjectScript
 
 T = TypeVar("T")
 

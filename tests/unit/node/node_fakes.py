@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from builder.node.lockfile import root_package_json
-from builder.node.spec import NodeAppSpec
+from builder.recipe.node import NodeAppSpec
 
 SPEC = NodeAppSpec(package="app", version="1.2.3", nested=("lib/sub",),
                    allow_scripts=(("app", False), ("native", True)))

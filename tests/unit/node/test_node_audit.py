@@ -19,7 +19,7 @@ from builder.node.audit import (
     judge,
     read_native,
 )
-from builder.node.spec import Exemption
+from builder.recipe.node import Exemption
 
 GLIBC_LIBS = ("libc.so.6", "ld-linux-x86-64.so.2")
 

@@ -14,8 +14,8 @@ from builder.errors import BuilderError
 from builder.node.install import Phase, apply_install, matching, plan_install
 from builder.node.lockfile import read_node_lock
 from builder.node.runtime import NodeRuntime
-from builder.node.spec import Link, NodeAppSpec, ProjectScript
 from builder.recipe import load_recipe
+from builder.recipe.node import Link, NodeAppSpec, ProjectScript
 
 ROOT = Path(__file__).resolve().parents[3]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from builder.errors import BuilderError
-from builder.node.spec import NodeAppSpec
+from builder.recipe.node import NodeAppSpec
 
 
 def test_every_bad_setting_is_reported_at_once() -> None:

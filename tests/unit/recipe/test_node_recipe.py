@@ -12,9 +12,9 @@ import tomlkit
 from factories import NODE_RECIPE as SMALL
 
 from builder.errors import ValidationError
-from builder.node.spec import Exemption
 from builder.recipe import lock_digest, parse_recipe_text, recipe_to_dict
 from builder.recipe.model import ServiceKind
+from builder.recipe.node import Exemption
 
 ROOT = Path(__file__).resolve().parents[3]
 VSCODE = (ROOT / "recipes" / "vscode.toml").read_text()
