@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import re
 from pathlib import Path
 from typing import Any
 
 from builder.cli import env
 from builder.errors import UsageError
+from builder.host import HOST_TRIPLE
 
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
@@ -35,12 +35,6 @@ def byte_size(text: str) -> int:
     if match is None:
         raise argparse.ArgumentTypeError(f"not a size: {text!r} (e.g. 500M, 20G, 1073741824)")
     return int(float(match[1]) * _UNITS[match[2].upper()])
-
-
-def host_target() -> str:
-    machine = platform.machine().lower()
-    arch = {"amd64": "x86_64", "arm64": "aarch64"}.get(machine, machine)
-    return f"{arch}-unknown-linux-gnu"
 
 
 def register(sub: Any) -> None:
@@ -179,7 +173,7 @@ def _install(args: argparse.Namespace) -> int:
 
     transport = NetAgentTransport()
     source = resolve_source(args.source, index=args.index, sha256=args.sha256,
-                            target=args.target or host_target(), transport=transport)
+                            target=args.target or HOST_TRIPLE, transport=transport)
     if source.image is None and (args.plain_http or args.username or args.password_stdin):
         raise UsageError("--plain-http, --username and --password-stdin are for oci:// sources")
     oci = OciOptions()

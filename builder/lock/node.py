@@ -17,9 +17,10 @@ from packaging.utils import canonicalize_name
 
 from builder.errors import BuilderError
 from builder.fetch.wheels import fetch_packages
+from builder.host import HOST_ARCH, HOST_TRIPLE
 from builder.install import install_wheels
 from builder.lock.model import DebPin, LockedPackage, NodeAppLock, TargetLock
-from builder.lock.resolve import HOST_ARCH, CommandRunner, resolve_requirements, run_command
+from builder.lock.resolve import CommandRunner, resolve_requirements, run_command
 from builder.node.debheaders import resolve_debs
 from builder.node.lockfile import NodeLock, lock_node_app, read_node_lock
 from builder.node.npmenv import NpmSettings, isolated_npm_env
@@ -111,7 +112,7 @@ def _resolve_npm(recipe: Recipe, *, targets: Sequence[TargetLock], lock_dir: Pat
                  cache_dir: Path, runner: CommandRunner, log: Callable[[str], None]) -> NodeLock:
     """npm on this machine's Node.js (the recipe's runtime pin, for this architecture)."""
     assert recipe.node is not None
-    host = f"{HOST_ARCH}-unknown-linux-gnu"
+    host = HOST_TRIPLE
     python_version = f"{recipe.runtime.python}.0"
     target = next((t for t in targets if t.target == host), None)
     packages = target.packages if target is not None else resolve_requirements(

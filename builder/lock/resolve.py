@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import re
 import subprocess
 import sys
@@ -25,6 +24,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from builder.errors import BuilderError
+from builder.host import arch_of
 from builder.lock.model import (
     InterpreterPin,
     LockedPackage,
@@ -38,16 +38,6 @@ from builder.recipe.model import Recipe
 _LEGACY = {17: "manylinux2014", 12: "manylinux2010", 5: "manylinux1"}
 # the oldest manylinux glibc per arch (aarch64 wheels start at manylinux2014)
 _OLDEST = {"x86_64": 5, "aarch64": 17}
-
-
-# the machine builder runs on, in target-triple spelling
-HOST_ARCH = {"amd64": "x86_64", "arm64": "aarch64"}.get(
-    platform.machine().lower(), platform.machine().lower()
-)
-
-
-def arch_of(triple: str) -> str:
-    return triple.split("-", 1)[0]
 
 
 def platform_tags(triple: str, glibc_floor: str) -> tuple[str, ...]:

@@ -20,8 +20,9 @@ from packaging.utils import canonicalize_name
 from builder.errors import BuilderError
 from builder.fetch.sdists import fetch_sdist
 from builder.fetch.wheels import fetch_packages
+from builder.host import HOST_ARCH, HOST_TRIPLE
 from builder.lock.model import LockedPackage, SdistLock, TargetLock
-from builder.lock.resolve import HOST_ARCH, CommandRunner, resolve_requirements, run_command
+from builder.lock.resolve import CommandRunner, resolve_requirements, run_command
 from builder.sdist import BuildSystem, read_build_system, requires_for_build, unpack_sdist
 
 # architectures a build may run on: build dependencies are pinned for each
@@ -86,7 +87,7 @@ def _dynamic_requires(archive: Path, system: BuildSystem, *, deps: tuple[LockedP
                       python_version: str, index_url: str, cache_dir: Path,
                       runner: CommandRunner, where: str) -> list[str]:
     """What the backend asks for that the static requires do not already satisfy."""
-    wheels = fetch_packages(deps, triple=f"{HOST_ARCH}-unknown-linux-gnu",
+    wheels = fetch_packages(deps, triple=HOST_TRIPLE,
                             python_version=python_version, index_url=index_url,
                             glibc_floor=TOOL_GLIBC_FLOOR, cache_dir=cache_dir, runner=runner)
     with tempfile.TemporaryDirectory(prefix="builder-sdist-lock-") as tmp:

@@ -38,6 +38,7 @@ from builder.fsutil import (
     rmtree,
     sha256_file,
 )
+from builder.host import HOST_ARCH, arch_of
 from builder.install import install_wheels
 from builder.install.wheels import InstalledDist
 from builder.launch import (
@@ -52,7 +53,6 @@ from builder.launch import (
 from builder.layout import APP, MANIFEST, AppLayout, StagedApp
 from builder.lock.api import default_lock_dir, load_fresh_lock
 from builder.lock.model import Lock, TargetLock
-from builder.lock.resolve import HOST_ARCH, arch_of
 from builder.pipeline.node import NODE_DIR, NodeStage, build_node_stage
 from builder.pipeline.plan import TargetPlan, plan_target, select_targets
 from builder.pipeline.sdists import SdistSettings, build_sdists, sdist_sha

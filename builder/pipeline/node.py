@@ -23,12 +23,12 @@ from typing import Any
 from builder.elf.read import format_version
 from builder.errors import BuilderError
 from builder.fetch.wheels import fetch_packages
+from builder.host import HOST_ARCH, HOST_TRIPLE
 from builder.launch.plan import node_env_source
 from builder.launch.scripts import NODE_ENV_JS, render_node_command
 from builder.layout import NODE
 from builder.lock.model import Lock
 from builder.lock.node import TOOL_GLIBC_FLOOR, node_cache
-from builder.lock.resolve import HOST_ARCH
 from builder.node.audit import Verdict
 from builder.node.build import NodeBuildRequest, NodeBuildResult, build_node_app
 from builder.node.tools import installed_tool
@@ -86,7 +86,7 @@ def build_node_stage(recipe: Recipe, lock: Lock, *, lock_dir: Path, app: Path,
         raise BuilderError(f"the lock pins no build headers ({', '.join(node.app.build_headers)}) "
                            f"for {HOST_ARCH} build machines", where=recipe.path,
                            hint=f"lock on a {HOST_ARCH} machine: builder lock {recipe.path}")
-    wheel = fetch_packages((tool,), triple=f"{HOST_ARCH}-unknown-linux-gnu",
+    wheel = fetch_packages((tool,), triple=HOST_TRIPLE,
                            python_version=f"{lock.python}.0", index_url=index_url,
                            glibc_floor=TOOL_GLIBC_FLOOR, cache_dir=cache_dir, log=log)[0]
     cache = node_cache(cache_dir)

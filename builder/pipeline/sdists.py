@@ -11,9 +11,9 @@ from builder.errors import BuilderError
 from builder.fetch.interpreter import InterpreterSource, extract_interpreter, fetch_interpreter
 from builder.fetch.sdists import fetch_sdist
 from builder.fetch.wheels import fetch_packages
+from builder.host import HOST_ARCH, HOST_TRIPLE, arch_of
 from builder.layout import StagedApp
 from builder.lock.model import Lock, TargetLock
-from builder.lock.resolve import HOST_ARCH, arch_of
 from builder.lock.sdists import TOOL_GLIBC_FLOOR
 from builder.sdist import BuildSystem, BuiltWheel, SdistInput, build_or_reuse
 
@@ -44,7 +44,7 @@ def build_sdists(lock: Lock, target: TargetLock, options: SdistSettings, *,
     if not sdists:
         return {}
     native = arch_of(target.target) == HOST_ARCH
-    host_target = lock.for_target(f"{HOST_ARCH}-unknown-linux-gnu")
+    host_target = lock.for_target(HOST_TRIPLE)
     if native:
         python_version = interpreter.python_version
     elif host_target is not None:
@@ -83,7 +83,7 @@ def build_sdists(lock: Lock, target: TargetLock, options: SdistSettings, *,
                 f"the lock pins no build dependencies of {package.filename} for this machine "
                 f"({HOST_ARCH})", where=str(options.recipe_path),
                 hint="lock again: builder lock RECIPE")
-        deps_wheels = fetch_packages(deps, triple=f"{HOST_ARCH}-unknown-linux-gnu",
+        deps_wheels = fetch_packages(deps, triple=HOST_TRIPLE,
                                      python_version=python_version,
                                      index_url=options.index_url, glibc_floor=TOOL_GLIBC_FLOOR,
                                      cache_dir=options.cache_dir, log=log)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import ast
 import os
-import platform
 import re
 import subprocess
 from collections.abc import Mapping
@@ -20,10 +19,10 @@ from typing import Protocol
 
 from builder.elf import is_elf, read_elf
 from builder.errors import BuilderError
+from builder.host import HOST_ARCH
 from builder.relocate.model import PycResult
 
 _FAILED = re.compile(r"^\*\*\* Error compiling (.+)\.\.\.$")
-_HOST_ARCHES = {"amd64": "x86_64", "x86_64": "x86_64", "arm64": "aarch64", "aarch64": "aarch64"}
 CHILD_PATH = "/usr/bin:/bin"
 
 
@@ -116,11 +115,6 @@ class CompileallCompiler:
         return PycResult(compiled=count_sources(dirs) - len(failed), failed=failed)
 
 
-def host_arch() -> str:
-    machine = platform.machine().lower()
-    return _HOST_ARCHES.get(machine, machine)
-
-
 def python_minor(python: Path) -> str | None:
     """The ``X.Y`` version of an interpreter, by running it; None if it does not run."""
     code = "import sys; print('%d.%d' % sys.version_info[:2])"
@@ -151,7 +145,7 @@ def select_pyc_compiler(
     ``interpreter`` is app-relative (``python/bin/python3.11``); ``arch`` defaults to the host's.
     """
     bundle_python = app_root / interpreter
-    host = arch or host_arch()
+    host = arch or HOST_ARCH
     bundle_arch = None
     if bundle_python.exists() and is_elf(bundle_python.resolve()):
         try:
