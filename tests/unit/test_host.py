@@ -17,7 +17,7 @@ def test_machine_names_in_triple_spelling(machine: str, arch: str) -> None:
 
 
 def test_the_host_is_this_machine() -> None:
-    assert HOST_ARCH == machine_arch(platform.machine())
-    assert HOST_TRIPLE == f"{HOST_ARCH}-unknown-linux-gnu"
+    arch = machine_arch(platform.machine())
+    assert (HOST_ARCH, HOST_TRIPLE) == (arch, f"{arch}-unknown-linux-gnu")
     assert arch_of(HOST_TRIPLE) == HOST_ARCH
     assert arch_of("aarch64-unknown-linux-gnu") == "aarch64"
