@@ -15,7 +15,8 @@ from builder.lock.model import Lock, LockedPackage, SdistLock
 
 SDIST = LockedPackage(name="demo", version="1.0", filename="demo-1.0.tar.gz", sha256="d" * 64,
                       via=("-r recipe",), url="https://files.example/demo-1.0.tar.gz")
-SETUPTOOLS = LockedPackage(name="setuptools", version="80.0", filename="setuptools.whl",
+SETUPTOOLS = LockedPackage(name="setuptools", version="80.0",
+                           filename="setuptools-80.0-py3-none-any.whl",
                            sha256="e" * 64, via=("-r recipe",))
 
 
