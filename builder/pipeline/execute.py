@@ -111,7 +111,7 @@ def build(options: BuildOptions, *, log: Callable[[str], None]) -> tuple[BuiltBu
 def _interpreter(target: TargetLock, options: BuildOptions, lock: Lock,
                  log: Callable[[str], None]) -> InterpreterSource:
     if options.python_from is not None:
-        source = interpreter_from(options.python_from, cache_dir=options.cache_dir)
+        source = interpreter_from(options.python_from, cache_dir=options.cache_dir, log=log)
         minor = ".".join(source.python_version.split(".")[:2])
         if minor != lock.python:
             raise BuilderError(

@@ -73,6 +73,11 @@ def _walk_kept(info: PrefixInfo) -> Iterator[tuple[tuple[str, ...], Path]]:
         dirnames[:] = [d for d in dirnames if not (base / d).is_symlink()]
 
 
+def kept_files(info: PrefixInfo) -> Iterator[tuple[tuple[str, ...], Path]]:
+    """What an import of the prefix reads (for cache keys): the kept files and symlinks."""
+    return _walk_kept(info)
+
+
 def _copy_file(src: Path, dest: Path) -> None:
     shutil.copyfile(src, dest)
     dest.chmod(0o755 if src.stat().st_mode & 0o111 else 0o644)
