@@ -311,7 +311,10 @@ def _read_body(r: _Reader, data: dict[str, Any]) -> tuple[Lock, list[_Requiremen
                                               r.get(item, "requirements", dict, where), where))
         targets.append(TargetLock(
             target=triple,
-            platform_tags=tuple(r.get(entry, "platform_tags", list, at)),
+            platform_tags=tuple(r.check(fields.matches(fields.PLATFORM_TAG, str(tag),
+                                                       "a platform tag"),
+                                        f"{at}platform_tags", str(tag))
+                                for tag in r.get(entry, "platform_tags", list, at)),
             interpreter=interpreter,
             packages=packages,
             wheelhouse=tuple(wheelhouse),
@@ -372,7 +375,9 @@ def _read_sdists(r: _Reader, sdists: dict[str, Any]) -> tuple[SdistLock, ...]:
             url=r.field(entry, "url", at, fields.url),
             sha256=r.field(entry, "sha256", at, _sha),
             backend=r.get(entry, "backend", str, at),
-            backend_path=tuple(r.get(entry, "backend_path", list, at)),
+            backend_path=tuple(r.check(fields.relative_path(str(item)), f"{at}backend_path",
+                                       str(item))
+                               for item in r.get(entry, "backend_path", list, at)),
             requires=tuple(r.get(entry, "requires", list, at)),
             build_deps=tuple(
                 (arch, _read_packages(r, items if isinstance(items, list) else [None],
@@ -425,7 +430,8 @@ def _read_package(r: _Reader, p: Any, at: str) -> LockedPackage:
             fields.VERSION, v, "a version")),
         filename=r.field(p, "filename", at, lambda v: fields.package_filename(v, name=name)),
         sha256=r.field(p, "sha256", at, _sha),
-        via=tuple(r.get(p, "via", list, at)),
+        via=tuple(r.check(fields.text(str(via)), f"{at}via", str(via))
+                  for via in r.get(p, "via", list, at)),
         url=r.field(p, "url", at, fields.url) if isinstance(p, dict) and "url" in p else None,
     )
 

@@ -28,7 +28,29 @@ VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.+!_~:-]{0,99}$")
 INTERPRETER_FILE = re.compile(r"^cpython-[0-9][A-Za-z0-9.+_-]*\.tar\.(?:gz|zst)$")
 DEB_FILE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.+~_%-]*\.deb$")
 URL_SCHEMES = ("https", "http", "file")
+PLATFORM_TAG = re.compile(r"^[a-z0-9_]+$")
 MAX_NAME = 255
+MAX_TEXT = 1024
+
+
+def text(value: str) -> str | None:
+    """Why ``value`` cannot be copied into a generated file (a ``# via`` comment: a newline
+    would start a requirement line of its own)."""
+    if len(value) > MAX_TEXT:
+        return f"is longer than {MAX_TEXT} characters"
+    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value):
+        return "must not contain control characters (newlines)"
+    return None
+
+
+def relative_path(value: str) -> str | None:
+    """Why ``value`` is not a relative path that stays below the directory it is joined to."""
+    if reason := text(value):
+        return reason
+    parts = value.replace("\\", "/").split("/")
+    if value.startswith("/") or ".." in parts or not value:
+        return "must be a relative path inside the source tree"
+    return None
 
 
 def plain_component(value: str) -> str | None:

@@ -120,6 +120,10 @@ def test_another_refresh_command_in_the_txt_comments_is_fine(tmp_path: Path) -> 
      "must be a https, http, file URL"),
     (lambda d: d["targets"][X86]["interpreter"].update(triple=ARM),
      f"interpreter.triple '{ARM}' is not the target '{X86}'"),
+    (lambda d: _package(d).update(via=["a\n--index-url https://evil.example/simple"]),
+     "via 'a\\n--index-url https://evil.example/simple' must not contain control characters"),
+    (lambda d: d["targets"][X86].update(platform_tags=["x --index-url=y"]),
+     "platform_tags 'x --index-url=y' is not a platform tag"),
     (lambda d: d["targets"][X86]["requirements"].update(file="../../../etc/passwd"),
      f"requirements.file is '../../../etc/passwd', expected '{X86}.txt'"),
 ])
