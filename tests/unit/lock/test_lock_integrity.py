@@ -165,8 +165,7 @@ def test_node_fields_used_as_paths_are_checked(tmp_path: Path, change: Change,
                                                expected: str) -> None:
     from dataclasses import replace
 
-    from builder.lock.model import LockedPackage, NodeAppLock
-    from builder.node.debheaders import DebPin
+    from builder.lock.model import DebPin, LockedPackage, NodeAppLock
 
     zig = LockedPackage(name="ziglang", version="0.17.1",
                         filename="ziglang-0.17.1-py3-none-manylinux_2_12_x86_64.whl",
