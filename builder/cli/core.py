@@ -73,6 +73,11 @@ def _lock(args: argparse.Namespace) -> int:
         load_fresh_lock(recipe, lock_dir=lock_dir)
         env.log(f"lock is fresh: {lock_dir}")
         return 0
+    from builder.pipeline.preflight import writable_dir
+
+    # before resolving (minutes of pip): the lock must have somewhere to go
+    writable_dir(lock_dir, what="lock directory",
+                 hint="pass a writable directory with --lock-dir (default: lockfiles/<name>)")
     result = lock_recipe(
         recipe,
         lock_dir=lock_dir,

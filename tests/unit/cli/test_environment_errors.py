@@ -76,6 +76,16 @@ def test_cache_that_is_a_file_is_refused_before_any_work(
                    "BUILDER_CACHE_DIR\n")
 
 
+def test_a_lock_directory_that_is_a_file_is_refused_before_resolving(
+        project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (project / "lockdir").write_text("")
+    err = _run(capsys, "lock", "recipes/tiny.toml", "--lock-dir", "lockdir")
+    assert err == ("error: lockdir: lock directory is not a directory\n"
+                   "  hint: pass a writable directory with --lock-dir (default: "
+                   "lockfiles/<name>)\n")
+    assert not (project / "cache").exists()  # pip never ran
+
+
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes to mode 0555 directories anyway "
                     "(the read-only mount case is in tests/integration/test_environment.py)")
 def test_a_read_only_out_is_refused(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
