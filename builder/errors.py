@@ -6,6 +6,7 @@ and tests can compare them exactly.
 
 from __future__ import annotations
 
+import errno
 import platform
 import sys
 from collections.abc import Iterable
@@ -97,3 +98,31 @@ def production_assert(condition: bool, what: str) -> None:
     """Check an internal invariant; never use for user input."""
     if not condition:
         raise InternalError(what)
+
+
+_OS_HINTS = {
+    errno.ENOSPC: "free some space on that file system (or choose another location: --out, "
+                  "BUILDER_CACHE_DIR) and run the command again",
+    errno.EDQUOT: "free some space within your quota and run the command again",
+    errno.EACCES: "make it writable (or readable) for this user, or choose another location",
+    errno.EPERM: "make it writable (or readable) for this user, or choose another location",
+    errno.EROFS: "the file system is mounted read-only: choose another location",
+    errno.ENOTDIR: "a file is where a directory is expected: move it away or choose another "
+                   "location",
+    errno.EEXIST: "something is in the way: move it away or choose another location",
+    errno.EISDIR: "a directory is where a file is expected: move it away or choose another "
+                  "location",
+    errno.ENOTEMPTY: "a directory is in the way: move it away or choose another location",
+}
+
+
+def environment_error(exc: OSError) -> BuilderError:
+    """An ``OSError`` that escaped every stage (the file system refused something) as one
+    message: what (the system's words), where (the path), what to do (by errno)."""
+    where = exc.filename if isinstance(exc.filename, str) else None
+    if where is not None and isinstance(exc.filename2, str):
+        where = f"{where} -> {exc.filename2}"
+    what = exc.strerror or str(exc) or type(exc).__name__
+    hint = _OS_HINTS.get(exc.errno or 0, "check the path and its permissions, then run the "
+                                         "command again")
+    return BuilderError(what, where=where, hint=hint)

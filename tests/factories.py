@@ -313,9 +313,11 @@ def make_lock(digest: str) -> Lock:
         targets.append(TargetLock(
             target=triple, platform_tags=("manylinux_2_17_x",), interpreter=pin,
             packages=(
-                LockedPackage(name="pyjokes", version="0.8.3", filename="pyjokes.whl",
+                LockedPackage(name="pyjokes", version="0.8.3",
+                              filename="pyjokes-0.8.3-py3-none-any.whl",
                               sha256="b" * 64, via=("-r recipe",)),
-                LockedPackage(name="zz", version="1", filename="zz.whl", sha256="c" * 64,
+                LockedPackage(name="zz", version="1", filename="zz-1-py3-none-any.whl",
+                              sha256="c" * 64,
                               via=("a", "pyjokes")),
             ),
         ))

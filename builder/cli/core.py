@@ -25,6 +25,9 @@ def register(sub: Any) -> None:
     lock.add_argument("--lock-dir", type=Path, help="default: lockfiles/<name> beside recipes/")
     lock.add_argument("--check", action="store_true",
                       help="resolve nothing; exit 1 unless the committed lock is fresh")
+    lock.add_argument("--upgrade", action="store_true",
+                      help="resolve nothing; rewrite a fresh lock of an older format in the "
+                      "current one (adds its integrity digest)")
     lock.set_defaults(handler=_lock)
 
     build = sub.add_parser("build", help="build the bundle of a recipe")
@@ -58,15 +61,23 @@ def register(sub: Any) -> None:
 
 
 def _lock(args: argparse.Namespace) -> int:
-    from builder.lock.api import default_lock_dir, load_fresh_lock, lock_recipe
+    from builder.lock.api import default_lock_dir, load_fresh_lock, lock_recipe, upgrade_lock
     from builder.recipe import load_recipe
 
     recipe = load_recipe(args.recipe)
     lock_dir = args.lock_dir or default_lock_dir(args.recipe, recipe.name)
+    if args.upgrade:
+        print(upgrade_lock(recipe, lock_dir=lock_dir))
+        return 0
     if args.check:
         load_fresh_lock(recipe, lock_dir=lock_dir)
         env.log(f"lock is fresh: {lock_dir}")
         return 0
+    from builder.pipeline.preflight import writable_dir
+
+    # before resolving (minutes of pip): the lock must have somewhere to go
+    writable_dir(lock_dir, what="lock directory",
+                 hint="pass a writable directory with --lock-dir (default: lockfiles/<name>)")
     result = lock_recipe(
         recipe,
         lock_dir=lock_dir,

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from builder import __version__
-from builder.errors import BuilderError
+from builder.errors import BuilderError, environment_error
 
 COMMAND_MODULES = ("builder.cli.core", "builder.cli.release", "builder.cli.oci",
                    "builder.cli.agent")
@@ -47,6 +47,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 0
+    except OSError as exc:  # the environment refused something no stage anticipated
+        error = environment_error(exc)
+        print(f"error: {error.message}", file=sys.stderr)
+        return error.exit_code
 
 
 def entry() -> None:

@@ -14,6 +14,7 @@ import json
 import re
 import tarfile
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
@@ -21,12 +22,12 @@ from typing import Literal, Protocol
 from builder import __version__
 from builder.errors import BuilderError
 from builder.fetch.tarsafe import check_member_name, open_tar_stream, safe_extract
-from builder.fsutil import canonical_json, rmtree, sha256_file
+from builder.fsutil import atomic_write_text, canonical_json, rmtree, sha256_file
 from builder.lock.model import InterpreterPin
 from builder.lock.pbs import MIRROR_ENV, mirror_location
 from builder.net import NetTransport, NetworkError
 from builder.runtime import import_runtime
-from builder.runtime.importer import IMPORT_FORMAT_VERSION, imported_filename
+from builder.runtime.importer import IMPORT_FORMAT_VERSION, imported_filename, kept_files
 from builder.runtime.prefix import (
     PrefixInfo,
     probe_prefix,
@@ -42,6 +43,7 @@ UNREACHABLE_HINT = (
     "'builder build --python-from ARCHIVE|PREFIX': ARCHIVE made by "
     "'builder runtime import PREFIX --out DIR', or PREFIX an installed CPython"
 )
+CACHE_HINT = ("make the cache directory writable, or choose another one with BUILDER_CACHE_DIR")
 _BIN = re.compile(r"^python/bin/python(3\.\d+)$")
 _PATCHLEVEL = re.compile(r"^python/include/python3\.\d+[a-z]*/patchlevel\.h$")
 _SYSCONFIG = re.compile(r"^python/lib/python3\.\d+/(_sysconfigdata_[^/]*\.py)$")
@@ -203,42 +205,71 @@ def _meta_str(meta: dict[str, object], key: str) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
+IMPORT_RECORD = "import.json"  # beside a cached import: the archive's name and sha256
+FINGERPRINT_FORMAT = 2  # 2: every kept file of the prefix, and the archive's recorded sha256
+
+
 def prefix_fingerprint(info: PrefixInfo) -> str:
-    """A cheap key for an installed prefix: sizes and mtimes of the files that matter, plus the
-    host's library cache (vendored libraries come from there) and builder's version."""
+    """A cheap key for an installed prefix: path, size and mtime of every file the import keeps
+    (an added, removed or edited file gives another key), plus the host's library cache
+    (vendored libraries come from there) and builder's version."""
     root = info.root
-    stdlib = root / "lib" / f"python{info.minor}"
-    paths = [
-        root / "bin" / info.exe_name,
-        root / "include" / f"python{info.minor}" / "patchlevel.h",
-        Path("/etc/ld.so.cache"),
-    ]
-    paths += sorted((root / "lib").glob("libpython*"))
-    paths += sorted(stdlib.glob("_sysconfigdata_*.py"))
-    paths += sorted((stdlib / "lib-dynload").glob("*"))
-    paths += sorted((stdlib / "site-packages").glob("pip-*.dist-info"))
-    stats = []
-    for path in paths:
+    stats: list[list[object]] = []
+    for parts, path in kept_files(info):
         with contextlib.suppress(OSError):
-            st = path.stat()
-            stats.append([str(path), st.st_size, st.st_mtime_ns])
+            st = path.lstat()
+            stats.append(["/".join(parts), st.st_size, st.st_mtime_ns, st.st_mode])
+    with contextlib.suppress(OSError):
+        st = Path("/etc/ld.so.cache").stat()
+        stats.append(["/etc/ld.so.cache", st.st_size, st.st_mtime_ns, st.st_mode])
     record = {"builder": __version__, "format": IMPORT_FORMAT_VERSION,
-              "prefix": str(root.resolve()), "files": stats}
+              "fingerprint": FINGERPRINT_FORMAT, "prefix": str(root.resolve()), "files": stats}
     return hashlib.sha256(canonical_json(record).encode()).hexdigest()[:32]
 
 
-def interpreter_from(path: Path, *, cache_dir: Path) -> InterpreterSource:
+def _cached_import(archive: Path, log: Callable[[str], None]) -> str | None:
+    """The sha256 of a cached import when it still has the bytes recorded when it was made;
+    else None (and the damaged entry is removed, with a message)."""
+    record_path = archive.parent / IMPORT_RECORD
+    if not archive.is_file():
+        return None
+    try:
+        record = json.loads(record_path.read_text(encoding="utf-8"))
+        recorded = record["sha256"] if record.get("archive") == archive.name else None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        recorded = None
+    actual = sha256_file(archive)
+    if isinstance(recorded, str) and actual == recorded:
+        return actual
+    log(f"warning: the cached import {archive} does not have the sha256 recorded when it was "
+        f"made (recorded {recorded}, found {actual}): importing the prefix again")
+    archive.unlink()
+    record_path.unlink(missing_ok=True)
+    return None
+
+
+def interpreter_from(path: Path, *, cache_dir: Path,
+                     log: Callable[[str], None] = lambda _msg: None) -> InterpreterSource:
     """``--python-from``: an archive is used as is; an installed CPython prefix is imported (once
-    per unchanged prefix) into ``cache_dir/imported/``."""
+    per unchanged prefix) into ``cache_dir/imported/``. A cached import is hashed each time it
+    is used and must match the sha256 recorded when it was made; that hash is the one the
+    build records."""
     if path.is_dir():
         info = probe_prefix(path)
         out_dir = cache_dir / "imported" / prefix_fingerprint(info)
         archive = out_dir / imported_filename(info)
-        if archive.is_file():
-            return InterpreterSource(archive=archive, sha256=sha256_file(archive),
+        digest = _cached_import(archive, log)
+        if digest is not None:
+            return InterpreterSource(archive=archive, sha256=digest,
                                      python_version=info.python_version, triple=info.triple,
                                      origin="imported")
         imported = import_runtime(path, out_dir)
+        try:
+            atomic_write_text(out_dir / IMPORT_RECORD, canonical_json(
+                {"archive": imported.path.name, "sha256": imported.sha256}))
+        except OSError as exc:
+            raise BuilderError(f"cannot write to the cache: {exc.strerror or exc}",
+                               where=str(out_dir), hint=CACHE_HINT) from exc
         return InterpreterSource(archive=imported.path, sha256=imported.sha256,
                                  python_version=imported.python_version, triple=imported.triple,
                                  origin="imported")

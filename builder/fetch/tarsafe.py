@@ -8,10 +8,12 @@ ignores owners. Foreign errors (tarfile, gzip, zstandard, the file system) are w
 from __future__ import annotations
 
 import contextlib
+import gzip
 import tarfile
 import zlib
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
+from typing import BinaryIO, cast
 
 import zstandard
 
@@ -19,6 +21,7 @@ from builder.errors import BuilderError
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+CHUNK = 1 << 20
 
 TAR_ERRORS: tuple[type[BaseException], ...] = (
     tarfile.TarError, zlib.error, EOFError, zstandard.ZstdError, OSError,
@@ -39,22 +42,37 @@ def _compression(head: bytes) -> str:
 
 @contextlib.contextmanager
 def open_tar_stream(archive: Path) -> Iterator[tarfile.TarFile]:
-    """Open ``archive`` for one sequential pass, whatever its compression (by magic bytes)."""
+    """Open ``archive`` for one sequential pass, whatever its compression (by magic bytes).
+
+    When the pass ends normally the decompressed stream is read to its end, so the gzip CRC and
+    length (and zstd's frame checksum) are checked: tar stops at its end-of-archive blocks,
+    before the compression trailer, and would otherwise accept a corrupted archive."""
     try:
         with archive.open("rb") as raw:
             kind = _compression(raw.read(4))
             raw.seek(0)
+            stream: BinaryIO
             if kind == "zst":
-                reader = zstandard.ZstdDecompressor().stream_reader(raw)
-                with reader, tarfile.open(fileobj=reader, mode="r|") as tar:
-                    yield tar
+                stream = zstandard.ZstdDecompressor().stream_reader(raw)
+            elif kind == "gz":
+                stream = cast(BinaryIO, gzip.GzipFile(fileobj=raw, mode="rb"))
             else:
-                with tarfile.open(fileobj=raw, mode="r|gz" if kind == "gz" else "r|") as tar:
-                    yield tar
+                stream = raw
+            with stream, tarfile.open(fileobj=stream, mode="r|") as tar:
+                yield tar
+                _drain(stream)
     except BuilderError:
         raise
     except TAR_ERRORS as exc:
-        raise BuilderError(f"cannot read archive: {exc}", where=str(archive)) from exc
+        raise BuilderError(f"cannot read archive: {exc}", where=str(archive),
+                           hint="the file is damaged or truncated; fetch or make it again"
+                           ) from exc
+
+
+def _drain(stream: BinaryIO) -> None:
+    """Read to the end of the (decompressed) stream: its checksums are verified there."""
+    while stream.read(CHUNK):
+        pass
 
 
 def check_member_name(name: str, *, where: str) -> PurePosixPath:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from builder.errors import BuilderError, HashMismatchError
-from builder.fsutil import sha256_file
+from builder.fsutil import rmtree, sha256_file
 from builder.lock.model import LockedPackage, TargetLock
 from builder.lock.resolve import (
     CommandRunner,
@@ -71,6 +71,8 @@ def fetch_packages(
     log: Callable[[str], None] = lambda _msg: None,
 ) -> tuple[Path, ...]:
     """``fetch_wheels`` for any set of locked packages (a kernels' wheelhouse: another Python)."""
+    for package in packages:
+        _clear_damaged(cache_path(cache_dir, package), log)
     missing = [p for p in packages if not cache_path(cache_dir, p).is_file()]
     if missing:
         log(f"downloading {len(missing)} of {len(packages)} wheels for {triple} "
@@ -83,6 +85,25 @@ def fetch_packages(
         verify_wheel(path, package, where=str(path))
         paths.append(path)
     return tuple(paths)
+
+
+def _clear_damaged(path: Path, log: Callable[[str], None]) -> None:
+    """A cache entry that is not a regular file (a directory, a FIFO, a dangling link put there
+    by hand or by a crash) is removed, so it is downloaded again."""
+    if not (path.is_symlink() or path.exists()) or (path.is_file() and not path.is_symlink()):
+        return
+    log(f"warning: the cache entry {path} is not a regular file: removing it to download the "
+        "wheel again")
+    try:
+        if path.is_dir() and not path.is_symlink():
+            rmtree(path)
+        else:
+            path.unlink()
+    except OSError as exc:
+        raise BuilderError(f"cannot remove a damaged cache entry: {exc.strerror or exc}",
+                           where=str(path),
+                           hint="remove it by hand, or choose another cache with "
+                           "BUILDER_CACHE_DIR") from None
 
 
 def _download(

@@ -92,10 +92,11 @@ def lock_recipe(
     return LockResult(lock=lock, path=path, seconds=seconds)
 
 
-def load_fresh_lock(recipe: Recipe, *, lock_dir: Path) -> Lock:
-    """The committed lock, refused when the recipe changed since it was made."""
+def load_fresh_lock(recipe: Recipe, *, lock_dir: Path, upgrade: bool = False) -> Lock:
+    """The committed lock, refused when the recipe changed since it was made (or when it is
+    not intact: see ``codec.read_lock``)."""
     command = refresh_command(recipe)
-    lock = read_lock(lock_dir, refresh_command=command)
+    lock = read_lock(lock_dir, refresh_command=command, upgrade=upgrade)
     if lock.recipe_digest != lock_digest(recipe) or lock.recipe_name != recipe.name:
         raise BuilderError(
             "the lock is stale: the recipe's requirements, runtime or targets changed since it "
@@ -106,3 +107,10 @@ def load_fresh_lock(recipe: Recipe, *, lock_dir: Path) -> Lock:
     if recipe.node is not None:
         check_npm_lock(recipe, lock_dir=lock_dir, recorded=lock.node, refresh_command=command)
     return lock
+
+
+def upgrade_lock(recipe: Recipe, *, lock_dir: Path) -> Path:
+    """``builder lock RECIPE --upgrade``: rewrite a fresh lock of an older format in the
+    current one (adding its integrity digest), offline; every pin is kept as it is."""
+    lock = load_fresh_lock(recipe, lock_dir=lock_dir, upgrade=True)
+    return write_lock(lock, lock_dir, refresh_command=refresh_command(recipe))

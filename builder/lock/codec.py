@@ -2,16 +2,23 @@
 
 ``lock.json`` is the source of truth; each ``.txt`` is derived from it (pip can install it
 with ``--require-hashes``) and its sha256 is recorded so a hand edit is caught.
+
+Integrity: ``lock.json`` carries ``digest``, the sha256 of its own canonical JSON without that
+key. Reading checks it (an edited version, hash or a removed package is refused), checks every
+field later used as a path or URL (``fields``), and that each ``.txt`` says what lock.json says.
+Format 1 locks had no digest: they are refused with the offline upgrade command.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from builder.errors import BuilderError
+from builder.errors import BuilderError, InternalError
 from builder.fsutil import atomic_write_text, canonical_json, sha256_bytes
+from builder.lock import fields
 from builder.lock.model import (
     LOCK_FORMAT_VERSION,
     DebPin,
@@ -26,6 +33,20 @@ from builder.lock.model import (
 )
 
 LOCK_FILE = "lock.json"
+DIGEST_KEY = "digest"
+UPGRADABLE_FORMATS = (1,)  # older formats `builder lock RECIPE --upgrade` rewrites offline
+MAX_LOCK_BYTES = 64 << 20
+
+
+def content_digest(data: dict[str, Any]) -> str:
+    """The lock's integrity digest: sha256 of its canonical JSON without the digest itself."""
+    body = {key: value for key, value in data.items() if key != DIGEST_KEY}
+    return "sha256:" + sha256_bytes(canonical_json(body).encode("utf-8"))
+
+
+def seal(data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` with its integrity digest (re)computed (tools and tests that edit a lock)."""
+    return {**data, DIGEST_KEY: content_digest(data)}
 
 
 def wheelhouse_file(target: str, python: str) -> str:
@@ -141,7 +162,7 @@ def lock_to_dict(lock: Lock, *, requirement_hashes: dict[str, str]) -> dict[str,
                         "url": d.url, "size": d.size, "sha256": d.sha256} for d in debs]
                 for arch, debs in lock.node.build_headers
             }
-    return data
+    return seal(data)
 
 
 def write_lock(lock: Lock, directory: Path, *, refresh_command: str) -> Path:
@@ -176,60 +197,130 @@ class _Reader:
             raise self.fail(f"{where}{key} must be {kind.__name__}")
         return value
 
+    def check(self, reason: str | None, where: str, value: str) -> str:
+        """``value`` when ``reason`` is None, else the refusal naming the field."""
+        if reason is not None:
+            raise self.fail(f"{where} {value!r} {reason}")
+        return value
 
-def read_lock(directory: Path, *, refresh_command: str) -> Lock:
-    path = directory / LOCK_FILE
+    def field(self, data: Any, key: str, where: str, check: Any) -> str:
+        value: str = self.get(data, key, str, where)
+        return self.check(check(value), f"{where}{key}", value)
+
+
+def _sha(value: str) -> str | None:
+    return fields.matches(fields.SHA256, value, "a sha256 digest (64 lowercase hex digits)")
+
+
+def _arch(value: str) -> str | None:
+    return fields.matches(fields.ARCH, value, "an architecture name")
+
+
+@dataclass(frozen=True, slots=True)
+class _Requirements:
+    """One ``.txt`` file lock.json names: checked once the whole lock is known."""
+
+    target: str
+    wheelhouse: str | None  # the minor of a kernels' wheelhouse file
+    entry: dict[str, Any]
+    at: str
+
+
+def _load_json(path: Path, refresh_command: str) -> dict[str, Any]:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        with path.open("rb") as fh:
+            raw = fh.read(MAX_LOCK_BYTES + 1)
     except FileNotFoundError:
         raise BuilderError("no lock found", where=str(path),
                            hint=f"create it with: {refresh_command}") from None
-    except (OSError, ValueError) as exc:
+    except OSError as exc:
+        raise BuilderError(f"cannot read lock: {exc.strerror or exc}", where=str(path),
+                           hint=f"regenerate it with: {refresh_command}") from None
+    if len(raw) > MAX_LOCK_BYTES:
+        raise BuilderError(f"lock file larger than {MAX_LOCK_BYTES >> 20} MiB", where=str(path),
+                           hint=f"regenerate it with: {refresh_command}")
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except ValueError as exc:
         raise BuilderError(f"cannot read lock: {exc}", where=str(path),
                            hint=f"regenerate it with: {refresh_command}") from None
+    if not isinstance(data, dict):
+        raise BuilderError("cannot read lock: not a JSON object", where=str(path),
+                           hint=f"regenerate it with: {refresh_command}")
+    return data
+
+
+def read_lock(directory: Path, *, refresh_command: str, upgrade: bool = False) -> Lock:
+    """The lock in ``directory``, refused unless intact (digest, fields, ``.txt`` files).
+
+    ``upgrade``: also accept a format older than ``LOCK_FORMAT_VERSION`` (no digest yet), for
+    ``builder lock --upgrade`` to rewrite."""
+    path = directory / LOCK_FILE
+    data = _load_json(path, refresh_command)
     r = _Reader(path)
     version = r.get(data, "format_version", int, "")
-    if version != LOCK_FORMAT_VERSION:
+    if version in UPGRADABLE_FORMATS and not upgrade:
+        raise BuilderError(
+            f"lock format_version {version} predates integrity digests (this builder reads "
+            f"format {LOCK_FORMAT_VERSION})", where=str(path),
+            hint=f"upgrade it offline, keeping every pin: {refresh_command} --upgrade "
+            f"(or re-resolve it: {refresh_command})")
+    if version != LOCK_FORMAT_VERSION and version not in UPGRADABLE_FORMATS:
         raise BuilderError(f"unsupported lock format_version {version}", where=str(path),
                            hint=f"regenerate it with: {refresh_command}")
+    lock, requirements = _read_body(r, data)
+    if version == LOCK_FORMAT_VERSION:
+        _check_digest(data, path, refresh_command)
+    for item in requirements:
+        _check_requirements_file(directory, lock, item, refresh_command)
+    return lock
+
+
+def _check_digest(data: dict[str, Any], path: Path, refresh_command: str) -> None:
+    recorded = data.get(DIGEST_KEY)
+    actual = content_digest(data)
+    if recorded != actual:
+        raise BuilderError(
+            "lock.json was changed after builder wrote it: its integrity digest does not match "
+            f"its content\n  recorded: {recorded}\n  content:  {actual}", where=str(path),
+            hint=f"restore it (git checkout) or regenerate it with: {refresh_command}")
+
+
+def _read_body(r: _Reader, data: dict[str, Any]) -> tuple[Lock, list[_Requirements]]:
     recipe = r.get(data, "recipe", dict, "")
     targets = []
+    requirements: list[_Requirements] = []
     for triple, entry in sorted(r.get(data, "targets", dict, "").items()):
+        r.check(fields.matches(fields.TRIPLE, triple, "a target triple"), "targets:", triple)
         at = f"targets.{triple}."
-        pin = r.get(entry, "interpreter", dict, at)
-        size = pin.get("size")
-        interpreter = InterpreterPin(
-            release=r.get(pin, "release", str, at + "interpreter."),
-            python_version=r.get(pin, "python_version", str, at + "interpreter."),
-            triple=r.get(pin, "triple", str, at + "interpreter."),
-            flavor=r.get(pin, "flavor", str, at + "interpreter."),
-            filename=r.get(pin, "filename", str, at + "interpreter."),
-            url=r.get(pin, "url", str, at + "interpreter."),
-            sha256=r.get(pin, "sha256", str, at + "interpreter."),
-            size=size if isinstance(size, int) else None,
-        )
+        interpreter = _read_pin(r, r.get(entry, "interpreter", dict, at), triple,
+                                at + "interpreter.")
         packages = _read_packages(r, r.get(entry, "packages", list, at), at)
         wheelhouse = []
         found = r.get(entry, "wheelhouse", dict, at) if "wheelhouse" in entry else {}
         for minor, item in sorted(found.items(), key=lambda kv: _minor_key(kv[0])):
+            r.check(fields.matches(fields.MINOR, minor, "a Python minor version"),
+                    f"{at}wheelhouse:", minor)
             where = f"{at}wheelhouse.{minor}."
             wheelhouse.append(WheelhouseLock(
                 python=minor,
                 python_version=r.get(item, "python_version", str, where),
                 packages=_read_packages(r, r.get(item, "packages", list, where), where),
             ))
-            _check_requirements_file(directory, r.get(item, "requirements", dict, where),
-                                     refresh_command)
-        target = TargetLock(
+            requirements.append(_Requirements(triple, minor,
+                                              r.get(item, "requirements", dict, where), where))
+        targets.append(TargetLock(
             target=triple,
-            platform_tags=tuple(r.get(entry, "platform_tags", list, at)),
+            platform_tags=tuple(r.check(fields.matches(fields.PLATFORM_TAG, str(tag),
+                                                       "a platform tag"),
+                                        f"{at}platform_tags", str(tag))
+                                for tag in r.get(entry, "platform_tags", list, at)),
             interpreter=interpreter,
             packages=packages,
             wheelhouse=tuple(wheelhouse),
-        )
-        targets.append(target)
-        _check_requirements_file(directory, r.get(entry, "requirements", dict, at),
-                                 refresh_command)
+        ))
+        requirements.append(_Requirements(triple, None, r.get(entry, "requirements", dict, at),
+                                          at))
     lock = Lock(
         recipe_name=r.get(recipe, "name", str, "recipe."),
         recipe_digest=r.get(recipe, "lock_digest", str, "recipe."),
@@ -244,24 +335,49 @@ def read_lock(directory: Path, *, refresh_command: str) -> Lock:
             if package.is_sdist and lock.sdist(package.filename) is None:
                 raise r.fail(f"targets.{target.target}: {package.filename} is a source "
                              "distribution without an entry in sdists")
-    return lock
+    return lock, requirements
+
+
+def _read_pin(r: _Reader, pin: dict[str, Any], triple: str, at: str) -> InterpreterPin:
+    size = pin.get("size")
+    result = InterpreterPin(
+        release=r.field(pin, "release", at, lambda v: fields.matches(
+            fields.VERSION, v, "a release tag")),
+        python_version=r.get(pin, "python_version", str, at),
+        triple=r.get(pin, "triple", str, at),
+        flavor=r.get(pin, "flavor", str, at),
+        filename=r.field(pin, "filename", at, lambda v: fields.matches(
+            fields.INTERPRETER_FILE, v, "a python-build-standalone archive name")),
+        url=r.field(pin, "url", at, fields.url),
+        sha256=r.field(pin, "sha256", at, _sha),
+        size=size if isinstance(size, int) else None,
+    )
+    if result.triple != triple:
+        raise r.fail(f"{at}triple {result.triple!r} is not the target {triple!r}")
+    return result
 
 
 def _read_sdists(r: _Reader, sdists: dict[str, Any]) -> tuple[SdistLock, ...]:
     result = []
     for filename, entry in sorted(sdists.items()):
         at = f"sdists.{filename}."
-        if not is_sdist_filename(filename) or "/" in filename or filename.startswith("."):
+        if not is_sdist_filename(filename) or fields.plain_component(filename):
             raise r.fail(f"sdists: {filename!r} is not a source distribution's file name")
+        name = r.get(entry, "name", str, at)
+        r.check(fields.package_filename(filename, name=name), "sdists:", filename)
         deps = r.get(entry, "build_deps", dict, at)
+        for arch in deps:
+            r.check(_arch(arch), f"{at}build_deps:", arch)
         result.append(SdistLock(
-            name=r.get(entry, "name", str, at),
+            name=name,
             version=r.get(entry, "version", str, at),
             filename=filename,
-            url=r.get(entry, "url", str, at),
-            sha256=r.get(entry, "sha256", str, at),
+            url=r.field(entry, "url", at, fields.url),
+            sha256=r.field(entry, "sha256", at, _sha),
             backend=r.get(entry, "backend", str, at),
-            backend_path=tuple(r.get(entry, "backend_path", list, at)),
+            backend_path=tuple(r.check(fields.relative_path(str(item)), f"{at}backend_path",
+                                       str(item))
+                               for item in r.get(entry, "backend_path", list, at)),
             requires=tuple(r.get(entry, "requires", list, at)),
             build_deps=tuple(
                 (arch, _read_packages(r, items if isinstance(items, list) else [None],
@@ -275,15 +391,20 @@ def _read_sdists(r: _Reader, sdists: dict[str, Any]) -> tuple[SdistLock, ...]:
 def _read_node(r: _Reader, node: dict[str, Any]) -> NodeAppLock:
     toolchain = r.get(node, "toolchain", dict, "node.")
     headers = r.get(node, "build_headers", dict, "node.") if "build_headers" in node else {}
+    for arch in (*toolchain, *headers):
+        r.check(_arch(arch), "node:", arch)
     build_headers = []
     for arch, debs in sorted(headers.items()):
         at = f"node.build_headers.{arch}[]."
         if not isinstance(debs, list):
             raise r.fail(f"node.build_headers.{arch} must be list")
         build_headers.append((arch, tuple(
-            DebPin(package=r.get(d, "package", str, at), version=r.get(d, "version", str, at),
-                   filename=r.get(d, "filename", str, at), url=r.get(d, "url", str, at),
-                   size=r.get(d, "size", int, at), sha256=r.get(d, "sha256", str, at))
+            DebPin(package=r.field(d, "package", at, fields.plain_component),
+                   version=r.get(d, "version", str, at),
+                   filename=r.field(d, "filename", at, lambda v: fields.matches(
+                       fields.DEB_FILE, v, "a Debian package file name")),
+                   url=r.field(d, "url", at, fields.url),
+                   size=r.get(d, "size", int, at), sha256=r.field(d, "sha256", at, _sha))
             for d in debs)))
     return NodeAppLock(
         requirement=r.get(node, "requirement", str, "node."),
@@ -297,17 +418,21 @@ def _read_node(r: _Reader, node: dict[str, Any]) -> NodeAppLock:
 
 
 def _read_packages(r: _Reader, items: list[Any], at: str) -> tuple[LockedPackage, ...]:
-    return tuple(
-        LockedPackage(
-            name=r.get(p, "name", str, at + "packages[]."),
-            version=r.get(p, "version", str, at + "packages[]."),
-            filename=r.get(p, "filename", str, at + "packages[]."),
-            sha256=r.get(p, "sha256", str, at + "packages[]."),
-            via=tuple(r.get(p, "via", list, at + "packages[].")),
-            url=r.get(p, "url", str, at + "packages[].") if isinstance(p, dict) and "url" in p
-            else None,
-        )
-        for p in items
+    return tuple(_read_package(r, p, at + "packages[].") for p in items)
+
+
+def _read_package(r: _Reader, p: Any, at: str) -> LockedPackage:
+    name = r.field(p, "name", at, lambda v: fields.matches(
+        fields.CANONICAL_NAME, v, "a canonical (PEP 503) project name"))
+    return LockedPackage(
+        name=name,
+        version=r.field(p, "version", at, lambda v: fields.matches(
+            fields.VERSION, v, "a version")),
+        filename=r.field(p, "filename", at, lambda v: fields.package_filename(v, name=name)),
+        sha256=r.field(p, "sha256", at, _sha),
+        via=tuple(r.check(fields.text(str(via)), f"{at}via", str(via))
+                  for via in r.get(p, "via", list, at)),
+        url=r.field(p, "url", at, fields.url) if isinstance(p, dict) and "url" in p else None,
     )
 
 
@@ -318,15 +443,35 @@ def _minor_key(minor: str) -> tuple[int, ...]:
         return (1 << 30,)
 
 
-def _check_requirements_file(directory: Path, requirements: dict[str, Any],
+def _requirement_lines(text: str) -> list[str]:
+    """What pip reads of a requirements file: the lines that are not comments."""
+    return [line for line in text.splitlines() if line.strip() and
+            not line.lstrip().startswith("#")]
+
+
+def _check_requirements_file(directory: Path, lock: Lock, item: _Requirements,
                              refresh_command: str) -> None:
-    txt = directory / str(requirements.get("file", ""))
+    target = lock.for_target(item.target)
+    if target is None:
+        raise InternalError(f"requirements of unknown target {item.target}")
+    wheelhouse = next((w for w in target.wheelhouse if w.python == item.wheelhouse), None)
+    expected = (wheelhouse_file(item.target, wheelhouse.python) if wheelhouse is not None
+                else f"{item.target}.txt")
+    named = item.entry.get("file")
+    if named != expected:
+        raise _Reader(directory / LOCK_FILE).fail(
+            f"{item.at}requirements.file is {named!r}, expected {expected!r}")
+    txt = directory / expected
     try:
-        actual = sha256_bytes(txt.read_bytes())
+        data = txt.read_bytes()
     except OSError:
         raise BuilderError("requirements file of the lock is missing", where=str(txt),
                            hint=f"regenerate the lock with: {refresh_command}") from None
-    if actual != requirements.get("sha256"):
+    derived = requirements_text(lock, target, refresh_command=refresh_command,
+                                wheelhouse=wheelhouse)
+    if (sha256_bytes(data) != item.entry.get("sha256")
+            or _requirement_lines(data.decode("utf-8", "replace"))
+            != _requirement_lines(derived)):
         raise BuilderError(
             "requirements file does not match lock.json (edited by hand?)", where=str(txt),
             hint=f"regenerate the lock with: {refresh_command}")

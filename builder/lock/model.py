@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-LOCK_FORMAT_VERSION = 1
+LOCK_FORMAT_VERSION = 2  # 2: lock.json carries its integrity digest
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -55,6 +55,7 @@ from builder.lock.api import default_lock_dir, load_fresh_lock
 from builder.lock.model import Lock, TargetLock
 from builder.pipeline.node import NODE_DIR, NodeStage, build_node_stage
 from builder.pipeline.plan import TargetPlan, plan_target, select_targets
+from builder.pipeline.preflight import check_build_dirs
 from builder.pipeline.sdists import SdistSettings, build_sdists, sdist_sha
 from builder.recipe import Recipe, load_recipe, recipe_to_dict
 from builder.relocate import leftover_error, relocate, scan_for_paths, select_pyc_compiler
@@ -91,6 +92,7 @@ def build(options: BuildOptions, *, log: Callable[[str], None]) -> tuple[BuiltBu
     recipe = load_recipe(options.recipe_path)
     lock_dir = options.lock_dir or default_lock_dir(options.recipe_path, recipe.name)
     lock = load_fresh_lock(recipe, lock_dir=lock_dir)
+    check_build_dirs(out_dir=options.out_dir, cache_dir=options.cache_dir)
     results = []
     for triple in select_targets(recipe, options.targets, host_arch=HOST_ARCH):
         target = lock.for_target(triple)
@@ -111,7 +113,7 @@ def build(options: BuildOptions, *, log: Callable[[str], None]) -> tuple[BuiltBu
 def _interpreter(target: TargetLock, options: BuildOptions, lock: Lock,
                  log: Callable[[str], None]) -> InterpreterSource:
     if options.python_from is not None:
-        source = interpreter_from(options.python_from, cache_dir=options.cache_dir)
+        source = interpreter_from(options.python_from, cache_dir=options.cache_dir, log=log)
         minor = ".".join(source.python_version.split(".")[:2])
         if minor != lock.python:
             raise BuilderError(

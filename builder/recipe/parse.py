@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 import tomlkit
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
-from tomlkit.exceptions import ParseError
+from tomlkit.exceptions import KeyAlreadyPresent, ParseError, TOMLKitError
 
 from builder.errors import BuilderError, InternalError, Problem, ValidationError
 from builder.recipe.locate import Locator
@@ -51,6 +51,13 @@ SCRIPT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 MODULE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 PROJECT_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$")
 MAX_CHECK_TIMEOUT = 3600
+# Sizes. A recipe is a small hand-written file; it is copied into the bundle's manifest, which
+# the agent refuses above 16 MiB (builder.agent.source.MAX_SIDECAR_BYTES): with JSON escaping
+# at most 6 bytes per byte, a 1 MiB recipe always fits.
+MAX_RECIPE_BYTES = 1 << 20
+MAX_STRING = 4096  # characters of any one string value
+MAX_SUMMARY = 1024  # characters of app.summary (one paragraph)
+MAX_ITEMS = 4096  # entries of any one array or table
 
 # table -> allowed keys (a closed set: typos are reported, not ignored)
 SCHEMA_KEYS: dict[str, tuple[str, ...]] = {
@@ -561,6 +568,18 @@ def parse_recipe_text(text: str, *, path: str) -> Recipe:
         raise ValidationError(
             [Problem(path=path, line=exc.line, key="", message=f"TOML syntax error: {exc}")]
         ) from None
+    except KeyAlreadyPresent as exc:  # a key given twice in one table: tomlkit has no line
+        raise ValidationError(
+            [Problem(path=path, line=duplicate_key_line(text), key="",
+                     message=f"TOML syntax error: {exc} (each key may appear once per table)")]
+        ) from None
+    except TOMLKitError as exc:
+        raise ValidationError(
+            [Problem(path=path, line=None, key="", message=f"TOML syntax error: {exc}")]
+        ) from None
+    oversized = _oversized(document, path, Locator(text))
+    if oversized:
+        raise ValidationError(oversized, hint="shorten these values and run the command again")
     data: Mapping[str, Any] = document
     c = _Checker(path, Locator(text))
     for extra in sorted(set(data) - set(SCHEMA_KEYS[""])):
@@ -585,13 +604,82 @@ def parse_recipe_text(text: str, *, path: str) -> Recipe:
                   kernels=kernels, node=node, build=build, checks=checks)
 
 
+_KEY_LINE = re.compile(r"""^\s*(?:"([^"]*)"|'([^']*)'|([A-Za-z0-9_.-]+))\s*=""")
+_TABLE_LINE = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(?:#.*)?$")
+
+
+def duplicate_key_line(text: str) -> int | None:
+    """The line where a key is given a second time in the same table (a best effort: None when
+    the scan cannot tell, e.g. inside a multi-line string)."""
+    seen: set[tuple[str, str]] = set()
+    table = ""
+    for number, line in enumerate(text.splitlines(), start=1):
+        if header := _TABLE_LINE.match(line):
+            table = f"{header.group(1)}#{number}" if line.lstrip().startswith("[[") \
+                else header.group(1)
+            continue
+        if match := _KEY_LINE.match(line):
+            key = (table, next(g for g in match.groups() if g is not None))
+            if key in seen:
+                return number
+            seen.add(key)
+    return None
+
+
+def _oversized(document: Any, path: str, locator: Locator, prefix: str = "") -> list[Problem]:
+    """Every string, array or table of the document larger than the recipe allows."""
+    problems: list[Problem] = []
+
+    def add(key: str, message: str) -> None:
+        problems.append(Problem(path=path, line=locator.line_of(key), key=key, message=message))
+
+    def walk(value: Any, key: str) -> None:
+        if isinstance(value, str):
+            limit = MAX_SUMMARY if key == "app.summary" else MAX_STRING
+            if len(value) > limit:
+                add(key, f"too long: {len(value)} characters (at most {limit})")
+        elif isinstance(value, Mapping):
+            if len(value) > MAX_ITEMS:
+                add(key, f"too many keys: {len(value)} (at most {MAX_ITEMS})")
+                return
+            for name, item in value.items():
+                if len(str(name)) > MAX_STRING:
+                    add(key, f"a key is too long: {len(str(name))} characters (at most "
+                        f"{MAX_STRING})")
+                    continue
+                walk(item, f"{key}.{name}" if key else str(name))
+        elif isinstance(value, list):
+            if len(value) > MAX_ITEMS:
+                add(key, f"too many entries: {len(value)} (at most {MAX_ITEMS})")
+                return
+            for index, item in enumerate(value):
+                walk(item, f"{key}[{index}]")
+
+    walk(document, prefix)
+    return problems
+
+
 def load_recipe(path: Path) -> Recipe:
+    """Read and validate the recipe at ``path``: a regular file of at most 1 MiB of UTF-8
+    (a FIFO, a device or a directory is refused before anything is read)."""
+    hint = "pass the path of a recipe TOML file, e.g. recipes/jupyter-6.toml"
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise BuilderError("recipe not found", where=str(path),
-                           hint="pass the path of a recipe TOML file, e.g. "
-                           "recipes/jupyter-6.toml") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BuilderError(f"cannot read recipe: {exc}", where=str(path)) from None
+        if not path.exists():
+            raise BuilderError("recipe not found", where=str(path), hint=hint)
+        if not path.is_file():
+            raise BuilderError("recipe is not a regular file (a directory, FIFO or device)",
+                               where=str(path), hint=hint)
+        with path.open("rb") as fh:
+            raw = fh.read(MAX_RECIPE_BYTES + 1)
+    except OSError as exc:
+        raise BuilderError(f"cannot read recipe: {exc.strerror or exc}", where=str(path),
+                           hint=hint) from None
+    if len(raw) > MAX_RECIPE_BYTES:
+        raise BuilderError(f"recipe larger than {MAX_RECIPE_BYTES >> 20} MiB", where=str(path),
+                           hint="a recipe is a small hand-written file; check the path")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BuilderError(f"recipe is not UTF-8 text: {exc}", where=str(path),
+                           hint=hint) from None
     return parse_recipe_text(text, path=str(path))

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from builder import __version__
 from builder.elf import ElfInfo, Patchelf, is_elf, read_elf
-from builder.errors import BuilderError, InternalError
+from builder.errors import BuilderError, InternalError, environment_error
 from builder.fsutil import canonical_json, rmtree, sha256_file
 from builder.runtime.hostlibs import HostLibraryFinder
 from builder.runtime.prefix import PLACEHOLDER, PrefixInfo, keep, probe_prefix
@@ -71,6 +71,11 @@ def _walk_kept(info: PrefixInfo) -> Iterator[tuple[tuple[str, ...], Path]]:
             if keep(parts, is_dir=False, minor=info.minor, has_pip=info.has_pip):
                 yield parts, base / name
         dirnames[:] = [d for d in dirnames if not (base / d).is_symlink()]
+
+
+def kept_files(info: PrefixInfo) -> Iterator[tuple[tuple[str, ...], Path]]:
+    """What an import of the prefix reads (for cache keys): the kept files and symlinks."""
+    return _walk_kept(info)
 
 
 def _copy_file(src: Path, dest: Path) -> None:
@@ -174,7 +179,9 @@ def _build(
         stage_prefix(info, tree)
         rewrite_texts(info, tree)
     except OSError as exc:
-        raise BuilderError(f"cannot copy the installation: {exc}", where=str(info.root)) from exc
+        found = environment_error(exc)
+        raise BuilderError(f"cannot copy the installation: {found.what}",
+                           where=found.where or str(info.root), hint=found.hint) from exc
     plan = plan_vendoring(
         _read_tree(staging),
         provided=_libdir_names(staging),
@@ -191,7 +198,8 @@ def _build(
         (tree / "PYTHON.json").write_text(_python_json(info, plan), encoding="utf-8")
         digest = write_tar_gz(staging, TOP, dest, mtime=mtime)
     except OSError as exc:
-        raise BuilderError(f"cannot write the archive: {exc}", where=str(dest)) from exc
+        raise BuilderError(f"cannot write the archive: {exc.strerror or exc}", where=str(dest),
+                           hint=environment_error(exc).hint) from exc
     return plan, dest, digest
 
 

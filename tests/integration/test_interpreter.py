@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import tarfile
@@ -225,3 +226,18 @@ def test_imported_tree_is_self_contained(imported: Imported, extracted: Path) ->
     assert site[:2] == ["README.txt", "pip"]
     assert len(site) == 3 and site[2].startswith("pip-") and site[2].endswith(".dist-info")
     assert os.readlink(extracted / "bin/python3") == "python3.11"
+
+
+def test_a_tampered_cached_import_is_imported_again(imported: Imported, tmp_path: Path) -> None:
+    """The real cache of a real prefix: an archive changed after it was made is not used."""
+    cache = tmp_path / "cache"
+    shutil.copytree(imported.cache, cache)
+    archive = cache / imported.source.archive.relative_to(imported.cache)
+    with archive.open("ab") as fh:
+        fh.write(b"\0" * 512)  # e.g. another member appended
+    messages: list[str] = []
+    again = interpreter_from(imported.prefix, cache_dir=cache, log=messages.append)
+    assert [m.split(" (recorded")[0] for m in messages] == [
+        f"warning: the cached import {archive} does not have the sha256 recorded when it was "
+        "made"]
+    assert again.sha256 == imported.source.sha256 == sha256_of(again.archive)

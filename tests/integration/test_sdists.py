@@ -19,6 +19,8 @@ import pytest
 from conftest import PBS_RELEASE, run_builder
 from test_build import extract, minimal_env
 
+from builder.lock.codec import seal
+
 pytestmark = pytest.mark.integration
 
 SETUPTOOLS = "setuptools==80.9.0"
@@ -192,7 +194,7 @@ def test_a_native_sdist_is_refused_for_another_architecture(
     (mirror / PBS_RELEASE).mkdir(parents=True)
     shutil.copy(runtime_archive, mirror / PBS_RELEASE / pin["filename"])
     try:
-        lock_path.write_text(json.dumps(data))
+        lock_path.write_text(json.dumps(seal(data)))  # a deliberate edit
         proc = build(project, builder_cache, tmp_path / "arm", Path(""), "--target", ARM,
                      env={"BUILDER_PBS_MIRROR": str(mirror)})
     finally:

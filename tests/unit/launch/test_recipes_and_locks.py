@@ -81,9 +81,11 @@ def test_only_the_wheelhouse_of_kernels_stales_the_lock() -> None:
 def _lock() -> Lock:
     pin = InterpreterPin(release="20240107", python_version="3.11.7",
                          triple="x86_64-unknown-linux-gnu", flavor="install_only",
-                         filename="c.tar.gz", url="https://example.invalid/c", sha256="a" * 64,
+                         filename="cpython-3.11.7+20240107-x86_64-unknown-linux-gnu-install_only.tar.gz",
+                         url="https://example.invalid/c", sha256="a" * 64,
                          size=1)
-    package = LockedPackage(name="ipykernel", version="6.29.5", filename="ipykernel.whl",
+    package = LockedPackage(name="ipykernel", version="6.29.5",
+                            filename="ipykernel-6.29.5-py3-none-any.whl",
                             sha256="b" * 64, via=("-r recipe",))
     target = TargetLock(target="x86_64-unknown-linux-gnu", platform_tags=("manylinux2014_x86_64",),
                         interpreter=pin, packages=(package,),

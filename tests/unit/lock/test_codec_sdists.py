@@ -15,7 +15,8 @@ from builder.lock.model import Lock, LockedPackage, SdistLock
 
 SDIST = LockedPackage(name="demo", version="1.0", filename="demo-1.0.tar.gz", sha256="d" * 64,
                       via=("-r recipe",), url="https://files.example/demo-1.0.tar.gz")
-SETUPTOOLS = LockedPackage(name="setuptools", version="80.0", filename="setuptools.whl",
+SETUPTOOLS = LockedPackage(name="setuptools", version="80.0",
+                           filename="setuptools-80.0-py3-none-any.whl",
                            sha256="e" * 64, via=("-r recipe",))
 
 
@@ -64,6 +65,11 @@ def _edit(tmp_path: Path, change) -> None:  # type: ignore[no-untyped-def]
          "an entry in sdists"),
         (lambda d: d["sdists"].update({"../../x.tar.gz": d["sdists"].pop("demo-1.0.tar.gz")}),
          "sdists: '../../x.tar.gz' is not a source distribution's file name"),
+        (lambda d: d["sdists"]["demo-1.0.tar.gz"].update(backend_path=["../.."]),
+         "sdists.demo-1.0.tar.gz.backend_path '../..' must be a relative path inside the "
+         "source tree"),
+        (lambda d: d["sdists"]["demo-1.0.tar.gz"].update(url="file:///x y.tar.gz"),
+         "sdists.demo-1.0.tar.gz.url 'file:///x y.tar.gz' must not contain spaces"),
         (lambda d: d["sdists"]["demo-1.0.tar.gz"].pop("backend"),
          "missing sdists.demo-1.0.tar.gz.backend"),
         (lambda d: d["sdists"]["demo-1.0.tar.gz"]["build_deps"].update({"x86_64": "x"}),

@@ -20,8 +20,9 @@ from builder.node.lockfile import read_node_lock, root_package_json
 from builder.recipe import Recipe, lock_digest, parse_recipe_text
 
 SHA512 = "sha512-" + "A" * 86 + "=="
-ZIG = {arch: LockedPackage(name="ziglang", version="0.17.1", filename=f"ziglang-{arch}.whl",
-                           sha256=arch[0] * 64, via=("-r recipe",))
+ZIG = {arch: LockedPackage(name="ziglang", version="0.17.1",
+                           filename=f"ziglang-0.17.1-py3-none-manylinux_2_12_{arch}.whl",
+                           sha256=("a" if arch == "aarch64" else "f") * 64, via=("-r recipe",))
        for arch in ("aarch64", "x86_64")}
 
 
@@ -59,8 +60,8 @@ class FakePip:
         report = {"install": [{
             "metadata": {"name": "ziglang", "version": "0.17.1", "requires_dist": []},
             "requested": True,
-            "download_info": {"url": f"https://files.invalid/ziglang-{arch}.whl",
-                              "archive_info": {"hashes": {"sha256": arch[0] * 64}}}}]}
+            "download_info": {"url": f"https://files.invalid/{ZIG[arch].filename}",
+                              "archive_info": {"hashes": {"sha256": ZIG[arch].sha256}}}}]}
         report_arg = next(a for a in argv if a.startswith("--report="))
         Path(report_arg.split("=", 1)[1]).write_text(json.dumps(report))
         return subprocess.CompletedProcess(argv, 0, "", "")
@@ -69,7 +70,8 @@ class FakePip:
 def _lock(recipe: Recipe, node: NodeAppLock) -> Lock:
     pin = InterpreterPin(release="20240107", python_version="3.11.7",
                          triple="x86_64-unknown-linux-gnu", flavor="install_only",
-                         filename="cpython.tar.gz", url="https://x.invalid/c.tar.gz",
+                         filename="cpython-3.11.7+20240107-x86_64-unknown-linux-gnu-install_only.tar.gz",
+                         url="https://x.invalid/c.tar.gz",
                          sha256="0" * 64, size=None)
     target = TargetLock(target="x86_64-unknown-linux-gnu", platform_tags=("manylinux_2_28_x86_64",),
                         interpreter=pin, packages=())
@@ -109,7 +111,7 @@ def test_the_node_entry_round_trips_through_lock_json(tmp_path: Path) -> None:
     assert again.node is not None and again.node.headers_for("x86_64") == (deb,)
     assert again.node.headers_for("aarch64") is None
     assert lock_to_dict(again, requirement_hashes={})["node"]["toolchain"]["x86_64"][
-        "filename"] == "ziglang-x86_64.whl"
+        "filename"] == "ziglang-0.17.1-py3-none-manylinux_2_12_x86_64.whl"
     # a recipe without [node] has no key at all (older locks stay byte-identical)
     assert "node" not in lock_to_dict(replace(lock, node=None), requirement_hashes={})
 
