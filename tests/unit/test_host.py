@@ -18,6 +18,6 @@ def test_machine_names_in_triple_spelling(machine: str, arch: str) -> None:
 
 def test_the_host_is_this_machine() -> None:
     arch = machine_arch(platform.machine())
-    assert (HOST_ARCH, HOST_TRIPLE) == (arch, f"{arch}-unknown-linux-gnu")
+    assert (arch, f"{arch}-unknown-linux-gnu") == (HOST_ARCH, HOST_TRIPLE)
     assert arch_of(HOST_TRIPLE) == HOST_ARCH
     assert arch_of("aarch64-unknown-linux-gnu") == "aarch64"
