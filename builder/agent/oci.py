@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from builder.agent.errors import RefusedBundleError
-from builder.agent.extract import Limits
+from builder.agent.extract import Limits, check_record
 from builder.agent.manifest_check import (
     CheckedManifest,
     Counted,
@@ -35,6 +35,7 @@ from builder.agent.manifest_check import (
     check_manifest,
     check_sizes,
 )
+from builder.bundle.record import RECORD_FILE, Item, hash_file, scan
 from builder.errors import BuilderError, HashMismatchError
 from builder.layout import APP, MANIFEST, SERVICE_DEF
 from builder.oci import pull_bundle
@@ -84,6 +85,13 @@ def pull_entry(image: ImageRef, dest: Path, *, expect: Expectation, options: Oci
                               where=where)
     counted = scan_pulled(dest, limits, where=where)
     check_sizes(manifest, counted, where=where)
+    found, unreadable = scan(dest)  # every file read again (the layer is not extracted here)
+    record_file = dest / RECORD_FILE
+    if record_file.is_file() and not record_file.is_symlink():
+        found[RECORD_FILE] = Item("f", 0o644, record_file.stat().st_size, hash_file(record_file))
+    if unreadable:
+        raise _refuse(f"cannot read what was pulled: {unreadable[0]}", where)
+    check_record(manifest, dest, found, where=where)
     return manifest, counted
 
 
