@@ -108,6 +108,54 @@ def extract_bundle(
                              service_def_bytes=state.service_def_bytes)
 
 
+@dataclass(slots=True)
+class LayerExtraction:
+    """Extracts an OCI layer (the bundle's ``app/`` re-rooted at ``/``) into ``app/`` with the
+    same per-member checks as an archive, during the extraction: names, types, set-id bits,
+    parents, symlinks, and the byte and file budget of the already checked ``manifest``. A
+    hostile member is refused before it is written, and nothing after it is read. Called by
+    :func:`builder.oci.pull_bundle` with the layer's uncompressed stream."""
+
+    manifest: CheckedManifest
+    limits: Limits
+    where: str
+    state: _State | None = None
+
+    def __call__(self, stream: IO[bytes], app: Path) -> None:
+        dest = app.parent
+        state = _State(dest=dest, dest_str=str(dest), where=self.where, limits=self.limits,
+                       kinds={APP: "dir"}, links=[], budget_bytes=self.manifest.unpacked_bytes,
+                       budget_files=self.manifest.files)
+        state.found[APP] = Item("d", 0o755)
+        self.state = state
+        with tarfile.open(fileobj=stream, mode="r|") as tar:
+            while (member := tar.next()) is not None:
+                name = _layer_member_name(member.name, state)
+                if name is not None:
+                    member.name = name
+                    _extract_member(tar, member, state)
+                cast(Any, tar).members.clear()
+        _check_links_resolve_inside(state)
+
+    def counted(self, service_def_bytes: int | None) -> Counted:
+        if self.state is None:
+            raise RefusedBundleError("the layer was not extracted", where=self.where)
+        return Counted(app_files=self.state.app_files, app_bytes=self.state.app_bytes,
+                       service_def_bytes=service_def_bytes)
+
+
+def _layer_member_name(name: str, state: _State) -> str | None:
+    """``x/y`` -> ``app/x/y``; ``.`` (the layer's root, app/ itself) -> None."""
+    try:
+        path = check_member_name(name, where=state.where)
+    except UnsafeMemberError as exc:
+        raise _refuse(state, exc.what) from exc
+    if any(part.startswith(".wh.") for part in path.parts):
+        raise _refuse(state, f"whiteout entry {name!r}: not a layer builder made")
+    rel = path.as_posix()
+    return None if rel in ("", ".") else f"{APP}/{rel}"
+
+
 def _refuse(state: _State, what: str) -> RefusedBundleError:
     return RefusedBundleError(what, where=state.where)
 
