@@ -167,6 +167,28 @@ class _Pace:
 _PACE_HINT = "try again or another mirror; the limits are configurable (see the README)"
 
 
+class PacedReader:
+    """A response body bounded by ``deadlines``: reads return what one read of the socket gives
+    (a trickle is seen as it trickles), and the overall deadline and minimum rate are checked
+    after each. For other HTTP clients than :func:`fetch_to` (the registry's)."""
+
+    def __init__(self, stream: BinaryIO, deadlines: Deadlines, source: str) -> None:
+        _set_read_timeout(stream, deadlines.read)
+        self.stream = stream
+        self._read = getattr(stream, "read1", None) or stream.read
+        now = time.monotonic()
+        self.pace = _Pace(deadlines, started=now, window_start=now)
+        self.source = source
+
+    def read(self, size: int = -1) -> bytes:
+        data: bytes = self._read(CHUNK if size is None or size < 0 else size)
+        self.pace.check(len(data), self.source)
+        return data
+
+    def close(self) -> None:
+        self.stream.close()
+
+
 def _read_chunks(opened: _Opened, source: str,
                  deadlines: Deadlines | None = None) -> Iterator[bytes]:
     received = 0

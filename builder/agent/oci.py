@@ -40,6 +40,7 @@ from builder.agent.manifest_check import (
 from builder.bundle.record import Item, hash_file
 from builder.errors import BuilderError, HashMismatchError
 from builder.layout import APP, MANIFEST, SERVICE_DEF
+from builder.net import Deadlines
 from builder.oci import pull_bundle
 from builder.oci.http import Http, UrllibHttp
 from builder.oci.model import ANN_MANIFEST, digest_of
@@ -68,7 +69,7 @@ def pull_entry(image: ImageRef, dest: Path, *, expect: Expectation, options: Oci
     """Pull ``image`` (pinned by digest) into ``dest`` (must not exist) and check it whole."""
     if image.digest is None or image.digest != f"sha256:{expect.sha256}":
         raise BuilderError("an image is installed by its manifest digest only", where=where)
-    http = options.http or UrllibHttp()
+    http = options.http or UrllibHttp(deadlines=Deadlines())  # bounded like archives
     registry = Registry(host=image.api_host, plain_http=options.plain_http, http=http,
                         credentials=options.credentials)
     data, media_type = registry.get_manifest(image.repository, image.digest)

@@ -188,12 +188,14 @@ def _install(args: argparse.Namespace) -> int:
     from builder.agent.oci import OciOptions
     from builder.agent.source import resolve_source
     from builder.net import Deadlines
+    from builder.oci.http import UrllibHttp
 
     for flag in ("connect_timeout", "read_timeout", "deadline"):
         if getattr(args, flag) <= 0:
             raise UsageError(f"--{flag.replace('_', '-')} must be more than 0 seconds")
-    transport = NetAgentTransport(Deadlines(connect=args.connect_timeout, read=args.read_timeout,
-                                            total=args.deadline, min_rate=args.min_rate))
+    deadlines = Deadlines(connect=args.connect_timeout, read=args.read_timeout,
+                          total=args.deadline, min_rate=args.min_rate)
+    transport = NetAgentTransport(deadlines)
     source = resolve_source(args.source, index=args.index, sha256=args.sha256,
                             target=args.target or host_target(), transport=transport)
     if source.image is None and (args.plain_http or args.username or args.password_stdin):
@@ -201,7 +203,8 @@ def _install(args: argparse.Namespace) -> int:
     oci = OciOptions()
     if source.image is not None:
         credentials = env.registry_credentials(args.username, args.password_stdin)
-        oci = OciOptions(plain_http=args.plain_http, credentials=credentials)
+        oci = OciOptions(plain_http=args.plain_http, credentials=credentials,
+                         http=UrllibHttp(timeout=args.connect_timeout, deadlines=deadlines))
     limits = Limits(max_unpacked_bytes=args.max_unpacked_bytes) \
         if args.max_unpacked_bytes else Limits()
     result = install(source, _store(args, lock_timeout=args.lock_timeout), transport=transport,

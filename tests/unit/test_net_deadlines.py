@@ -126,3 +126,17 @@ def test_agent_install_from_a_trickle_fails_and_releases_the_lock(tmp_path: Path
     with held:
         pass
     assert list(store.tmp_dir.iterdir()) == [] and list(store.entries_dir.iterdir()) == []
+
+
+def test_registry_bodies_are_bounded_the_same_way() -> None:
+    from builder.oci.http import HttpRequest, UrllibHttp
+
+    http = UrllibHttp(deadlines=Deadlines(min_rate=10_000, rate_window=0.3))
+    with trickle() as url:
+        response = http.send(HttpRequest(method="GET", url=url))
+        start = time.monotonic()
+        with pytest.raises(NetworkError, match="too slow"):
+            while response.read(1 << 20):
+                pass
+        response.close()
+    assert time.monotonic() - start < 3
