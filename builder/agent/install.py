@@ -65,6 +65,8 @@ class InstallOptions:
     progress: bool = False
     limits: Limits = field(default_factory=Limits)
     oci: OciOptions = field(default_factory=OciOptions)  # for oci:// sources
+    # an entry already in the store: read only the files changed since it was installed (ctime)
+    quick_check: bool = True
 
 
 def install(source: ResolvedSource, store: Store, *, transport: Transport,
@@ -81,7 +83,7 @@ def install(source: ResolvedSource, store: Store, *, transport: Transport,
         if record is None:
             record = _install_locked(source, store, transport, options, log)
         else:
-            damage = entry_differences(record, store.entry_path(sha))
+            damage = entry_differences(record, store.entry_path(sha), quick=options.quick_check)
             if damage:
                 log(f"the installed entry {sha[:16]} differs from its bundle in "
                     f"{len(damage)} way(s) (first: {damage[0]}); repairing it")

@@ -33,8 +33,14 @@ def entry_problems(record: EntryRecord, entry: Path) -> list[str]:
     return [str(d) for d in entry_differences(record, entry)]
 
 
-def entry_differences(record: EntryRecord, entry: Path) -> list[Difference]:
-    """Every way the entry differs from what was installed (empty: intact)."""
+def entry_differences(record: EntryRecord, entry: Path, *, quick: bool = False
+                      ) -> list[Difference]:
+    """Every way the entry differs from what was installed (empty: intact).
+
+    ``quick``: files whose inode has not changed since the entry was published (ctime older than
+    its record, ``.complete``) are not read; everything else is checked as usual. Catches every
+    change made through the file system (writes, chmod, renames, replacements), not bit rot on
+    the disk; without ``quick`` every file is read."""
     app = entry / APP
     if not app.is_dir() or app.is_symlink():
         return [Difference(APP, "removed", "app/ is missing")]
@@ -45,7 +51,8 @@ def entry_differences(record: EntryRecord, entry: Path) -> list[Difference]:
     if manifest is not None and named is None:
         out.extend(_count_differences(record, entry))
     elif isinstance(named, dict):
-        out.extend(_record_differences(entry, str(named.get("sha256"))))
+        out.extend(_record_differences(entry, str(named.get("sha256")),
+                                       since=_published_ns(entry) if quick else None))
     out.extend(_escaping_links(entry))
     return out
 
@@ -81,7 +88,15 @@ def _manifest(record: EntryRecord, entry: Path) -> tuple[dict[str, Any] | None,
     return manifest, out
 
 
-def _record_differences(entry: Path, expected_sha: str) -> list[Difference]:
+def _published_ns(entry: Path) -> int | None:
+    try:
+        return (entry / RECORD).lstat().st_mtime_ns
+    except OSError:
+        return None
+
+
+def _record_differences(entry: Path, expected_sha: str, *, since: int | None
+                        ) -> list[Difference]:
     path = entry / RECORD_FILE
     try:
         st = path.lstat()
@@ -103,7 +118,7 @@ def _record_differences(entry: Path, expected_sha: str) -> list[Difference]:
         recorded = parse(raw, where=str(path))
     except BuilderError as exc:  # pragma: no cover (its sha256 matched the manifest)
         return [*out, Difference(RECORD_FILE, "content", exc.what)]
-    found, unreadable = scan(entry)
+    found, unreadable = scan(entry, recorded=recorded, unchanged_before_ns=since)
     return out + sorted(unreadable + compare(recorded, found), key=lambda d: d.path)
 
 

@@ -100,11 +100,14 @@ def _walk(root: Path) -> Iterator[str]:
                     yield f"{rel}/{name}"
 
 
-def scan(root: Path, *, normalise_modes: bool = False) -> tuple[dict[str, Item], list[Difference]]:
+def scan(root: Path, *, normalise_modes: bool = False, recorded: dict[str, Item] | None = None,
+         unchanged_before_ns: int | None = None) -> tuple[dict[str, Item], list[Difference]]:
     """What is under ``root`` now (every file read and hashed), and what could not be read.
 
     ``normalise_modes``: record the mode an archive would carry (the build side), not the mode
-    on disk (the verify side)."""
+    on disk (the verify side). ``unchanged_before_ns``: a file whose inode changed (ctime: any
+    write, chmod, rename or replacement sets it, and it cannot be set back) before this instant,
+    with the recorded size, is taken to have the ``recorded`` sha256 without being read."""
     found: dict[str, Item] = {}
     unreadable: list[Difference] = []
     for rel in _walk(root):
@@ -114,7 +117,11 @@ def scan(root: Path, *, normalise_modes: bool = False) -> tuple[dict[str, Item],
         mode = stat.S_IMODE(st.st_mode)
         if normalise_modes:
             mode = 0o755 if kind == "d" or mode & 0o111 else 0o644
-        if kind == "f":
+        if kind == "f" and recorded is not None and unchanged_before_ns is not None \
+                and st.st_ctime_ns < unchanged_before_ns \
+                and (known := recorded.get(rel)) is not None and known.size == st.st_size:
+            found[rel] = Item("f", mode, st.st_size, known.digest)
+        elif kind == "f":
             try:
                 found[rel] = Item("f", mode, st.st_size, hash_file(path))
             except OSError as exc:

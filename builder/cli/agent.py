@@ -79,6 +79,9 @@ def _register_install(cmds: Any) -> None:
                          help="refuse bundles larger than this unpacked (default 32G)")
     install.add_argument("--lock-timeout", type=float, default=3600.0, metavar="SECONDS",
                          help="how long to wait for another agent installing the same bundle")
+    install.add_argument("--check-all", action="store_true",
+                         help="over an existing entry: read every file to check it (default: "
+                         "only files changed since the install, by ctime)")
     install.add_argument("--connect-timeout", type=float, default=30.0, metavar="SECONDS",
                          help="downloads: time to connect and get the response (default 30)")
     install.add_argument("--read-timeout", type=float, default=30.0, metavar="SECONDS",
@@ -157,6 +160,9 @@ def _register_store_commands(cmds: Any) -> None:
             cmd.add_argument("--elf", action="store_true",
                              help="also read every ELF file: architecture and glibc floor")
             cmd.add_argument("--json", action="store_true", help="machine-readable output")
+            cmd.add_argument("--quick", action="store_true",
+                             help="read only files changed since the install (by ctime), as "
+                             "`install` does over an existing entry")
 
     for name, helptext in (("lease", "mark an entry in use while process PID lives"),
                            ("release", "drop a lease")):
@@ -208,7 +214,8 @@ def _install(args: argparse.Namespace) -> int:
     limits = Limits(max_unpacked_bytes=args.max_unpacked_bytes) \
         if args.max_unpacked_bytes else Limits()
     result = install(source, _store(args, lock_timeout=args.lock_timeout), transport=transport,
-                     options=InstallOptions(progress=env.progress(), limits=limits, oci=oci),
+                     options=InstallOptions(progress=env.progress(), limits=limits, oci=oci,
+                                            quick_check=not args.check_all),
                      log=env.log)
     if result.repaired:
         env.log(f"repaired {result.record.name} {result.record.version}: the installed entry "
@@ -389,7 +396,7 @@ def _verify(args: argparse.Namespace) -> int:
     store = _store(args)
     record = store.resolve(args.name)
     entry = store.entry_path(record.sha256)
-    differences = entry_differences(record, entry)
+    differences = entry_differences(record, entry, quick=args.quick)
     elf = elf_problems(entry) if args.elf else []
     if args.json:
         print(json.dumps({"name": record.name, "version": record.version,

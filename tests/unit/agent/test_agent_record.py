@@ -29,6 +29,7 @@ from builder.agent.errors import RefusedBundleError
 from builder.agent.source import resolve_source
 from builder.agent.store import _exchange
 from builder.agent.verify import entry_differences
+from builder.bundle import record as record_module
 from builder.bundle.record import RECORD_FILE, Item, compare, parse, render, scan, write_record
 from builder.cli.main import main
 
@@ -186,15 +187,45 @@ DAMAGE: dict[str, tuple[Callable[[Path], None], str, str]] = {
 }
 
 
+@pytest.mark.parametrize("quick", [False, True], ids=["every-file", "quick"])
 @pytest.mark.parametrize("damage", sorted(DAMAGE))
 def test_verify_names_each_kind_of_damage(installed: tuple[Store, InstallResult, str],
-                                          damage: str) -> None:
+                                          damage: str, quick: bool) -> None:
     _store, result, _ = installed
-    assert entry_differences(result.record, result.path) == []
+    assert entry_differences(result.record, result.path, quick=quick) == []
     apply, path, kind = DAMAGE[damage]
     apply(result.path)
-    found = [(d.path, d.kind) for d in entry_differences(result.record, result.path)]
+    found = [(d.path, d.kind) for d in entry_differences(result.record, result.path, quick=quick)]
     assert (path, kind) in found, found
+
+
+def test_quick_reads_only_files_changed_since_the_install(
+        installed: tuple[Store, InstallResult, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    _store, result, _ = installed
+    read: list[str] = []
+    real = record_module.hash_file
+
+    def counting(path: Path) -> str:
+        read.append(path.name)
+        return real(path)
+
+    monkeypatch.setattr(record_module, "hash_file", counting)
+    complete = result.path / ".complete"
+    published = complete.stat().st_mtime_ns
+    later = published + 10**9
+    os.utime(complete, ns=(later, later))  # as if published a second after the extraction
+    assert entry_differences(result.record, result.path, quick=True) == []
+    assert read == []
+    os.utime(complete, ns=(published, published))
+    _flip_one_byte(result.path / "app/lib/data.txt")  # its ctime: now, after the publication
+    assert [(d.path, d.kind) for d in entry_differences(result.record, result.path,
+                                                         quick=True)] == [
+        ("app/lib/data.txt", "content")]
+    assert "data.txt" in read and len(read) < result.record.files - 1
+    read.clear()
+    entry_differences(result.record, result.path)
+    # every file: app/ but the RECORD (read on its own), and service-def.json
+    assert len(read) == result.record.files
 
 
 def test_verify_writes_nothing(installed: tuple[Store, InstallResult, str]) -> None:
