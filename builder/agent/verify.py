@@ -48,13 +48,12 @@ def entry_differences(record: EntryRecord, entry: Path, *, quick: bool = False
     manifest, manifest_diff = _manifest(record, entry)
     out.extend(manifest_diff)
     named = manifest.get("record") if manifest is not None else None
-    if manifest is not None and named is None:
+    if isinstance(named, dict):  # symlink targets are in the RECORD, which install checked
+        return out + _record_differences(entry, str(named.get("sha256")),
+                                         since=_published_ns(entry) if quick else None)
+    if manifest is not None:
         out.extend(_count_differences(record, entry))
-    elif isinstance(named, dict):
-        out.extend(_record_differences(entry, str(named.get("sha256")),
-                                       since=_published_ns(entry) if quick else None))
-    out.extend(_escaping_links(entry))
-    return out
+    return out + _escaping_links(entry)
 
 
 def _top_level(record: EntryRecord, entry: Path) -> list[Difference]:

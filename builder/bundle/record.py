@@ -86,18 +86,32 @@ def hash_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _walk(root: Path) -> Iterator[str]:
-    """Paths (relative to ``root``) of ``app`` and below and ``service-def.json``; links are not
-    followed; the RECORD and ``manifest.json`` are left out."""
-    if (root / SERVICE_DEF).is_symlink() or (root / SERVICE_DEF).exists():
-        yield SERVICE_DEF
-    if not (root / APP).is_symlink() and (root / APP).is_dir():
-        yield APP
-        for directory, dirnames, filenames in os.walk(root / APP):
-            rel = Path(directory).relative_to(root).as_posix()
-            for name in dirnames + filenames:
-                if f"{rel}/{name}" != RECORD_FILE:
-                    yield f"{rel}/{name}"
+def _walk(root: Path, errors: list[Difference]) -> Iterator[tuple[str, str]]:
+    """(path relative to ``root``, absolute path) of ``app`` and below and ``service-def.json``;
+    links are not followed; the RECORD and ``manifest.json`` are left out. Directories that
+    cannot be listed go to ``errors``."""
+    base = str(root)
+    if os.path.lexists(f"{base}/{SERVICE_DEF}"):
+        yield SERVICE_DEF, f"{base}/{SERVICE_DEF}"
+    app = f"{base}/{APP}"
+    if (root / APP).is_symlink() or not (root / APP).is_dir():
+        return
+    yield APP, app
+    stack = [(APP, app)]
+    while stack:
+        rel, path = stack.pop()
+        try:
+            with os.scandir(path) as listing:
+                children = [(f"{rel}/{e.name}", e.path, e.is_dir(follow_symlinks=False))
+                            for e in listing]
+        except OSError as exc:
+            errors.append(Difference(rel, "unreadable", f"cannot be listed: {exc.strerror}"))
+            continue
+        for child, child_path, is_dir in children:
+            if child != RECORD_FILE:
+                yield child, child_path
+            if is_dir:
+                stack.append((child, child_path))
 
 
 def scan(root: Path, *, normalise_modes: bool = False, recorded: dict[str, Item] | None = None,
@@ -110,9 +124,8 @@ def scan(root: Path, *, normalise_modes: bool = False, recorded: dict[str, Item]
     with the recorded size, is taken to have the ``recorded`` sha256 without being read."""
     found: dict[str, Item] = {}
     unreadable: list[Difference] = []
-    for rel in _walk(root):
-        path = root / rel
-        st = path.lstat()
+    for rel, path in _walk(root, unreadable):
+        st = os.lstat(path)
         kind = _kind_of(st.st_mode)
         mode = stat.S_IMODE(st.st_mode)
         if normalise_modes:
@@ -123,7 +136,7 @@ def scan(root: Path, *, normalise_modes: bool = False, recorded: dict[str, Item]
             found[rel] = Item("f", mode, st.st_size, known.digest)
         elif kind == "f":
             try:
-                found[rel] = Item("f", mode, st.st_size, hash_file(path))
+                found[rel] = Item("f", mode, st.st_size, hash_file(Path(path)))
             except OSError as exc:
                 unreadable.append(Difference(rel, "unreadable",
                                              f"cannot be read: {exc.strerror or exc}"))
@@ -131,7 +144,7 @@ def scan(root: Path, *, normalise_modes: bool = False, recorded: dict[str, Item]
         elif kind == "d":
             found[rel] = Item("d", mode)
         elif kind == "l":
-            found[rel] = Item("l", digest=str(path.readlink()))
+            found[rel] = Item("l", digest=os.readlink(path))  # noqa: PTH115 (str paths: fast)
         else:
             found[rel] = Item("?", mode)
     return found, unreadable
