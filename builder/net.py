@@ -26,6 +26,23 @@ from builder.fsutil import CHUNK, atomic_output
 
 USER_AGENT = f"builder/{__version__}"
 DEFAULT_TIMEOUT = 30.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Deadlines:
+    """How long a transfer may take, so that no source holds a download (and the locks held
+    meanwhile) for as long as it likes. The defaults fail a stalled source after ``read``
+    seconds and a trickling one after ``rate_window`` seconds."""
+
+    connect: float = DEFAULT_TIMEOUT  # to connect and receive the response headers
+    read: float = DEFAULT_TIMEOUT  # the longest silence between two reads of the body
+    total: float = 3600.0  # the whole transfer, whatever its rate
+    min_rate: int = 10 << 10  # bytes/s, averaged over each rate_window
+    rate_window: float = 60.0
+
+    @classmethod
+    def from_timeout(cls, timeout: float) -> Deadlines:
+        return cls(connect=timeout, read=timeout)
 _REMOTE_SCHEMES = ("http", "https")
 
 
@@ -70,6 +87,8 @@ def local_path(source: str) -> Path | None:
 class _Opened:
     stream: BinaryIO
     length: int | None  # bytes announced by the source, when known
+    remote: bool = False
+    started: float = 0.0  # time.monotonic() before connecting
 
 
 def _http_error(source: str, exc: BaseException) -> NetworkError:
@@ -86,7 +105,8 @@ def _http_error(source: str, exc: BaseException) -> NetworkError:
 
 
 @contextlib.contextmanager
-def _open(source: str, *, timeout: float) -> Iterator[_Opened]:
+def _open(source: str, *, deadlines: Deadlines) -> Iterator[_Opened]:
+    started = time.monotonic()
     path = local_path(source)
     if path is not None:
         try:
@@ -101,20 +121,88 @@ def _open(source: str, *, timeout: float) -> Iterator[_Opened]:
     # scheme checked by local_path: only http(s) reaches urllib
     request = urllib.request.Request(source, headers={"User-Agent": USER_AGENT})  # noqa: S310
     try:
-        response = urllib.request.urlopen(request, timeout=timeout)  # noqa: S310
+        response = urllib.request.urlopen(request, timeout=deadlines.connect)  # noqa: S310
     except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
         raise _http_error(source, exc) from exc
     with response:
+        _set_read_timeout(response, deadlines.read)
         header = response.headers.get("Content-Length")
         length = int(header) if header and header.isdigit() else None
-        yield _Opened(response, length)
+        yield _Opened(response, length, remote=True, started=started)
 
 
-def _read_chunks(opened: _Opened, source: str) -> Iterator[bytes]:
+def _set_read_timeout(response: object, seconds: float) -> None:
+    """The body's socket gets the read timeout (urllib uses one timeout for everything)."""
+    sock = getattr(getattr(getattr(response, "fp", None), "raw", None), "_sock", None)
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.settimeout(seconds)
+
+
+@dataclass(slots=True)
+class _Pace:
+    """The overall deadline and the minimum rate, checked after every read."""
+
+    deadlines: Deadlines
+    started: float
+    window_start: float
+    window_bytes: int = 0
+
+    def check(self, count: int, source: str) -> None:
+        now = time.monotonic()
+        d = self.deadlines
+        if now - self.started > d.total:
+            raise NetworkError(f"the transfer took longer than the overall deadline of "
+                               f"{d.total:g} s", where=source, hint=_PACE_HINT)
+        self.window_bytes += count
+        elapsed = now - self.window_start
+        if elapsed >= d.rate_window:
+            if self.window_bytes < d.min_rate * elapsed:
+                raise NetworkError(
+                    f"the source is too slow: {self.window_bytes} bytes in {elapsed:.1f} s, "
+                    f"below the minimum of {d.min_rate} bytes/s", where=source, hint=_PACE_HINT)
+            self.window_start, self.window_bytes = now, 0
+
+
+_PACE_HINT = "try again or another mirror; the limits are configurable (see the README)"
+
+
+class PacedReader:
+    """A response body bounded by ``deadlines``: reads return what one read of the socket gives
+    (a trickle is seen as it trickles), and the overall deadline and minimum rate are checked
+    after each. For other HTTP clients than :func:`fetch_to` (the registry's)."""
+
+    def __init__(self, stream: BinaryIO, deadlines: Deadlines, source: str) -> None:
+        _set_read_timeout(stream, deadlines.read)
+        self.stream = stream
+        self._read = getattr(stream, "read1", None) or stream.read
+        now = time.monotonic()
+        self.pace = _Pace(deadlines, started=now, window_start=now)
+        self.source = source
+
+    def read(self, size: int = -1) -> bytes:
+        data: bytes = self._read(CHUNK if size is None or size < 0 else size)
+        self.pace.check(len(data), self.source)
+        return data
+
+    def close(self) -> None:
+        self.stream.close()
+
+
+def _read_chunks(opened: _Opened, source: str,
+                 deadlines: Deadlines | None = None) -> Iterator[bytes]:
     received = 0
+    # read1: whatever one read of the socket gives, so a trickle is seen as it trickles
+    read = getattr(opened.stream, "read1", None) if opened.remote else None
+    read = read or opened.stream.read
+    pace = None
+    if deadlines is not None and opened.remote:
+        pace = _Pace(deadlines, started=opened.started, window_start=time.monotonic())
     try:
-        while chunk := opened.stream.read(CHUNK):
+        while chunk := read(CHUNK):
             received += len(chunk)
+            if pace is not None:
+                pace.check(len(chunk), source)
             yield chunk
     except (http.client.HTTPException, OSError) as exc:
         raise _http_error(source, exc) from exc
@@ -174,17 +262,20 @@ def fetch_to(
     what: str,
     timeout: float = DEFAULT_TIMEOUT,
     max_bytes: int | None = None,
+    deadlines: Deadlines | None = None,
 ) -> str:
     """Copy ``source`` to ``dest`` and return its sha256.
 
     The bytes go to a sibling temporary file, hashed on the way; ``dest`` appears (atomically)
     only when the hash matches ``expected_sha256`` (if given). A source sending more than
     ``max_bytes`` is cut off while streaming (a hostile server cannot fill the disk). On any
-    failure nothing is left at ``dest``.
+    failure nothing is left at ``dest``. ``deadlines`` (default: ``timeout`` to connect and
+    between reads, and :class:`Deadlines`' overall deadline and minimum rate) bound the time.
     """
     try:
         return _fetch_to(source, dest, expected_sha256=expected_sha256, progress=progress,
-                         what=what, timeout=timeout, max_bytes=max_bytes)
+                         what=what, deadlines=deadlines or Deadlines.from_timeout(timeout),
+                         max_bytes=max_bytes)
     except OSError as exc:  # the local side: creating, writing or renaming under dest's folder
         raise BuilderError(f"cannot write: {exc.strerror or exc}", where=str(dest)) from exc
 
@@ -196,17 +287,17 @@ def _fetch_to(
     expected_sha256: str | None,
     progress: bool,
     what: str,
-    timeout: float,
+    deadlines: Deadlines,
     max_bytes: int | None,
 ) -> str:
     digest = hashlib.sha256()
     received = 0
     expected = expected_sha256.lower() if expected_sha256 else None
-    with atomic_output(dest) as tmp, _open(source, timeout=timeout) as opened:
+    with atomic_output(dest) as tmp, _open(source, deadlines=deadlines) as opened:
         bar = Progress(what=what, total=opened.length, enabled=progress)
         try:
             with tmp.open("wb") as out:
-                for chunk in _read_chunks(opened, source):
+                for chunk in _read_chunks(opened, source, deadlines):
                     received += len(chunk)
                     if max_bytes is not None and received > max_bytes:
                         raise NetworkError(
@@ -232,12 +323,14 @@ def _fetch_to(
     return actual
 
 
-def read_bytes(source: str, *, timeout: float = DEFAULT_TIMEOUT, limit: int = 16 << 20) -> bytes:
+def read_bytes(source: str, *, timeout: float = DEFAULT_TIMEOUT, limit: int = 16 << 20,
+               deadlines: Deadlines | None = None) -> bytes:
     """Read a small source whole (refuses more than ``limit`` bytes)."""
     parts: list[bytes] = []
     size = 0
-    with _open(source, timeout=timeout) as opened:
-        for chunk in _read_chunks(opened, source):
+    deadlines = deadlines or Deadlines.from_timeout(timeout)
+    with _open(source, deadlines=deadlines) as opened:
+        for chunk in _read_chunks(opened, source, deadlines):
             size += len(chunk)
             if size > limit:
                 raise NetworkError(f"larger than the {limit} bytes expected", where=source)

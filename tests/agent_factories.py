@@ -32,6 +32,7 @@ import zstandard
 
 from builder.bundle.archive import write_archive
 from builder.bundle.manifest import InterpreterInfo, Manifest
+from builder.bundle.record import RECORD_FILE, write_record
 from builder.elf import read_elf
 from builder.elf.read import format_version
 
@@ -105,8 +106,9 @@ def tiny_elf(dest: Path) -> Path:
 
 def make_bundle(out: Path, *, name: str = "demo", version: str = "1.0", extra_files: int = 0,
                 file_size: int = 64, elf: Path | None = None, service_def: bool = True,
-                overrides: Mapping[str, Any] | None = None) -> Fabricated:
-    """A valid bundle in ``out`` (``<name>-<version>-<target>-fab.tar.zst`` + sidecar)."""
+                record: bool = True, overrides: Mapping[str, Any] | None = None) -> Fabricated:
+    """A valid bundle in ``out`` (``<name>-<version>-<target>-fab.tar.zst`` + sidecar), with a
+    RECORD as builds write it (``record=False``: as bundles built before RECORDs)."""
     stage = out / f".stage-{name}-{version}"
     app = stage / "app"
     (app / "bin").mkdir(parents=True)
@@ -126,14 +128,17 @@ def make_bundle(out: Path, *, name: str = "demo", version: str = "1.0", extra_fi
         info = read_elf(app / "bin" / "tiny")
         floor = format_version(info.max_glibc) if info.max_glibc else None
         floor_file = "app/bin/tiny"
+    if service_def:
+        (stage / "service-def.json").write_bytes(canonical({"name": name, "prefix": name}))
+    fields: dict[str, Any] = {"glibc_floor": floor, "glibc_floor_file": floor_file}
+    if record:
+        sha, _size, entries = write_record(stage)
+        fields["record"] = {"file": RECORD_FILE, "sha256": sha, "entries": entries}
+    fields.update(overrides or {})
     files = [p for p in app.rglob("*") if p.is_file() and not p.is_symlink()]
-    fields: dict[str, Any] = {"glibc_floor": floor, "glibc_floor_file": floor_file,
-                              **dict(overrides or {})}
     manifest = manifest_dict(name=name, version=version, files=len(files),
                              unpacked_bytes=sum(p.stat().st_size for p in files), **fields)
     (stage / "manifest.json").write_bytes(canonical(manifest))
-    if service_def:
-        (stage / "service-def.json").write_bytes(canonical({"name": name, "prefix": name}))
     archive = out / f"{name}-{version}-{manifest['target']}-fab.tar.zst"
     write_archive(stage, archive)
     shutil.rmtree(stage)

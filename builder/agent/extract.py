@@ -19,12 +19,13 @@ normalised to 0644/0755. On any refusal the caller removes the work directory.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import posixpath
 import stat
 import tarfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, BinaryIO, cast
 
@@ -32,6 +33,7 @@ import zstandard
 
 from builder.agent.errors import RefusedBundleError
 from builder.agent.manifest_check import CheckedManifest, Counted
+from builder.bundle.record import MAX_RECORD_BYTES, RECORD_FILE, Item, compare, parse
 from builder.errors import BuilderError
 from builder.fetch.tarsafe import TAR_ERRORS, UnsafeMemberError, check_member_name
 from builder.fsutil import CHUNK, HashingReader
@@ -61,6 +63,8 @@ class _State:
     service_def_bytes: int | None = None
     budget_bytes: int = 0
     budget_files: int = 0
+    # what was written, as the RECORD describes it (hashed while written)
+    found: dict[str, Item] = field(default_factory=dict)
 
 
 def extract_bundle(
@@ -99,8 +103,57 @@ def extract_bundle(
     if state.kinds.get(APP) not in _DIRS:
         raise RefusedBundleError("the archive has no app/ directory", where=where)
     _check_links_resolve_inside(state)
+    check_record(manifest, state.dest, state.found, where=where)
     return manifest, Counted(app_files=state.app_files, app_bytes=state.app_bytes,
                              service_def_bytes=state.service_def_bytes)
+
+
+@dataclass(slots=True)
+class LayerExtraction:
+    """Extracts an OCI layer (the bundle's ``app/`` re-rooted at ``/``) into ``app/`` with the
+    same per-member checks as an archive, during the extraction: names, types, set-id bits,
+    parents, symlinks, and the byte and file budget of the already checked ``manifest``. A
+    hostile member is refused before it is written, and nothing after it is read. Called by
+    :func:`builder.oci.pull_bundle` with the layer's uncompressed stream."""
+
+    manifest: CheckedManifest
+    limits: Limits
+    where: str
+    state: _State | None = None
+
+    def __call__(self, stream: IO[bytes], app: Path) -> None:
+        dest = app.parent
+        state = _State(dest=dest, dest_str=str(dest), where=self.where, limits=self.limits,
+                       kinds={APP: "dir"}, links=[], budget_bytes=self.manifest.unpacked_bytes,
+                       budget_files=self.manifest.files)
+        state.found[APP] = Item("d", 0o755)
+        self.state = state
+        with tarfile.open(fileobj=stream, mode="r|") as tar:
+            while (member := tar.next()) is not None:
+                name = _layer_member_name(member.name, state)
+                if name is not None:
+                    member.name = name
+                    _extract_member(tar, member, state)
+                cast(Any, tar).members.clear()
+        _check_links_resolve_inside(state)
+
+    def counted(self, service_def_bytes: int | None) -> Counted:
+        if self.state is None:
+            raise RefusedBundleError("the layer was not extracted", where=self.where)
+        return Counted(app_files=self.state.app_files, app_bytes=self.state.app_bytes,
+                       service_def_bytes=service_def_bytes)
+
+
+def _layer_member_name(name: str, state: _State) -> str | None:
+    """``x/y`` -> ``app/x/y``; ``.`` (the layer's root, app/ itself) -> None."""
+    try:
+        path = check_member_name(name, where=state.where)
+    except UnsafeMemberError as exc:
+        raise _refuse(state, exc.what) from exc
+    if any(part.startswith(".wh.") for part in path.parts):
+        raise _refuse(state, f"whiteout entry {name!r}: not a layer builder made")
+    rel = path.as_posix()
+    return None if rel in ("", ".") else f"{APP}/{rel}"
 
 
 def _refuse(state: _State, what: str) -> RefusedBundleError:
@@ -173,6 +226,7 @@ def _extract_member(tar: tarfile.TarFile, member: tarfile.TarInfo, state: _State
         if seen is None:
             _mkdir(state, rel)
         state.kinds[rel] = "dir"
+        state.found[rel] = Item("d", 0o755)
     elif member.issym():
         _symlink(state, rel, member.linkname)
     else:
@@ -214,6 +268,7 @@ def _check_parents(rel: str, state: _State) -> None:
                 raise _refuse(state, f"member below {ancestor}: {rel!r}")
             _mkdir(state, ancestor)
             state.kinds[ancestor] = "implicit-dir"
+            state.found[ancestor] = Item("d", 0o755)
         elif kind == "link":
             raise _refuse(state, f"member written through the symlink {ancestor}: {rel!r}")
         elif kind == "file":
@@ -238,6 +293,7 @@ def _symlink(state: _State, rel: str, linkname: str) -> None:
         raise _refuse(state, f"symlink leaving app/: {rel!r} -> {linkname!r}")
     (state.dest / rel).symlink_to(linkname)
     state.kinds[rel] = "link"
+    state.found[rel] = Item("l", digest=linkname)
     state.links.append(rel)
 
 
@@ -261,8 +317,9 @@ def _regular(tar: tarfile.TarFile, member: tarfile.TarInfo, rel: str,
     if fh is None:  # pragma: no cover (isreg members always have data)
         raise _refuse(state, f"unreadable member {rel!r}")
     mode = 0o755 if member.mode & 0o111 else 0o644
-    written = _write_file(state, rel, fh, mode=mode, limit=member.size)
+    written, digest = _write_file(state, rel, fh, mode=mode, limit=member.size)
     state.kinds[rel] = "file"
+    state.found[rel] = Item("f", mode, written, digest)
     if is_service_def:
         state.service_def_bytes = written
     else:
@@ -271,22 +328,26 @@ def _regular(tar: tarfile.TarFile, member: tarfile.TarInfo, rel: str,
 
 
 def _write_file(state: _State, rel: str, data: bytes | IO[bytes], *, mode: int,
-                limit: int | None = None) -> int:
+                limit: int | None = None) -> tuple[int, str]:
+    """Write one file; returns its size and sha256 (hashed on the way: no second read)."""
     path = f"{state.dest_str}/{rel}"  # rel is normalised and checked: no "..", not absolute
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     written = 0
+    digest = hashlib.sha256()
     with os.fdopen(fd, "wb") as out:
         if isinstance(data, bytes):
             out.write(data)
+            digest.update(data)
             written = len(data)
         else:
             while chunk := data.read(CHUNK):
                 written += len(chunk)
                 if limit is not None and written > limit:  # pragma: no cover (tarfile bounds it)
                     raise _refuse(state, f"member {rel!r} is longer than its header says")
+                digest.update(chunk)
                 out.write(chunk)
         os.fchmod(out.fileno(), mode)
-    return written
+    return written, digest.hexdigest()
 
 
 def _check_links_resolve_inside(state: _State) -> None:
@@ -298,3 +359,28 @@ def _check_links_resolve_inside(state: _State) -> None:
         if resolved != app and not resolved.startswith(app + os.sep):
             raise _refuse(state, f"symlink resolving outside app/ through other links: "
                                  f"{rel!r} -> {str(link.readlink())!r}")
+
+
+def check_record(manifest: CheckedManifest, dest: Path, found: dict[str, Item], *,
+                 where: str) -> None:
+    """The bundle's RECORD (named in manifest.json with its sha256) must describe exactly what
+    was written: every path, type, mode, size and sha256. A bundle without one (built before
+    RECORDs) passes; ``found`` is what the extraction wrote, hashed on the way."""
+    named = manifest.data.get("record")
+    if named is None:
+        return
+    item = found.get(RECORD_FILE)
+    if item is None or item.kind != "f":
+        raise RefusedBundleError(f"manifest.json names {RECORD_FILE}, the bundle has none",
+                                 where=where)
+    if item.size > MAX_RECORD_BYTES or item.digest != named["sha256"]:
+        raise RefusedBundleError(f"{RECORD_FILE} is not the one manifest.json names (sha256 "
+                                 f"{item.digest}, expected {named['sha256']})", where=where)
+    recorded = parse((dest / RECORD_FILE).read_bytes(), where=where)
+    differences = compare(recorded, {p: i for p, i in found.items() if p != RECORD_FILE})
+    if differences:
+        shown = "\n  ".join(str(d) for d in differences[:10])
+        more = f"\n  ... and {len(differences) - 10} more" if len(differences) > 10 else ""
+        raise RefusedBundleError(f"the bundle's RECORD does not describe its contents "
+                                 f"({len(differences)} difference(s)):\n  {shown}{more}",
+                                 where=where)

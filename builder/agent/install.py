@@ -1,13 +1,16 @@
 """``builder agent install``: source -> sha256 checked -> safe extraction -> whole store entry.
 
-Under the entry's lock (so concurrent agents on one node download and extract once, the others
-wait and reuse): leftovers of killed runs are removed, an existing whole entry is reused, or the
-archive is fetched (its sha256 checked while it streams, nothing kept on a mismatch), extracted
-into a sibling work directory with every check of :mod:`builder.agent.extract`, its sizes compared
-with the manifest, and the directory renamed into place with its record written last. An
-``oci://`` image takes the same path with :func:`builder.agent.oci.pull_entry` (the manifest
-digest checked first, ``builder.oci.pull_bundle`` into the work directory) in place of the
-archive's fetch and extraction.
+Under the entry's lock (so concurrent agents on one node download and extract once, the others wait
+and reuse): leftovers of killed runs are removed, an existing whole entry is verified
+(:mod:`builder.agent.verify`: every file's sha256 and mode against the bundle's RECORD) and reused,
+or, when it differs in any way, installed again beside it and swapped in; or the archive is fetched
+(its sha256 checked while it streams, nothing kept on a mismatch), extracted into a sibling work
+directory with every check of :mod:`builder.agent.extract` (each file hashed as it is written and
+compared with the RECORD), its sizes compared with the manifest, and the directory renamed into
+place with its record written last. An ``oci://`` image takes the same path with
+:func:`builder.agent.oci.pull_entry` (the manifest digest checked first,
+``builder.oci.pull_bundle`` into the work directory) in place of the archive's fetch and
+extraction.
 """
 
 from __future__ import annotations
@@ -26,23 +29,26 @@ from builder.agent.manifest_check import CheckedManifest, Counted, check_manifes
 from builder.agent.oci import OciOptions, pull_entry
 from builder.agent.source import ResolvedSource, Transport
 from builder.agent.store import EntryRecord, Store, disk_usage
+from builder.agent.verify import entry_differences
+from builder.bundle.record import Difference
 from builder.errors import BuilderError, HashMismatchError
 from builder.fsutil import CHUNK, rmtree
+from builder.layout import MANIFEST
 
 
 @dataclass(frozen=True, slots=True)
 class NetAgentTransport:
-    """The real transport: :mod:`builder.net`."""
+    """The real transport: :mod:`builder.net`, every transfer bounded by ``deadlines``."""
 
-    timeout: float = net.DEFAULT_TIMEOUT
+    deadlines: net.Deadlines = field(default_factory=net.Deadlines)
 
     def read_bytes(self, source: str, *, limit: int) -> bytes:
-        return net.read_bytes(source, timeout=self.timeout, limit=limit)
+        return net.read_bytes(source, limit=limit, deadlines=self.deadlines)
 
     def fetch_to(self, source: str, dest: Path, *, expected_sha256: str | None, progress: bool,
                  what: str, max_bytes: int | None = None) -> str:
         return net.fetch_to(source, dest, expected_sha256=expected_sha256, progress=progress,
-                            what=what, timeout=self.timeout, max_bytes=max_bytes)
+                            what=what, max_bytes=max_bytes, deadlines=self.deadlines)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -50,6 +56,8 @@ class InstallResult:
     record: EntryRecord
     path: Path
     fresh: bool  # True when this call extracted the entry, False when it was already there
+    # what was wrong with the entry found in the store, which this call replaced (empty: none)
+    repaired: tuple[Difference, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -57,6 +65,8 @@ class InstallOptions:
     progress: bool = False
     limits: Limits = field(default_factory=Limits)
     oci: OciOptions = field(default_factory=OciOptions)  # for oci:// sources
+    # an entry already in the store: read only the files changed since it was installed (ctime)
+    quick_check: bool = True
 
 
 def install(source: ResolvedSource, store: Store, *, transport: Transport,
@@ -69,17 +79,28 @@ def install(source: ResolvedSource, store: Store, *, transport: Transport,
             log(f"removed leftovers of an interrupted install of {sha[:16]}")
         record = store.record(sha)
         fresh = record is None
+        damage: list[Difference] = []
         if record is None:
             record = _install_locked(source, store, transport, options, log)
+        else:
+            damage = entry_differences(record, store.entry_path(sha), quick=options.quick_check)
+            if damage:
+                log(f"the installed entry {sha[:16]} differs from its bundle in "
+                    f"{len(damage)} way(s) (first: {damage[0]}); repairing it")
+                record = _install_locked(source, store, transport, options, log, replace=True)
         store.touch(sha)
         store.set_name(record)
     with contextlib.suppress(BuilderError, OSError):  # best effort: other entries' leftovers
         store.discard_all_leftovers()
-    return InstallResult(record=record, path=store.entry_path(sha), fresh=fresh)
+    return InstallResult(record=record, path=store.entry_path(sha), fresh=fresh,
+                         repaired=tuple(damage))
 
 
 def _install_locked(source: ResolvedSource, store: Store, transport: Transport,
-                    options: InstallOptions, log: Callable[[str], None]) -> EntryRecord:
+                    options: InstallOptions, log: Callable[[str], None], *,
+                    replace: bool = False) -> EntryRecord:
+    """A whole new entry beside the store's, then renamed into place (``replace``: swapped
+    with the damaged one in one exchange)."""
     where = source.location
     work = store.work_dir(source.sha256)
     try:
@@ -97,8 +118,12 @@ def _install_locked(source: ResolvedSource, store: Store, transport: Transport,
             disk_bytes=disk_usage(work / "entry"),
             service_def=counted.service_def_bytes is not None,
             installed_at=store.clock(), source=where,
-            oci_reference=None if source.image is None else str(source.image))
-        store.publish(work / "entry", record)
+            oci_reference=None if source.image is None else str(source.image),
+            manifest_sha256=hashlib.sha256((work / "entry" / MANIFEST).read_bytes()).hexdigest())
+        if replace:
+            store.republish(work / "entry", record)
+        else:
+            store.publish(work / "entry", record)
         return record
     except OSError as exc:
         raise BuilderError(f"cannot install: {exc.strerror or exc}",

@@ -10,8 +10,10 @@ the tree is walked: only ``manifest.json``, ``service-def.json`` and ``app/`` at
 that resolve inside ``app/``; modes normalised to 0644/0755 like archive installs; and the
 manifest's ``sizes`` must equal what was written.
 
-The layer itself is extracted by ``pull_bundle`` (tarfile's ``data`` filter plus builder's
-member checks), so its size is compared with the manifest after the extraction, not during it.
+The layer is extracted by ``pull_bundle`` with :class:`builder.agent.extract.LayerExtraction`:
+each member goes through the same checks as an archive member, during the extraction (a hostile
+member is refused before it is written, the manifest's byte and file budget bounds every member),
+and every file is hashed as it is written, for the RECORD check.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from builder.agent.errors import RefusedBundleError
-from builder.agent.extract import Limits
+from builder.agent.extract import LayerExtraction, Limits, check_record
 from builder.agent.manifest_check import (
     CheckedManifest,
     Counted,
@@ -35,8 +37,10 @@ from builder.agent.manifest_check import (
     check_manifest,
     check_sizes,
 )
+from builder.bundle.record import Item, hash_file
 from builder.errors import BuilderError, HashMismatchError
 from builder.layout import APP, MANIFEST, SERVICE_DEF
+from builder.net import Deadlines
 from builder.oci import pull_bundle
 from builder.oci.http import Http, UrllibHttp
 from builder.oci.model import ANN_MANIFEST, digest_of
@@ -65,7 +69,7 @@ def pull_entry(image: ImageRef, dest: Path, *, expect: Expectation, options: Oci
     """Pull ``image`` (pinned by digest) into ``dest`` (must not exist) and check it whole."""
     if image.digest is None or image.digest != f"sha256:{expect.sha256}":
         raise BuilderError("an image is installed by its manifest digest only", where=where)
-    http = options.http or UrllibHttp()
+    http = options.http or UrllibHttp(deadlines=Deadlines())  # bounded like archives
     registry = Registry(host=image.api_host, plain_http=options.plain_http, http=http,
                         credentials=options.credentials)
     data, media_type = registry.get_manifest(image.repository, image.digest)
@@ -77,13 +81,21 @@ def pull_entry(image: ImageRef, dest: Path, *, expect: Expectation, options: Oci
     promised = check_manifest(annotated, expect, where=where)
     _check_room(promised, layer_size, limits, dest.parent, where=where)
     log(f"pulling {where}")
+    layer = LayerExtraction(manifest=promised, limits=limits, where=where)
     pull_bundle(image, dest, plain_http=options.plain_http, credentials=options.credentials,
-                http=http, manifest_data=(data, media_type))
+                http=http, manifest_data=(data, media_type), extract=layer)
     raw = (dest / MANIFEST).read_bytes() if (dest / MANIFEST).is_file() else b""
     manifest = check_manifest(raw, replace(expect, manifest=canonical(promised.data)),
                               where=where)
     counted = scan_pulled(dest, limits, where=where)
     check_sizes(manifest, counted, where=where)
+    if layer.state is None:  # pragma: no cover (pull_bundle extracts or raises)
+        raise _refuse("the layer was not extracted", where)
+    found = dict(layer.state.found)  # hashed while extracted
+    if counted.service_def_bytes is not None:
+        found[SERVICE_DEF] = Item("f", 0o644, counted.service_def_bytes,
+                                  hash_file(dest / SERVICE_DEF))
+    check_record(manifest, dest, found, where=where)
     return manifest, counted
 
 

@@ -24,7 +24,9 @@ entry's lock.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import dataclasses
+import errno
 import json
 import os
 import re
@@ -98,6 +100,8 @@ class EntryRecord:
     source: str
     # ``REGISTRY/REPO@sha256:<sha256>`` for an entry installed from an OCI image, else None
     oci_reference: str | None = None
+    # sha256 of manifest.json as installed (it names the RECORD's hash; it cannot name its own)
+    manifest_sha256: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = {"format_version": RECORD_FORMAT_VERSION, "sha256": self.sha256,
@@ -109,6 +113,8 @@ class EntryRecord:
                 "source": self.source}
         if self.oci_reference is not None:  # archive records stay as they were
             data["oci_reference"] = self.oci_reference
+        if self.manifest_sha256 is not None:
+            data["manifest_sha256"] = self.manifest_sha256
         return data
 
     @classmethod
@@ -235,13 +241,24 @@ class Store:
         atomic_write_text(work_entry / RECORD, canonical_json(record.to_dict()))
         final = self.entry_path(record.sha256)
         work_entry.rename(final)
-        with contextlib.suppress(OSError):
-            fd = os.open(self.entries_dir, os.O_RDONLY | os.O_DIRECTORY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+        _fsync_dir(self.entries_dir)
         return final
+
+    def republish(self, work_entry: Path, record: EntryRecord) -> None:
+        """Put a freshly installed ``work_entry`` in place of the existing (damaged) entry (lock
+        held): the record written last, then one ``renameat2(RENAME_EXCHANGE)`` swaps the two
+        directories, so readers see the old entry or the new one, never a mix or a gap (where
+        the kernel or the file system cannot exchange: the old entry is renamed away first, a
+        short gap but never a half entry). The old tree ends up at ``work_entry``'s path, for
+        the caller to remove."""
+        atomic_write_text(work_entry / RECORD, canonical_json(record.to_dict()))
+        final = self.entry_path(record.sha256)
+        if not _exchange(work_entry, final):
+            aside = work_entry.with_name(work_entry.name + ".old")
+            final.rename(aside)
+            work_entry.rename(final)
+            aside.rename(work_entry)
+        _fsync_dir(self.entries_dir)
 
     def discard_leftovers(self, sha256: str) -> int:
         """Remove what killed runs left for this entry (its lock held); returns how many."""
@@ -420,6 +437,32 @@ class Store:
         return StoreError(f"no entry {ref} in the store", where=str(self.root),
                           hint=f"installed: {', '.join(have)}" if have
                           else "the store is empty; use `builder agent install`")
+
+
+def _fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+_AT_FDCWD = -100
+_RENAME_EXCHANGE = 2
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two paths (Linux ``renameat2``); False where that is not available."""
+    renameat2 = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
+    if renameat2 is None:
+        return False
+    if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
+        return False
+    raise OSError(code, os.strerror(code), str(b))
 
 
 def _sha_of_tmp(name: str) -> str | None:

@@ -52,6 +52,8 @@ class Manifest:
     node: dict[str, Any] | None = None  # a [node] app: runtime, npm lock, native audit, trim
     file_count: int
     unpacked_bytes: int
+    # the RECORD (builder.bundle.record): {"file", "sha256", "entries"}; None: built without
+    record: dict[str, Any] | None = None
     source_date_epoch: int
     builder_version: str
 
@@ -91,6 +93,7 @@ class Manifest:
             else {"ai.backend.service-ports": self.launch.service_ports},
             **({} if self.node is None else {"node": self.node}),
             "sizes": {"files": self.file_count, "unpacked_bytes": self.unpacked_bytes},
+            **({} if self.record is None else {"record": self.record}),
             "source_date_epoch": self.source_date_epoch,
             "builder_version": self.builder_version,
         }

@@ -73,6 +73,18 @@ def _register_install(cmds: Any) -> None:
                          help="refuse bundles larger than this unpacked (default 32G)")
     install.add_argument("--lock-timeout", type=float, default=3600.0, metavar="SECONDS",
                          help="how long to wait for another agent installing the same bundle")
+    install.add_argument("--check-all", action="store_true",
+                         help="over an existing entry: read every file to check it (default: "
+                         "only files changed since the install, by ctime)")
+    install.add_argument("--connect-timeout", type=float, default=30.0, metavar="SECONDS",
+                         help="downloads: time to connect and get the response (default 30)")
+    install.add_argument("--read-timeout", type=float, default=30.0, metavar="SECONDS",
+                         help="downloads: longest silence between two reads (default 30)")
+    install.add_argument("--deadline", type=float, default=3600.0, metavar="SECONDS",
+                         help="downloads: the whole transfer (default 3600)")
+    install.add_argument("--min-rate", type=byte_size, default=10 << 10, metavar="SIZE",
+                         help="downloads: bytes per second, averaged over each minute, below "
+                         "which a transfer is given up (default 10K)")
     install.add_argument("--plain-http", action="store_true",
                          help="oci://: talk HTTP, not HTTPS (a local test registry)")
     install.add_argument("--username", help="oci://: registry account (with --password-stdin)")
@@ -132,7 +144,8 @@ def _register_store_commands(cmds: Any) -> None:
     listing.set_defaults(handler=_list)
 
     for name, helptext in (("pin", "never evict this entry"), ("unpin", "undo pin"),
-                           ("verify", "recount an entry's files against its record")):
+                           ("verify", "check an entry's files (contents, modes, extra files) "
+                            "against its bundle's RECORD; exit 1 and name each difference")):
         cmd = cmds.add_parser(name, help=helptext)
         cmd.add_argument("name", metavar="NAME", help="NAME, NAME@VERSION or a sha256 prefix")
         store_arg(cmd)
@@ -140,6 +153,10 @@ def _register_store_commands(cmds: Any) -> None:
         if name == "verify":
             cmd.add_argument("--elf", action="store_true",
                              help="also read every ELF file: architecture and glibc floor")
+            cmd.add_argument("--json", action="store_true", help="machine-readable output")
+            cmd.add_argument("--quick", action="store_true",
+                             help="read only files changed since the install (by ctime), as "
+                             "`install` does over an existing entry")
 
     for name, helptext in (("lease", "mark an entry in use while process PID lives"),
                            ("release", "drop a lease")):
@@ -170,8 +187,15 @@ def _install(args: argparse.Namespace) -> int:
     from builder.agent.install import InstallOptions, NetAgentTransport, install
     from builder.agent.oci import OciOptions
     from builder.agent.source import resolve_source
+    from builder.net import Deadlines
+    from builder.oci.http import UrllibHttp
 
-    transport = NetAgentTransport()
+    for flag in ("connect_timeout", "read_timeout", "deadline"):
+        if getattr(args, flag) <= 0:
+            raise UsageError(f"--{flag.replace('_', '-')} must be more than 0 seconds")
+    deadlines = Deadlines(connect=args.connect_timeout, read=args.read_timeout,
+                          total=args.deadline, min_rate=args.min_rate)
+    transport = NetAgentTransport(deadlines)
     source = resolve_source(args.source, index=args.index, sha256=args.sha256,
                             target=args.target or HOST_TRIPLE, transport=transport)
     if source.image is None and (args.plain_http or args.username or args.password_stdin):
@@ -179,17 +203,27 @@ def _install(args: argparse.Namespace) -> int:
     oci = OciOptions()
     if source.image is not None:
         credentials = env.registry_credentials(args.username, args.password_stdin)
-        oci = OciOptions(plain_http=args.plain_http, credentials=credentials)
+        oci = OciOptions(plain_http=args.plain_http, credentials=credentials,
+                         http=UrllibHttp(timeout=args.connect_timeout, deadlines=deadlines))
     limits = Limits(max_unpacked_bytes=args.max_unpacked_bytes) \
         if args.max_unpacked_bytes else Limits()
     result = install(source, _store(args, lock_timeout=args.lock_timeout), transport=transport,
-                     options=InstallOptions(progress=env.progress(), limits=limits, oci=oci),
+                     options=InstallOptions(progress=env.progress(), limits=limits, oci=oci,
+                                            quick_check=not args.check_all),
                      log=env.log)
+    if result.repaired:
+        env.log(f"repaired {result.record.name} {result.record.version}: the installed entry "
+                f"differed from its bundle in {len(result.repaired)} way(s):")
+        for difference in result.repaired[:20]:
+            env.log(f"  {difference}")
+        if len(result.repaired) > 20:
+            env.log(f"  ... and {len(result.repaired) - 20} more")
     if args.json:
         r = result.record
         print(json.dumps({"path": str(result.path), "fresh": result.fresh, "sha256": r.sha256,
                           "name": r.name, "version": r.version, "target": r.target,
-                          "source": r.source, "oci_reference": r.oci_reference},
+                          "source": r.source, "oci_reference": r.oci_reference,
+                          "repaired": [d.to_dict() for d in result.repaired]},
                          indent=2, sort_keys=True))
     else:
         print(result.path)
@@ -351,15 +385,29 @@ def _release(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from builder.agent.verify import elf_problems, entry_problems
+    from builder.agent.verify import elf_problems, entry_differences
 
     store = _store(args)
     record = store.resolve(args.name)
     entry = store.entry_path(record.sha256)
-    problems = entry_problems(record, entry) + (elf_problems(entry) if args.elf else [])
-    for problem in problems:
-        print(f"{record.name}: {problem}")
-    if problems:
+    differences = entry_differences(record, entry, quick=args.quick)
+    elf = elf_problems(entry) if args.elf else []
+    if args.json:
+        print(json.dumps({"name": record.name, "version": record.version,
+                          "sha256": record.sha256, "path": str(entry),
+                          "ok": not (differences or elf),
+                          "differences": [d.to_dict() for d in differences],
+                          "elf_problems": elf}, indent=2, sort_keys=True))
+    else:
+        for difference in differences:
+            print(f"{record.name}: {difference}")
+        for problem in elf:
+            print(f"{record.name}: {problem}")
+        if not (differences or elf):
+            print(f"ok: {record.name} {record.version} ({record.files} files)")
+    if differences or elf:
+        if not args.json:
+            env.log(f"{record.name} {record.version}: {len(differences) + len(elf)} "
+                    "difference(s); `builder agent install` of the same bundle repairs the entry")
         return 1
-    print(f"ok: {record.name} {record.version} ({record.files} files)")
     return 0

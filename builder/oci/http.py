@@ -13,9 +13,9 @@ import urllib.request
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Protocol
+from typing import IO, Protocol, cast
 
-from builder.net import DEFAULT_TIMEOUT, USER_AGENT, NetworkError
+from builder.net import DEFAULT_TIMEOUT, USER_AGENT, Deadlines, NetworkError, PacedReader
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -45,7 +45,8 @@ class Http(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class UrllibHttp:
-    timeout: float = DEFAULT_TIMEOUT
+    timeout: float = DEFAULT_TIMEOUT  # to connect and get the response
+    deadlines: Deadlines | None = None  # bounds response bodies (read timeout, total, rate)
 
     def send(self, request: HttpRequest) -> HttpResponse:
         headers = {"User-Agent": USER_AGENT, **dict(request.headers)}
@@ -73,8 +74,11 @@ class UrllibHttp:
             return HttpResponse(status=exc.code, headers=_lower(exc.headers.items()), stream=exc)
         except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
             raise _unreachable(request.url, exc) from exc
+        stream: IO[bytes] = response
+        if self.deadlines is not None:
+            stream = cast(IO[bytes], PacedReader(response, self.deadlines, request.url))
         return HttpResponse(status=response.status, headers=_lower(response.headers.items()),
-                            stream=response)
+                            stream=stream)
 
 
 def _lower(headers: Iterable[tuple[str, str]]) -> dict[str, str]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import gzip
 import json
 import tarfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO, Any, cast
@@ -35,6 +36,8 @@ from builder.oci.reference import ImageRef, parse_reference
 from builder.oci.registry import Credentials, Registry
 
 LAYER_TMP = ".layer.tmp"
+# writes the members of the layer's uncompressed tar stream into app/ (which exists, empty)
+LayerExtractor = Callable[[IO[bytes], Path], None]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -47,13 +50,16 @@ class _Plan:
 
 def pull_bundle(ref: str | ImageRef, dest_dir: Path, *, plain_http: bool,
                 credentials: Credentials | None = None, http: Http | None = None,
-                manifest_data: tuple[bytes, str] | None = None) -> Path:
+                manifest_data: tuple[bytes, str] | None = None,
+                extract: LayerExtractor | None = None) -> Path:
     """Fetch ``ref`` and write ``manifest.json``, ``service-def.json`` and ``app/`` into
     ``dest_dir`` (created; it must not exist or be empty). Returns ``dest_dir``.
 
     ``manifest_data``: the image manifest and its media type, as the caller already fetched them
     (to check the bundle before the layer download); checked against the pinned digest again
-    rather than fetched twice.
+    rather than fetched twice. ``extract``: what writes the layer's members into ``app/``
+    (default: tarfile with builder's member filter); the agent passes its own, which checks each
+    member against the bundle's manifest while it extracts.
     On any failure ``dest_dir`` is removed again (or emptied, if it existed).
     """
     image = ref if isinstance(ref, ImageRef) else parse_reference(ref)
@@ -67,7 +73,8 @@ def pull_bundle(ref: str | ImageRef, dest_dir: Path, *, plain_http: bool,
         dest_dir.mkdir(parents=True, exist_ok=True)
         layer = dest_dir / LAYER_TMP
         registry.download_blob(image.repository, plan.layer_digest, layer)
-        _extract_layer(layer, plan, dest_dir / APP, where=f"{image}: layer {plan.layer_digest}")
+        _extract_layer(layer, plan, dest_dir / APP, where=f"{image}: layer {plan.layer_digest}",
+                       extract=extract or _filtered_extract)
         layer.unlink()
         for name, text in plan.files:
             (dest_dir / name).write_text(text, encoding="utf-8")
@@ -143,7 +150,13 @@ def _layer_filter(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo:
     return safe_filter(member, dest)
 
 
-def _extract_layer(layer: Path, plan: _Plan, app: Path, *, where: str) -> None:
+def _filtered_extract(stream: IO[bytes], app: Path) -> None:
+    with tarfile.open(fileobj=stream, mode="r|") as tar:
+        tar.extractall(app, filter=_layer_filter)  # noqa: S202 (filtered)
+
+
+def _extract_layer(layer: Path, plan: _Plan, app: Path, *, where: str,
+                   extract: LayerExtractor) -> None:
     app.mkdir()
     try:
         with layer.open("rb") as raw:
@@ -151,8 +164,7 @@ def _extract_layer(layer: Path, plan: _Plan, app: Path, *, where: str) -> None:
             if plan.layer_media_type == MEDIA_LAYER_GZIP:
                 stream = gzip.GzipFile(fileobj=raw, mode="rb")
             reader = HashingReader(stream)
-            with tarfile.open(fileobj=cast(IO[bytes], reader), mode="r|") as tar:
-                tar.extractall(app, filter=_layer_filter)  # noqa: S202 (filtered)
+            extract(cast(IO[bytes], reader), app)
             reader.drain()  # the end-of-archive padding counts too
     except UnsafeMemberError as exc:
         raise UnsafeMemberError(exc.what, where=f"{where}: {exc.where}", hint=exc.hint) from exc

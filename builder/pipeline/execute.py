@@ -20,6 +20,7 @@ from builder import __version__
 from builder.bundle.archive import write_archive
 from builder.bundle.describe import TreeFacts, describe_tree, version_text
 from builder.bundle.manifest import InterpreterInfo, Manifest, PackageInfo
+from builder.bundle.record import RECORD_FILE, write_record
 from builder.check import plan_checks, run_checks
 from builder.elf import Patchelf
 from builder.elf.read import parse_version
@@ -275,6 +276,8 @@ class _Phases:
         s, recipe, target = self.state, self.recipe, self.plan.target
         facts = _describe(recipe, target, s.bundle_root, s.app,
                           origin=self.interpreter.origin, log=self.log)
+        # last write to the tree before the manifest: the RECORD (counted in sizes too)
+        record_sha, record_bytes, record_entries = write_record(s.bundle_root)
         sdist_of = {b.path.name: (n, sdist_sha(target, n)) for n, b in s.built.items()}
         recipe_dict = recipe_to_dict(recipe)
         interpreter = self.interpreter
@@ -307,8 +310,9 @@ class _Phases:
             service=recipe_dict["service"],
             launch=s.launch,
             node=None if s.node is None else s.node.manifest(),
-            file_count=facts.file_count,
-            unpacked_bytes=facts.unpacked_bytes,
+            file_count=facts.file_count + 1,
+            unpacked_bytes=facts.unpacked_bytes + record_bytes,
+            record={"file": RECORD_FILE, "sha256": record_sha, "entries": record_entries},
             source_date_epoch=self.options.source_date_epoch,
             builder_version=__version__,
         )

@@ -150,8 +150,8 @@ def test_busy_leftovers_of_another_entry_are_kept(tmp_path: Path) -> None:
     assert not busy.exists()
 
 
-def test_verify_notices_a_changed_entry(tmp_path: Path) -> None:
-    bundle = make_bundle(tmp_path / "dist")
+def test_verify_recounts_an_entry_without_a_record(tmp_path: Path) -> None:
+    bundle = make_bundle(tmp_path / "dist", record=False)
     store = Store(root=tmp_path / "store")
     result = put(str(bundle.archive), store)
     (result.path / "app" / "lib" / "data.txt").write_bytes(b"changed, and longer\n")

@@ -285,13 +285,14 @@ def test_an_image_not_made_by_builder_push_is_refused(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("members", "annotations", "message"), [
     ([*layer_members()[:-1], M("lib/data.txt", DATA + b"more")], {},
-     "declares 2 files and 30 bytes, the archive holds 2 files and 34 bytes"),
-    ([*layer_members(), M("lib/extra.txt", b"")], {}, "declares 2 files"),
+     "member 'app/lib/data.txt' claims 14 bytes, more than the 10 left of the 30 bytes"),
+    ([*layer_members(), M("lib/extra.txt", b"")], {},
+     "more files than the 2 manifest.json declares (at 'app/lib/extra.txt')"),
     ([*layer_members(), M("lib/hard", type=tarfile.LNKTYPE, linkname="lib/data.txt")], {},
      "hard link refused"),
     (layer_members(), {ANN_FILE_PREFIX + "evil.sh": "#!/bin/sh\n"},
      "unexpected files outside app/: evil.sh"),
-    ([*layer_members(), link("bin/up", "../..")], {}, "outside"),
+    ([*layer_members(), link("bin/up", "../..")], {}, "symlink leaving app/: 'app/bin/up'"),
 ])
 def test_what_the_pull_wrote_is_checked_like_an_archive(
         members: list[M], annotations: dict[str, str], message: str, tmp_path: Path) -> None:
@@ -433,3 +434,49 @@ def test_cli_image_volume_and_refusals(pushed: tuple[Registry, str, Path], tmp_p
     assert main(["agent", "install", str(archive), "--store", str(tmp_path / "s2"),
                  "--plain-http"]) == 2
     assert "for oci:// sources" in capsys.readouterr().err
+
+
+class _Counting(io.BytesIO):
+    """A stream that remembers how far it was read."""
+
+    furthest = 0
+
+    def read(self, size: int | None = -1) -> bytes:
+        data = super().read(size)
+        self.furthest = max(self.furthest, self.tell())
+        return data
+
+
+@pytest.mark.parametrize(("hostile", "message"), [
+    (M("../evil.txt", b"x"), "member leaving the destination: '../evil.txt'"),
+    (M("/etc/evil.txt", b"x"), "member with an absolute path"),
+    (M("lib/null", type=tarfile.CHRTYPE), "device or fifo refused: 'app/lib/null'"),
+    (M("lib/fifo", type=tarfile.FIFOTYPE), "device or fifo refused"),
+    (M("lib/big.bin", b"y" * 4096), "claims 4096 bytes, more than the"),
+    (M("bin/suid", b"x", mode=0o4755), "set-uid/set-gid bit refused"),
+    (M("lib/.wh.data.txt", b""), "whiteout entry"),
+    (link("bin/out", "/etc/passwd"), "symlink to an absolute path"),
+    (M("lib/hard", type=tarfile.LNKTYPE, linkname="lib/data.txt"), "hard link refused"),
+])
+def test_a_hostile_layer_member_is_refused_before_it_or_anything_after_it_is_written(
+        hostile: M, message: str, tmp_path: Path) -> None:
+    """The agent's layer extraction (the one install path) stops at the hostile member: it is not
+    written, the members after it are neither written nor read."""
+    from builder.agent.extract import LayerExtraction
+    from builder.agent.manifest_check import Expectation, check_manifest
+
+    later = [M(f"lib/later{i}.txt", b"z" * 10_000) for i in range(20)]
+    members = [M(".", type=tarfile.DIRTYPE, mode=0o755), *layer_members(), hostile, *later]
+    stream = _Counting(tar_bytes(members))
+    total = len(stream.getvalue())
+    manifest = check_manifest(canonical(manifest_dict()), Expectation(sha256="0" * 64,
+                              vouched_by="test"), where="test")
+    app = tmp_path / "entry" / "app"
+    app.mkdir(parents=True)
+    extraction = LayerExtraction(manifest=manifest, limits=Limits(), where="layer")
+    with pytest.raises(RefusedBundleError, match=re.escape(message)):
+        extraction(stream, app)
+    written = sorted(p.relative_to(app).as_posix() for p in app.rglob("*"))
+    assert written == ["bin", "bin/run", "bin/run-link", "lib", "lib/data.txt"]
+    assert stream.furthest < total - 100_000  # the rest of the layer was never read
+    assert not (tmp_path / "evil.txt").exists() and not (tmp_path / "entry" / "evil.txt").exists()
