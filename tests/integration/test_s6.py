@@ -180,25 +180,27 @@ def _uid(pid: int) -> int:
 
 @pytest.fixture
 def container(s6_root: Path, tmp_path: Path) -> Iterator[object]:
-    """A factory: ``container(name, app, env, old_readme_link=False)`` starts one; all are
-    killed (their PID 1, then everything in their PID namespace) at teardown."""
+    """A factory: ``container(name, app, env, old_readme_link=False, user="0:0")`` starts
+    one (``user``: whom s6-overlay runs as, root or the image's ``USER``; ``/run`` is theirs);
+    all are killed (their PID 1, then everything in their PID namespace) at teardown."""
     started: list[Container] = []
 
-    def start(name: str, app: Path, env: dict[str, str], *, old_readme_link: bool = False
-              ) -> Container:
+    def start(name: str, app: Path, env: dict[str, str], *, old_readme_link: bool = False,
+              user: str = "0:0") -> Container:
         scratch = tmp_path / f"c{len(started)}"
         layer, mount = scratch / "layer", scratch / "root"
         image_layer(layer, s6_root, name, old_readme_link=old_readme_link)
         mount.mkdir()
         q = shlex.quote
         log = scratch / "container.log"
+        uid, gid = user.split(":")
         variables = " ".join(q(f"{k}={v}") for k, v in sorted({"PATH": PATH, **env}.items()))
         script = "\n".join([
             "set -eu", f"M={q(str(mount))}",
             f'mount -t overlay overlay -o lowerdir={q(str(layer))}:{q(str(s6_root))} "$M"',
             'mount -t proc proc "$M/proc"',
             'mount -t tmpfs -o mode=1777,size=256m tmpfs "$M/tmp"',
-            'mount -t tmpfs -o mode=755,size=16m tmpfs "$M/run"',
+            f'mount -t tmpfs -o mode=755,uid={uid},gid={gid},size=16m tmpfs "$M/run"',
             'mount -t tmpfs -o mode=755,size=8m tmpfs "$M/dev"',
             *(f'touch "$M/dev/{d}" && mount --bind /dev/{d} "$M/dev/{d}"'
               for d in ("null", "zero", "random", "urandom", "tty")),
@@ -212,7 +214,8 @@ def container(s6_root: Path, tmp_path: Path) -> Iterator[object]:
             f'mount -o remount,bind,ro "$M/opt/apps/{name}"',
             "ip link set lo up", "echo ready",
             f"exec > {q(str(log))} 2>&1",
-            f'exec chroot "$M" /usr/bin/env -i {variables} /bin/sh -c {q(STAGE2)}'])
+            f'exec chroot --userspec={user} "$M" /usr/bin/env -i {variables} /bin/sh -c '
+            f"{q(STAGE2)}"])
         with (scratch / "setup.log").open("wb") as errors:
             holder = subprocess.Popen(
                 ["unshare", "-m", "-p", "-n", "--propagation", "private", "--kill-child", "--",
@@ -304,12 +307,15 @@ def serving(box: Container, name: str) -> bool:
 # --- the acceptance ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["jupyter-6", "vscode"])
+@pytest.mark.parametrize(("name", "user"), [("jupyter-6", "0:0"), ("vscode", "0:0"),
+                                            ("vscode", "1000:100")])
 def test_s6_runs_the_bundle_kubeflow_style_and_restarts_it(container: object, app: Path,
-                                                           name: str) -> None:
-    """Up as jovyan on 8888 under NB_PREFIX from the links alone; restarted after kill -9."""
+                                                           name: str, user: str) -> None:
+    """Up as jovyan on 8888 under NB_PREFIX from the links alone; restarted after kill -9.
+    s6-overlay as root switches to $NB_USER; Kubeflow's own images run it as jovyan (USER)."""
     start = time.monotonic()
-    box: Container = container(name, app, KUBEFLOW_ENV)  # type: ignore[operator]
+    env = KUBEFLOW_ENV if user == "0:0" else {**KUBEFLOW_ENV, "HOME": "/home/jovyan"}
+    box: Container = container(name, app, env, user=user)  # type: ignore[operator]
     wait_for("serving on 8888", lambda: serving(box, name), box)
     up = time.monotonic() - start
     out = box.output()
