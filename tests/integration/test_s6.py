@@ -193,6 +193,7 @@ def container(s6_root: Path, tmp_path: Path) -> Iterator[object]:
         mount.mkdir()
         q = shlex.quote
         log = scratch / "container.log"
+        log.touch()  # the container's shell writes it once set up: never missing for a reader
         uid, gid = user.split(":")
         variables = " ".join(q(f"{k}={v}") for k, v in sorted({"PATH": PATH, **env}.items()))
         script = "\n".join([
