@@ -15,7 +15,12 @@ from builder.launch.model import (
     PlannedFile,
     WheelhouseSet,
 )
-from builder.launch.scripts import render_launcher, render_s6_finish, render_s6_run
+from builder.launch.scripts import (
+    render_launcher,
+    render_s6_cont_init,
+    render_s6_finish,
+    render_s6_run,
+)
 from builder.launch.servicedef import service_def, service_ports
 from builder.layout import APP, SERVICE_DEF, SHARE_LAUNCH
 from builder.recipe.model import ImagePython, Kernels, ServiceKind
@@ -141,8 +146,9 @@ def plan_launch(inputs: LaunchInputs) -> LaunchPlan:
         PlannedFile(path=f"{LAUNCH_DIR}/launch.json", data=canonical_json(launch).encode()),
         PlannedFile(path=f"{s6}/run", executable=True,
                     data=render_s6_run(name=recipe.name, final_root=recipe.final_root,
-                                       port=service.port,
                                        credentials=CREDENTIALS.get(service.kind))),
+        PlannedFile(path=f"app/share/s6/cont-init.d/{recipe.name}", executable=True,
+                    data=render_s6_cont_init(name=recipe.name, final_root=recipe.final_root)),
         PlannedFile(path=f"{s6}/finish", executable=True, data=render_s6_finish(name=recipe.name)),
         *mode_files,
         *requirement_files,

@@ -23,16 +23,18 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib.util
+import ipaddress
 import json
 import os
 import pwd
+import re
 import shutil
 import stat
 import sys
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, NoReturn
 
 EXIT_CONFIG = 78  # EX_CONFIG: the s6 finish script turns it into "do not restart"
 CODE_SERVER_MODULE = "codeserver.py"  # the code-server mode, shipped beside this file
@@ -48,11 +50,59 @@ INTERNAL = (CHILD_ENV, "JUPYTER_CONFIG_PATH", "JUPYTER_PATH", "JUPYTER_PLATFORM_
             "XDG_CONFIG_DIRS", "XDG_DATA_DIRS")
 KERNELS_MODULE = "kernels.py"  # a Jupyter service's kernels, shipped beside this file
 _NAME = ["launch"]  # the app's name once launch.json is read, for log lines
+_PORT = re.compile(r"[0-9]{1,5}")
+# a URL path segment (RFC 3986 pchar): what a platform's proxy can route to unchanged
+_SEGMENT = re.compile(r"(?:[A-Za-z0-9._~!$&'()*+,;=:@-]|%[0-9A-Fa-f]{2})+")
+_HOSTNAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?")
 
 
 def log(message: str) -> None:
     sys.stderr.write(f"[{_NAME[0]}] {message}\n")
     sys.stderr.flush()
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse whose usage and configuration errors exit ``EXIT_CONFIG`` (78), not 2: a
+    supervisor (s6's finish script) must not restart a configuration that cannot work."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_CONFIG, f"{self.prog}: error: {message}\n")
+
+
+def tcp_port(value: str, source: str) -> int:
+    """``value`` (from ``source``: an option or a variable) as a TCP port, or ValueError."""
+    if not _PORT.fullmatch(value.strip()) or not 1 <= int(value) <= 65535:
+        raise ValueError(f"{source} {value!r} is not a TCP port (a number from 1 to 65535)")
+    return int(value)
+
+
+def choose_port(arg: str | None, env: Mapping[str, str], default: int) -> int:
+    """--port, else ``$LAUNCH_PORT``, else the bundle's default; ValueError names the source."""
+    if arg is not None:
+        return tcp_port(arg, "--port")
+    if env.get("LAUNCH_PORT"):
+        return tcp_port(env["LAUNCH_PORT"], "$LAUNCH_PORT")
+    return int(default)
+
+
+def check_ip(value: str, source: str) -> str:
+    """An address to bind: an IP literal (IPv6 with or without brackets) or a host name."""
+    bare = value[1:-1] if value.startswith("[") and value.endswith("]") else value
+    try:
+        ipaddress.ip_address(bare)
+    except ValueError:
+        if not _HOSTNAME.fullmatch(value):
+            raise ValueError(f"{source} {value!r} is not an IP address or host name "
+                             "(e.g. 0.0.0.0, 127.0.0.1, ::)") from None
+    return value
+
+
+def choose_ip(arg: str | None, env: Mapping[str, str]) -> str:
+    """--ip, else ``$LAUNCH_IP``, else 0.0.0.0 (all IPv4 addresses); checked."""
+    if arg is not None:
+        return check_ip(arg, "--ip")
+    return check_ip(env.get("LAUNCH_IP") or "0.0.0.0", "$LAUNCH_IP")  # noqa: S104
 
 
 # --- environment ----------------------------------------------------------------------------
@@ -215,7 +265,7 @@ def exec_child(argv: Sequence[str]) -> None:
     """``launch exec image|bundle [--prepend|--append|--set NAME=VALUE] [--unset NAME]
     [--ipykernel-into DIR --python-version X.Y] -- ARGV...``: exec ARGV in the right
     environment (kernelspecs and the terminal command start with this)."""
-    parser = argparse.ArgumentParser(prog="launch exec")
+    parser = Parser(prog="launch exec")
     parser.add_argument("mode", choices=("image", "bundle"))
     for option in ("--prepend", "--append", "--set"):
         parser.add_argument(option, action="append", default=[], metavar="NAME=VALUE")
@@ -245,15 +295,23 @@ def exec_child(argv: Sequence[str]) -> None:
 # --- Jupyter configuration and kernels ------------------------------------------------------
 
 
-def normalize_base_url(value: str) -> str:
-    return "/" + "".join(f"{p}/" for p in value.strip().split("/") if p)
+def normalize_base_url(value: str, source: str = "base URL") -> str:
+    """``/a/b/`` from ``a//b``; ValueError (naming ``source``) for what is not a URL path:
+    a query, a fragment, spaces, ``.`` or ``..`` segments, characters a URL cannot hold."""
+    parts = [p for p in value.strip().split("/") if p]
+    for part in parts:
+        if part in (".", "..") or not _SEGMENT.fullmatch(part):
+            raise ValueError(f"{source} {value!r} is not a URL path (segment {part!r}); "
+                             "expected something like /notebook/NAMESPACE/NAME")
+    return "/" + "".join(f"{p}/" for p in parts)
 
 
 def choose_base_url(arg: str | None, env: Mapping[str, str], default: str) -> str:
     """--base-url, else Kubeflow's NB_PREFIX, else a JupyterHub-style JPY_BASE_USER_URL."""
-    for value in (arg, env.get("NB_PREFIX"), env.get("JPY_BASE_USER_URL")):
+    for value, source in ((arg, "--base-url"), (env.get("NB_PREFIX"), "$NB_PREFIX"),
+                          (env.get("JPY_BASE_USER_URL"), "$JPY_BASE_USER_URL")):
         if value:
-            return normalize_base_url(value)
+            return normalize_base_url(value, source)
     return normalize_base_url(default)
 
 
@@ -310,14 +368,13 @@ def substitute(text: str, values: Mapping[str, str]) -> str:
 
 def parse_args(argv: Sequence[str], launch: Mapping[str, Any],
                env: Mapping[str, str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="launch", description=f"Start {launch['name']} {launch['version']} from its bundle.")
-    parser.add_argument("--port", type=int, default=env.get("LAUNCH_PORT") or launch["port"],
-                        help=f"TCP port (default: $LAUNCH_PORT, else {launch['port']})")
+    parser = Parser(
+        prog="launch", description=f"Start {launch['name']} {launch['version']} from its bundle.",
+        epilog=f"A refused configuration (bad option or variable) exits {EXIT_CONFIG}.")
+    parser.add_argument("--port", help=f"TCP port (default: $LAUNCH_PORT, else {launch['port']})")
     parser.add_argument("--base-url", help="URL prefix (default: $NB_PREFIX, "
                         "$JPY_BASE_USER_URL, else /)")
-    parser.add_argument("--ip", default=env.get("LAUNCH_IP") or "0.0.0.0",  # noqa: S104
-                        help="address to bind (default: $LAUNCH_IP, else 0.0.0.0)")
+    parser.add_argument("--ip", help="address to bind (default: $LAUNCH_IP, else 0.0.0.0)")
     parser.add_argument("--notebook-dir", help="the directory served (default: $HOME, or a "
                         "temporary home when $HOME is missing or read-only)")
     parser.add_argument("--platform-auth", action="store_true",
@@ -327,8 +384,14 @@ def parse_args(argv: Sequence[str], launch: Mapping[str, Any],
     parser.add_argument("--dry-run", action="store_true",
                         help="prepare everything, print the server's command (JSON) and exit")
     args = parser.parse_args(argv)
-    if not 1 <= args.port <= 65535:
-        parser.error(f"--port {args.port} is not a TCP port")
+    try:
+        args.port = choose_port(args.port, env, launch["port"])
+        args.ip = choose_ip(args.ip, env)
+        args.base_url = choose_base_url(args.base_url, env, launch.get("base_url", "/"))
+    except ValueError as exc:
+        parser.error(str(exc))
+    if args.notebook_dir and not Path(args.notebook_dir).is_dir():
+        parser.error(f"--notebook-dir {args.notebook_dir}: no such directory")
     return args
 
 

@@ -20,12 +20,14 @@ code-server reads a configuration written into the launch directory, so it never
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
 import os
+import re
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, NoReturn
 
 EXIT_CONFIG = 78  # runtime.EXIT_CONFIG
 AUTH_MODES = ("none", "password")
@@ -44,6 +46,25 @@ FIXED_OPTIONS = ("--disable-telemetry", "--disable-update-check",
                  "--disable-getting-started-override")
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
+_PORT = re.compile(r"[0-9]{1,5}")
+_HOSTNAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?")
+KUBEFLOW_REWRITE = "notebooks.kubeflow.org/http-rewrite-uri: /"
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse whose usage and configuration errors exit ``EXIT_CONFIG`` (78), not 2
+    (runtime.Parser): s6's finish script does not restart a refused configuration."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_CONFIG, f"{self.prog}: error: {message}\n")
+
+
+def tcp_port(value: str, source: str) -> int:
+    """``value`` (from ``source``: an option or a variable) as a TCP port, or ValueError."""
+    if not _PORT.fullmatch(value.strip()) or not 1 <= int(value) <= 65535:
+        raise ValueError(f"{source} {value!r} is not a TCP port (a number from 1 to 65535)")
+    return int(value)
 
 
 class Refused(Exception):
@@ -75,6 +96,19 @@ def usable_dir(path: str) -> bool:
             and writable_dir(str(candidate.parent)))
 
 
+def check_host(value: str, source: str) -> str:
+    """An address to bind: an IP literal (IPv6 with or without brackets) or a host name
+    (code-server resolves it)."""
+    bare = value[1:-1] if value.startswith("[") and value.endswith("]") else value
+    try:
+        ipaddress.ip_address(bare)
+    except ValueError:
+        if not _HOSTNAME.fullmatch(value):
+            raise ValueError(f"{source} {value!r} is not an IP address or host name "
+                             "(e.g. 0.0.0.0, 127.0.0.1, ::)") from None
+    return value
+
+
 def split_bind_addr(value: str) -> tuple[str, int]:
     """``HOST:PORT`` (``[::1]:8080`` for IPv6) as code-server reads it; a port is required."""
     host, sep, port = value.rpartition(":")
@@ -100,13 +134,12 @@ def parse_args(argv: Sequence[str], launch: Mapping[str, Any],
     if "--" in argv:
         split = argv.index("--")
         argv, extra = argv[:split], argv[split + 1:]
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="launch", description=f"Start {launch['name']} {launch['version']} (code-server) "
-        "from its bundle.", epilog="Options after -- are passed to code-server.")
-    parser.add_argument("--port", type=int, default=env.get("LAUNCH_PORT") or launch["port"],
-                        help=f"TCP port (default: $LAUNCH_PORT, else {launch['port']})")
-    parser.add_argument("--ip", default=env.get("LAUNCH_IP") or "0.0.0.0",  # noqa: S104
-                        help="address to bind (default: $LAUNCH_IP, else 0.0.0.0)")
+        "from its bundle.", epilog="Options after -- are passed to code-server. A refused "
+        f"configuration (bad option or variable) exits {EXIT_CONFIG}.")
+    parser.add_argument("--port", help=f"TCP port (default: $LAUNCH_PORT, else {launch['port']})")
+    parser.add_argument("--ip", help="address to bind (default: $LAUNCH_IP, else 0.0.0.0)")
     parser.add_argument("--bind-addr", metavar="HOST:PORT",
                         help="code-server's own form of --ip and --port (overrides both)")
     parser.add_argument("--auth", choices=AUTH_MODES,
@@ -124,13 +157,22 @@ def parse_args(argv: Sequence[str], launch: Mapping[str, Any],
                         help="prepare everything, print the server's command (JSON) and exit")
     args = parser.parse_args(argv)
     args.extra = extra
-    if args.bind_addr is not None:
-        try:
+    try:
+        if args.ip is not None:
+            check_host(args.ip, "--ip")
+        else:
+            args.ip = check_host(env.get("LAUNCH_IP") or "0.0.0.0", "$LAUNCH_IP")  # noqa: S104
+        if args.bind_addr is not None:
             args.ip, args.port = split_bind_addr(args.bind_addr)
-        except ValueError as exc:
-            parser.error(str(exc))
-    if not 1 <= args.port <= 65535:
-        parser.error(f"--port {args.port} is not a TCP port")
+            check_host(args.ip, "--bind-addr")
+        elif args.port is not None:
+            args.port = tcp_port(args.port, "--port")
+        elif env.get("LAUNCH_PORT"):
+            args.port = tcp_port(env["LAUNCH_PORT"], "$LAUNCH_PORT")
+        else:
+            args.port = int(launch["port"])
+    except ValueError as exc:
+        parser.error(str(exc))
     return args
 
 
@@ -250,6 +292,10 @@ def main(argv: Sequence[str], launch: Mapping[str, Any], original: Mapping[str, 
     if decided.auth == "none" and not args.platform_auth and args.ip not in LOOPBACK:
         log(f"no password (--auth none): whoever reaches {decided.bind_addr} gets this editor "
             "and its terminal; set $PASSWORD for a password")
+    if original.get("NB_PREFIX"):
+        log(f"$NB_PREFIX is {original['NB_PREFIX']}: code-server serves at / and expects the "
+            f"proxy to strip the prefix (Kubeflow: the notebook's annotation {KUBEFLOW_REWRITE}, "
+            "which the dashboard sets for VS Code notebooks)")
     log(f"serving {decided.root_dir} at http://{decided.bind_addr}/ (auth: {decided.auth})")
     try:
         os.chdir(decided.root_dir)

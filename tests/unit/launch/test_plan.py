@@ -53,6 +53,7 @@ def test_the_plan_lays_out_the_launch_layer(tmp_path: Path) -> None:
         "app/share/launch/kernels.py": False,
         "app/share/launch/launch.json": False,
         "app/share/launch/launch.py": False,
+        "app/share/s6/cont-init.d/jupyter-6": True,
         "app/share/s6/services.d/jupyter-6/finish": True,
         "app/share/s6/services.d/jupyter-6/run": True,
         "app/share/wheelhouse/ipykernel-6.29.5-py3-none-any.whl": False,  # once for both
@@ -189,8 +190,9 @@ def test_a_code_server_service_ships_its_launcher_mode(tmp_path: Path) -> None:
     planned = code_server_plan(tmp_path)
     assert sorted(planned) == [
         "app/bin/launch", "app/share/launch/codeserver.py", "app/share/launch/launch.json",
-        "app/share/launch/launch.py", "app/share/s6/services.d/vscode/finish",
-        "app/share/s6/services.d/vscode/run", "service-def.json"]
+        "app/share/launch/launch.py", "app/share/s6/cont-init.d/vscode",
+        "app/share/s6/services.d/vscode/finish", "app/share/s6/services.d/vscode/run",
+        "service-def.json"]
     assert planned["app/share/launch/codeserver.py"] == \
         files("builder.launch").joinpath("runtime_codeserver.py").read_bytes()
     launch = json.loads(planned["app/share/launch/launch.json"])
@@ -198,8 +200,9 @@ def test_a_code_server_service_ships_its_launcher_mode(tmp_path: Path) -> None:
     assert launch["kind"] == "code-server" and launch["port"] == 8080
     assert launch["server"] == {"entry": "bin/code-server", "python_script": False, "args": []}
     assert launch["kernels"]["image_python"] == "off"
-    assert b"unless PASSWORD/HASHED_PASSWORD is set" in \
-        planned["app/share/s6/services.d/vscode/run"]
+    run = planned["app/share/s6/services.d/vscode/run"]
+    assert b"unless PASSWORD/HASHED_PASSWORD is set" in run
+    assert b"--port 8888" in run, "Kubeflow's port under s6, whatever the launcher's default"
 
 
 def test_code_server_service_def_matches_the_golden_file(tmp_path: Path) -> None:

