@@ -163,10 +163,11 @@ def container_pid(podman: Podman, started: Started) -> int:
 
 
 # the kernel's answer: 6*7, its uid, its Python, whether the app mount and the root are read-only
+# (statvfs: a --mount type=image overlay is read-only in its superblock, not its mount flags)
 KERNEL_CODE = """
 import os, sys
-mounts = {line.split()[4]: line.split()[5].split(",") for line in open("/proc/self/mountinfo")}
-print(6 * 7, os.getuid(), sys.prefix, "ro" in mounts["/opt/apps/NAME"], "ro" in mounts["/"])
+ro = [bool(os.statvfs(p).f_flag & os.ST_RDONLY) for p in ("/opt/apps/NAME", "/")]
+print(6 * 7, os.getuid(), sys.prefix, *ro)
 """
 
 
