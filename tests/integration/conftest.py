@@ -74,6 +74,17 @@ def jupyter_bundle(tmp_path_factory: pytest.TempPathFactory, builder_cache: Path
     return Path(proc.stdout.strip())
 
 
+@pytest.fixture(scope="session")
+def lab_bundle(tmp_path_factory: pytest.TempPathFactory, builder_cache: Path,
+               runtime_archive: Path) -> Path:
+    """recipes/jupyterlab-4.toml built once per session with the imported 3.11.7."""
+    out = tmp_path_factory.mktemp("dist-lab")
+    proc = run_builder("build", "recipes/jupyterlab-4.toml", "--python-from",
+                       str(runtime_archive), "--out", str(out), cache=builder_cache)
+    assert proc.returncode == 0, proc.stderr
+    return Path(proc.stdout.strip())
+
+
 def missing_node_build_tools() -> list[str]:
     """What building recipes/vscode.toml needs on this machine besides builder: make for
     node-gyp, dpkg-deb to unpack the Kerberos headers the lock pins."""

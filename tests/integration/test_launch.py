@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import run_builder
 from rootfs import IMAGE_WITH_IPYKERNEL, ensure_rootfs
 from test_build import extract
 
@@ -410,17 +409,6 @@ def service_def_command(bundle: Path, port: int) -> list[str]:
 
 
 # --- fixtures -----------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def lab_bundle(tmp_path_factory: pytest.TempPathFactory, builder_cache: Path,
-               runtime_archive: Path) -> Path:
-    """recipes/jupyterlab-4.toml built once per session with the imported 3.11.7."""
-    out = tmp_path_factory.mktemp("dist-lab")
-    proc = run_builder("build", "recipes/jupyterlab-4.toml", "--python-from",
-                       str(runtime_archive), "--out", str(out), cache=builder_cache)
-    assert proc.returncode == 0, proc.stderr
-    return Path(proc.stdout.strip())
 
 
 @pytest.fixture(scope="module")

@@ -14,12 +14,11 @@ import jsonschema
 import pytest
 from servers import pyenv_prefix
 from test_build import extract
-from test_launch import TOKEN, Jupyter, Started, free_port, lab_bundle, stop
+from test_launch import TOKEN, Jupyter, Started, free_port, stop
 
 from builder.bundle.archive import read_member
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-__all__ = ["lab_bundle"]  # the session fixture, shared with test_launch
 
 OFFLINE = {  # any attempt to reach an index or a proxy fails at once
     "PIP_INDEX_URL": "http://127.0.0.1:9/simple", "PIP_FIND_LINKS": "http://127.0.0.1:9/",
