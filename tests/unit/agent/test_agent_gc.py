@@ -220,7 +220,7 @@ def test_a_busy_entry_does_not_stop_the_others(store: Store, tmp_path: Path) -> 
     with store.lock(one.sha256):
         report = collect_garbage(store, 0)
     assert [s.record.name for s in report.evicted] == ["two", "three"]
-    assert not report.dry_run and report.leftovers_removed == 0
+    assert report.dry_run is False and report.leftovers_removed == 0  # JSON: false
 
 
 def leftover(store: Store, record: EntryRecord) -> Path:
