@@ -11,5 +11,10 @@ cd "$here"
 ./dev builder --version >/dev/null  # creates .venv on first use
 [ -x .venv/bin/mutmut ] || .venv/bin/python -m pip install --quiet "mutmut>=3.3,<4"
 rm -rf mutants  # a fresh copy of builder/ and tests/: results never mix two versions
-nice -n 10 .venv/bin/mutmut run "$@" >/dev/null || true
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+# mutmut exits non-zero when mutants survive; a run that could not start says so in its output
+if ! nice -n 10 .venv/bin/mutmut run "$@" >"$log" 2>&1; then
+    grep -q "mutmut_" "$log" || { tr '\r' '\n' <"$log" | tail -20 >&2; exit 1; }
+fi
 .venv/bin/mutmut results --all true 2>/dev/null | .venv/bin/python ci/mutation_score.py
