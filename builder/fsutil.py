@@ -6,14 +6,16 @@ import contextlib
 import hashlib
 import json
 import os
-import shutil
-import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
+from builder import scratch
+from builder.scratch import claimed
+
 CHUNK = 1 << 20
+
+rmtree = scratch.rmtree  # every stage removes trees; kept here where they look for it
 
 
 def sha256_file(path: Path) -> str:
@@ -35,18 +37,10 @@ def canonical_json(data: Any) -> str:
 
 def atomic_write_bytes(path: Path, data: bytes, *, mode: int = 0o644) -> None:
     """Write via a sibling temporary file and rename, so readers see all or nothing."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        Path(tmp).chmod(mode)
-        Path(tmp).replace(path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_output(path, mode=mode) as tmp, tmp.open("wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
 
 
 def atomic_write_text(path: Path, text: str, *, mode: int = 0o644) -> None:
@@ -55,36 +49,14 @@ def atomic_write_text(path: Path, text: str, *, mode: int = 0o644) -> None:
 
 @contextlib.contextmanager
 def atomic_output(path: Path, *, mode: int = 0o644) -> Iterator[Path]:
-    """Yield a temporary sibling path to fill; rename it onto ``path`` only on success."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    try:
+    """Yield a temporary sibling path to fill; rename it onto ``path`` only on success.
+    The temporary has an owner lock (``builder.scratch``): if this process dies before the
+    rename, a later ``collect`` of the directory removes it."""
+    with claimed(path.parent, prefix=f".{path.name}.", suffix=".tmp") as tmp_path:
+        tmp_path.touch(mode=0o600)
         yield tmp_path
         tmp_path.chmod(mode)
         tmp_path.replace(path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp_path.unlink()
-        raise
-
-
-def rmtree(path: Path) -> None:
-    """Remove a tree, also when some directories were made read-only."""
-
-    def retry(func: Any, p: str, _exc: Any) -> None:
-        with contextlib.suppress(OSError):
-            Path(p).parent.chmod(0o755)
-        func(p)
-
-    if path.is_symlink() or path.is_file():
-        path.unlink()
-    elif path.exists():
-        if sys.version_info >= (3, 12):
-            shutil.rmtree(path, onexc=retry)
-        else:
-            shutil.rmtree(path, onerror=retry)
 
 
 class Readable(Protocol):

@@ -21,22 +21,24 @@ leaving: SIGTERM, SIGKILL after a grace period.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
 import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import IO
+from typing import IO, cast
 
 from builder.errors import BuilderError
 
 TAIL_LINES = 25
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 STOP_GRACE = 5.0  # seconds a background command has to end after SIGTERM
 SYSTEM_PATH = ("/usr/local/bin", "/usr/bin", "/bin")
 # variables from the caller that a build command may keep (terminal, proxy-free locale)
@@ -136,14 +138,38 @@ def network_isolation() -> tuple[str, ...] | None:
     return None
 
 
+@cache
+def _prctl() -> Callable[..., int] | None:
+    """libc's ``prctl`` (Linux), resolved once in the parent; None where there is none."""
+    try:
+        return cast("Callable[..., int]", ctypes.CDLL(None, use_errno=True).prctl)
+    except (OSError, AttributeError):
+        return None
+
+
+def die_with_parent() -> Callable[[], None] | None:
+    """A ``preexec_fn`` that has Linux SIGKILL the child when builder dies, however builder
+    dies (SIGKILL included: no cleanup of ours runs then); None where prctl is missing."""
+    prctl = _prctl()
+    if prctl is None:
+        return None
+
+    def preexec() -> None:
+        prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+    return preexec
+
+
 def _spawn(sandbox: Sandbox, argv: Sequence[str], *, cwd: Path,
            env: Mapping[str, str] | None, stdout: int | IO[bytes]) -> subprocess.Popen[bytes]:
     """Start ``argv`` in the sandbox: its environment, no network where possible, umask 022,
-    stderr folded into ``stdout``, in a process group of its own (so it can be stopped whole)."""
+    stderr folded into ``stdout``, in a process group of its own (so it can be stopped whole),
+    killed by the kernel if builder itself is killed."""
     try:
         return subprocess.Popen(sandbox.argv(argv), cwd=cwd, env=sandbox.env(env),
                                 stdout=stdout, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True, umask=0o022)
+                                stdin=subprocess.DEVNULL, start_new_session=True, umask=0o022,
+                                preexec_fn=die_with_parent())  # noqa: PLW1509 - prctl only
     except OSError as exc:
         raise BuilderError(f"cannot run {argv[0]}: {exc.strerror or exc}", where=str(cwd),
                            hint="is the command on the bundle's PATH (python/bin) or a path "

@@ -54,4 +54,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def entry() -> None:
-    sys.exit(main())
+    from builder.cli.signals import run_stoppable
+
+    sys.exit(run_stoppable(main))

@@ -8,7 +8,6 @@ before use, so a tampered cache is refused with the expected and actual sha256.
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -23,10 +22,13 @@ from builder.lock.resolve import (
     run_command,
     target_options,
 )
+from builder.scratch import claimed_dir
+
+WHEELS_DIR = "wheels"  # under the cache
 
 
 def cache_path(cache_dir: Path, package: LockedPackage) -> Path:
-    return cache_dir / "wheels" / package.sha256 / package.filename
+    return cache_dir / WHEELS_DIR / package.sha256 / package.filename
 
 
 def verify_wheel(path: Path, package: LockedPackage, *, where: str) -> None:
@@ -116,8 +118,8 @@ def _download(
     cache_dir: Path,
     runner: CommandRunner,
 ) -> None:
-    (cache_dir / "wheels").mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".download-", dir=cache_dir / "wheels") as tmp:
+    # owned: a download cut short (SIGKILL) is removed by the next build's collect()
+    with claimed_dir(cache_dir / WHEELS_DIR, prefix=".download-") as tmp:
         requirements = Path(tmp) / "requirements.txt"
         requirements.write_text(
             "".join(f"{p.name}=={p.version} --hash=sha256:{p.sha256}\n" for p in packages),

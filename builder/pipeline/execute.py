@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,12 +30,11 @@ from builder.fetch.interpreter import (
     fetch_interpreter,
     interpreter_from,
 )
-from builder.fetch.wheels import fetch_packages, fetch_wheels
+from builder.fetch.wheels import WHEELS_DIR, fetch_packages, fetch_wheels
 from builder.fsutil import (
     atomic_output,
     atomic_write_text,
     canonical_json,
-    rmtree,
     sha256_file,
 )
 from builder.host import HOST_ARCH, arch_of
@@ -61,8 +59,11 @@ from builder.pipeline.sdists import SdistSettings, build_sdists, sdist_sha
 from builder.recipe import Recipe, load_recipe, recipe_to_dict
 from builder.relocate import leftover_error, relocate, scan_for_paths, select_pyc_compiler
 from builder.sbom import collect_licenses, cyclonedx_sbom
+from builder.scratch import claimed_dir, collect
 from builder.sdist import BuiltWheel
 from builder.steps import StepsReport, run_build_steps
+
+STAGE_DIR = "stage"  # under the cache: one owned directory per build in progress
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -94,6 +95,7 @@ def build(options: BuildOptions, *, log: Callable[[str], None]) -> tuple[BuiltBu
     lock_dir = options.lock_dir or default_lock_dir(options.recipe_path, recipe.name)
     lock = load_fresh_lock(recipe, lock_dir=lock_dir)
     check_build_dirs(out_dir=options.out_dir, cache_dir=options.cache_dir)
+    collect_leftovers(options, log=log)
     results = []
     for triple in select_targets(recipe, options.targets, host_arch=HOST_ARCH):
         target = lock.for_target(triple)
@@ -109,6 +111,16 @@ def build(options: BuildOptions, *, log: Callable[[str], None]) -> tuple[BuiltBu
         results.append(_build_target(recipe, lock, plan, interpreter, options,
                                      lock_dir=lock_dir, log=log))
     return tuple(results)
+
+
+def collect_leftovers(options: BuildOptions, *, log: Callable[[str], None]) -> None:
+    """Remove what interrupted builds left (staging trees, downloads, ``.tmp`` beside
+    archives) once their owner process is gone; a build running beside us keeps its own."""
+    for parent in (options.cache_dir / STAGE_DIR, options.cache_dir / WHEELS_DIR,
+                   options.out_dir):
+        removed = collect(parent)
+        if removed:
+            log(f"removed {len(removed)} leftover(s) of interrupted builds in {parent}")
 
 
 def _interpreter(target: TargetLock, options: BuildOptions, lock: Lock,
@@ -171,8 +183,7 @@ def _build_target(recipe: Recipe, lock: Lock, plan: TargetPlan,
                           glibc_floor=lock.glibc_floor, cache_dir=options.cache_dir, log=log)
     wheelhouse = _fetch_wheelhouse(recipe, lock, target, options, log)
     options.cache_dir.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix="builder-stage-"))
-    try:
+    with claimed_dir(options.cache_dir / STAGE_DIR, prefix="builder-stage-") as stage:
         bundle_root = stage / "bundle"
         app = bundle_root / APP
         app.mkdir(parents=True)
@@ -193,8 +204,6 @@ def _build_target(recipe: Recipe, lock: Lock, plan: TargetPlan,
         if state.result is None:
             raise InternalError("the archive phase did not run")
         sha256, size = state.result
-    finally:
-        rmtree(stage)
     return BuiltBundle(target=target.target, archive=plan.archive, sidecar=plan.sidecar,
                        sbom=plan.sbom, sha256=sha256, size=size, cached=False)
 

@@ -9,8 +9,10 @@ they are. The embedded source path is the final location (compileall ``-s <stage
 from __future__ import annotations
 
 import ast
+import contextlib
 import os
 import re
+import signal
 import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -21,9 +23,32 @@ from builder.elf import is_elf, read_elf
 from builder.errors import BuilderError
 from builder.host import HOST_ARCH
 from builder.relocate.model import PycResult
+from builder.sandbox import die_with_parent
 
 _FAILED = re.compile(r"^\*\*\* Error compiling (.+)\.\.\.$")
 CHILD_PATH = "/usr/bin:/bin"
+
+# ``python -c`` runs compileall so that each of its ``-j`` workers is SIGKILLed by Linux when
+# compileall dies (PR_SET_PDEATHSIG, set in every forked child; a child whose parent died
+# before that exits); compileall itself gets the same from builder (``die_with_parent``), so a
+# build killed with SIGKILL leaves no compiler behind. Without prctl it just runs.
+RUN_COMPILEALL = """\
+import os, runpy, signal
+try:
+    import ctypes
+    _prctl = ctypes.CDLL(None, use_errno=True).prctl
+    _parent = [0]
+    def _before_fork():
+        _parent[0] = os.getpid()
+    def _die_with_parent():
+        _prctl(1, signal.SIGKILL)
+        if os.getppid() != _parent[0]:
+            os._exit(1)
+    os.register_at_fork(before=_before_fork, after_in_child=_die_with_parent)
+except (ImportError, OSError, AttributeError):
+    pass
+runpy.run_module("compileall", run_name="__main__", alter_sys=True)
+"""
 
 
 class PycCompiler(Protocol):
@@ -46,8 +71,8 @@ def compileall_argv(
     # root, e.g. <staged app>/python/lib/x.py -> /opt/apps/<name>/python/lib/x.py.
     return (
         str(python),
-        "-m",
-        "compileall",
+        "-c",
+        RUN_COMPILEALL,
         "-q",
         "-f",
         "-j",
@@ -101,18 +126,35 @@ class CompileallCompiler:
     ) -> PycResult:
         argv = compileall_argv(self.python, app_root=app_root, final_root=final_root, dirs=dirs)
         env = dict(self.env) if self.env is not None else child_env()
-        try:
-            proc = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
-        except OSError as exc:
-            raise BuilderError(f"cannot run {self.python}: {exc}", where=str(app_root)) from exc
-        failed = parse_failures(proc.stdout, app_root)
-        if proc.returncode != 0 and not failed:
-            detail = (proc.stderr or proc.stdout).strip()[-2000:]
+        returncode, stdout, stderr = _run_group(argv, env, where=app_root)
+        failed = parse_failures(stdout, app_root)
+        if returncode != 0 and not failed:
+            detail = (stderr or stdout).strip()[-2000:]
             raise BuilderError(
-                f"compileall failed with exit code {proc.returncode}:\n{detail}",
+                f"compileall failed with exit code {returncode}:\n{detail}",
                 where=str(self.python),
             )
         return PycResult(compiled=count_sources(dirs) - len(failed), failed=failed)
+
+
+def _run_group(argv: tuple[str, ...], env: Mapping[str, str], *,
+               where: Path) -> tuple[int, str, str]:
+    """Run ``argv`` in a process group of its own; if we are stopped while it runs (SIGTERM,
+    Ctrl-C: an exception here), the whole group, its ``-j`` workers too, is killed first."""
+    try:
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, env=env, start_new_session=True,
+                                preexec_fn=die_with_parent())  # noqa: PLW1509 - prctl only
+    except OSError as exc:
+        raise BuilderError(f"cannot run {argv[0]}: {exc}", where=str(where)) from exc
+    try:
+        stdout, stderr = proc.communicate()
+    except BaseException:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        raise
+    return proc.returncode, stdout, stderr
 
 
 def python_minor(python: Path) -> str | None:

@@ -38,7 +38,7 @@ def copy_tree(source: Path, dest: Path) -> None:
             detail = str(exc)
     raise BuilderError(f"cannot copy the app for the second run of the build steps: {detail}",
                        where=str(dest), hint="is there enough free space in the staging "
-                       "directory's filesystem (TMPDIR)?")
+                       "directory's filesystem (the cache's, <cache>/stage)?")
 
 
 def point_scripts_at(root: Path, *, bin_dir: Path, old: Path) -> None:

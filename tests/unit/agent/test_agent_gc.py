@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -166,3 +167,85 @@ def test_the_real_process_table() -> None:
     child = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                            capture_output=True, text=True, check=True)
     assert table.start_time(int(child.stdout)) is None  # ended (and reaped)
+
+
+# -- what happens between the plan and each entry's lock (another agent acts meanwhile) -------
+
+@dataclass(frozen=True, kw_only=True)
+class MeanwhileStore(Store):
+    """A store where another agent acts on an entry right before gc takes its lock."""
+
+    meanwhile: dict[str, str] = field(default_factory=dict)  # sha -> "pin" or "lease"
+
+    def try_lock(self, key: str) -> contextlib.AbstractContextManager[None] | None:
+        action = self.meanwhile.pop(key, None)
+        if action == "pin":
+            self.pin(key)
+        elif action == "lease":
+            self.add_lease(key, 4242)
+            self.add_lease(key, 4343)
+        return super().try_lock(key)
+
+
+def meanwhile_store(tmp_path: Path) -> MeanwhileStore:
+    return MeanwhileStore(root=tmp_path / "store", clock=Clock(),
+                          processes=Processes(running={4242: 1, 4343: 2}))
+
+
+def test_an_entry_pinned_after_the_plan_is_kept(tmp_path: Path) -> None:
+    store = meanwhile_store(tmp_path)
+    one, _two, _three = three(store, tmp_path)
+    store.meanwhile[one.sha256] = "pin"
+    report = collect_garbage(store, 0)
+    assert [(s.record.name, why) for s, why in report.skipped] == [("one", "pinned meanwhile")]
+    assert [s.record.name for s in report.evicted] == ["two", "three"]
+    assert store.record(one.sha256) is not None
+    assert report.after_bytes == one.disk_bytes and not report.fits
+
+
+def test_an_entry_leased_after_the_plan_is_kept_and_names_its_leaseholders(
+        tmp_path: Path) -> None:
+    store = meanwhile_store(tmp_path)
+    _one, two, _three = three(store, tmp_path)
+    store.meanwhile[two.sha256] = "lease"
+    report = collect_garbage(store, 0)
+    assert [(s.record.name, why) for s, why in report.skipped] == [
+        ("two", "leased meanwhile by PID 4242, 4343")]
+    assert [s.record.name for s in report.evicted] == ["one", "three"]
+    assert store.record(two.sha256) is not None
+
+
+def test_a_busy_entry_does_not_stop_the_others(store: Store, tmp_path: Path) -> None:
+    one, _two, _three = three(store, tmp_path)
+    with store.lock(one.sha256):
+        report = collect_garbage(store, 0)
+    assert [s.record.name for s in report.evicted] == ["two", "three"]
+    assert report.dry_run is False and report.leftovers_removed == 0  # JSON: false
+
+
+def leftover(store: Store, record: EntryRecord) -> Path:
+    """What an install killed half-way leaves in the store's tmp/."""
+    path = store.tmp_dir / f"{record.sha256}.{'ab' * 4}"
+    path.mkdir(parents=True)
+    (path / "half").write_text("x")
+    return path
+
+
+def test_gc_removes_leftovers_and_counts_them_but_a_dry_run_does_not(
+        store: Store, tmp_path: Path) -> None:
+    one, _two, _three = three(store, tmp_path)
+    left = leftover(store, one)
+    dry = collect_garbage(store, 10**12, dry_run=True)
+    assert left.is_dir() and dry.leftovers_removed == 0
+    report = collect_garbage(store, 10**12)
+    assert not left.exists() and report.leftovers_removed == 1 and report.evicted == ()
+
+
+def test_a_dry_run_reports_the_plan_as_if_applied(store: Store, tmp_path: Path) -> None:
+    one, two, three_ = three(store, tmp_path)
+    report = collect_garbage(store, three_.disk_bytes, dry_run=True)
+    assert report.dry_run and report.skipped == ()
+    assert [s.record.name for s in report.evicted] == ["one", "two"]
+    assert report.plan.evict == report.evicted
+    assert report.after_bytes == report.plan.after_bytes == three_.disk_bytes
+    assert report.freed_bytes == one.disk_bytes + two.disk_bytes and report.fits

@@ -218,3 +218,20 @@ def test_unreadable_elf_is_a_warning(tmp_path: Path) -> None:
     assert plan.warnings[0].startswith(
         "python/bin/python3.11: unreadable ELF file left unchanged (cannot read ELF file: "
     )
+
+
+def test_the_longest_staging_path_is_redacted_first(demo: tuple[Path, FakeElfReader]) -> None:
+    """One needle inside another (a symlinked TMPDIR and its real path): the longer one is
+    replaced whole, not the shorter one inside it."""
+    staging, reader = demo
+    plan = dataclasses.replace(plan_of(staging, reader=reader),
+                               needles=("/private/tmp/s", "/tmp/s"),
+                               warnings=("see /private/tmp/s/app and /tmp/s/x",))
+    assert plan_to_dict(plan)["warnings"] == ["see <staging>/app and <staging>/x"]
+
+
+def test_a_plan_without_a_pyc_step_says_so(demo: tuple[Path, FakeElfReader]) -> None:
+    staging, reader = demo
+    plan = plan_of(staging, reader=reader)
+    assert plan.pyc is not None
+    assert plan_to_dict(dataclasses.replace(plan, pyc=None))["pyc"] is None

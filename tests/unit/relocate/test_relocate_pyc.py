@@ -7,6 +7,7 @@ from relocate_factories import make_app
 
 from builder.errors import BuilderError
 from builder.relocate.pyc import (
+    RUN_COMPILEALL,
     child_env,
     compileall_argv,
     count_sources,
@@ -26,8 +27,8 @@ def test_compileall_argv() -> None:
     )
     assert argv == (
         "/tmp/stage 1/app/python/bin/python3.11",
-        "-m",
-        "compileall",
+        "-c",
+        RUN_COMPILEALL,
         "-q",
         "-f",
         "-j",

@@ -59,3 +59,21 @@ def test_leftover_error_lists_at_most_twenty_files() -> None:
         "  ... and 5 more"
     )
     assert error.where == "/s/app"
+
+
+def test_a_needle_with_all_but_its_last_byte_before_a_chunk_boundary_is_found(
+        tmp_path: Path) -> None:
+    """The overlap between chunks is exactly long enough: len(needle) - 1 bytes."""
+    needle = NEEDLE.encode()
+    (tmp_path / "big").write_bytes(b"x" * (CHUNK - len(needle) + 1) + needle)
+    assert scan_for_paths(tmp_path, (NEEDLE,)) == (
+        ScanHit(path=PurePosixPath("big"), needle=NEEDLE),
+    )
+
+
+def test_files_after_a_skipped_symlink_are_still_scanned(tmp_path: Path) -> None:
+    (tmp_path / "a-link").symlink_to(tmp_path / "nowhere")
+    (tmp_path / "b.txt").write_text(NEEDLE)
+    assert scan_for_paths(tmp_path, (NEEDLE,)) == (
+        ScanHit(path=PurePosixPath("b.txt"), needle=NEEDLE),
+    )
