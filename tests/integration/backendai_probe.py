@@ -9,7 +9,9 @@ through ``ai.backend.common.service_ports.parse_service_ports``; for each servic
 ``variables["ports"]`` is the service's container ports, then ``ServiceParser.start_service``
 with the user's options (``{"arguments": ..., "envs": ...}``, per service name) gives the argv
 and environment, and ``get_apps`` the url_template. An option Backend.AI refuses is reported as
-``{"refused": "<exception class>: <message>"}`` for that service.
+``{"refused": "<exception class>: <message>"}`` for that service. Run it with
+``BACKEND_REEXECED=1`` and ``VIRTUAL_ENV`` set, as the kernel runner is after the re-exec its
+package does on import.
 """
 
 from __future__ import annotations

@@ -182,6 +182,8 @@ def url_path(url_template: str, port: int) -> str:
 def test_backend_ai_parses_and_starts_two_jupyters_from_one_mounts_command(
         jupyter_bundle: Path, lab_bundle: Path, backendai_python: Path,
         tmp_path: Path) -> None:
+    if shutil.which("ip") is None:
+        pytest.skip("ip not installed (Debian: apt-get install -y iproute2)")
     store = str(tmp_path / "store")
     for bundle in (jupyter_bundle, lab_bundle):
         installed = agent("install", str(bundle), "--store", store)
@@ -201,8 +203,13 @@ def test_backend_ai_parses_and_starts_two_jupyters_from_one_mounts_command(
     with Container(root=root, mounts=plan["mounts"], scratch=tmp_path / "c") as box:
         probe = [str(backendai_python), str(HERE / "backendai_probe.py"), str(box.mount),
                  plan["service_ports"]]
+        # ai.backend.kernel re-executes itself on import (a process name of its own) unless it
+        # already did: run as the re-executed kernel runner, in its venv
+        env = {**os.environ, "BACKEND_REEXECED": "1",
+               "VIRTUAL_ENV": str(backendai_python.parent.parent)}
         parsed = subprocess.run([*box.enter(net=False), *probe, json.dumps(options)],
-                                capture_output=True, text=True, check=False, timeout=120)
+                                capture_output=True, text=True, check=False, timeout=120,
+                                env=env)
         assert parsed.returncode == 0, parsed.stderr
         result = json.loads(parsed.stdout)
         assert result["service_defs_dir"] == "/etc/backend.ai/service-defs"
@@ -212,7 +219,7 @@ def test_backend_ai_parses_and_starts_two_jupyters_from_one_mounts_command(
         assert {n: s["ports"] for n, s in services.items()} == {
             "jupyter-6": [8888], "jupyterlab-4": [8889]}
         no = subprocess.run([*box.enter(net=False), *probe, json.dumps(refused)],
-                            capture_output=True, text=True, check=False, timeout=120)
+                            capture_output=True, text=True, check=False, timeout=120, env=env)
         assert json.loads(no.stdout)["services"]["jupyter-6"]["refused"] == (
             "DisallowedArgument: Argument --base-url not allowed for service jupyter-6"), no
 
