@@ -240,3 +240,20 @@ def test_backend_ai_parses_and_starts_two_jupyters_from_one_mounts_command(
             assert client.returncode == 0, f"{name}: {client.stderr[-3000:]}\n--- log ---\n{log}"
             assert json.loads(client.stdout) == {"status": 200, "kernel": "42\n"}, log
         assert all(s["proc"].poll() is None for s in services.values()), "both still serve"
+
+    # the draft proposal's directory (still an option) is not where the kernel runner looks:
+    # there it finds no definition and would answer "unsupported service"
+    proposal = agent("mounts", "jupyter-6", "--store", store, "--format", "backendai",
+                     "--service-defs-dir", "/opt/kernel/service-defs")
+    assert proposal.returncode == 0, proposal.stderr
+    elsewhere = tmp_path / "proposal-root"
+    for m in json.loads(proposal.stdout)["mounts"]:
+        if m["target"].endswith(".json"):
+            target = elsewhere / m["target"].lstrip("/")
+            target.parent.mkdir(parents=True)
+            shutil.copyfile(m["source"], target)
+    unread = subprocess.run([str(backendai_python), str(HERE / "backendai_probe.py"),
+                             str(elsewhere), "jupyter-6:http:8888", "{}"],
+                            capture_output=True, text=True, check=False, timeout=120, env=env)
+    assert unread.returncode == 0, unread.stderr
+    assert json.loads(unread.stdout)["services"]["jupyter-6"]["argv"] is None
