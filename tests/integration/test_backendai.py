@@ -205,11 +205,11 @@ def test_backend_ai_parses_and_starts_two_jupyters_from_one_mounts_command(
                  plan["service_ports"]]
         # ai.backend.kernel re-executes itself on import (a process name of its own) unless it
         # already did: run as the re-executed kernel runner, in its venv
-        env = {**os.environ, "BACKEND_REEXECED": "1",
-               "VIRTUAL_ENV": str(backendai_python.parent.parent)}
+        runner_env = {**os.environ, "BACKEND_REEXECED": "1",
+                      "VIRTUAL_ENV": str(backendai_python.parent.parent)}
         parsed = subprocess.run([*box.enter(net=False), *probe, json.dumps(options)],
                                 capture_output=True, text=True, check=False, timeout=120,
-                                env=env)
+                                env=runner_env)
         assert parsed.returncode == 0, parsed.stderr
         result = json.loads(parsed.stdout)
         assert result["service_defs_dir"] == "/etc/backend.ai/service-defs"
@@ -219,7 +219,8 @@ def test_backend_ai_parses_and_starts_two_jupyters_from_one_mounts_command(
         assert {n: s["ports"] for n, s in services.items()} == {
             "jupyter-6": [8888], "jupyterlab-4": [8889]}
         no = subprocess.run([*box.enter(net=False), *probe, json.dumps(refused)],
-                            capture_output=True, text=True, check=False, timeout=120, env=env)
+                            capture_output=True, text=True, check=False, timeout=120,
+                            env=runner_env)
         assert json.loads(no.stdout)["services"]["jupyter-6"]["refused"] == (
             "DisallowedArgument: Argument --base-url not allowed for service jupyter-6"), no
 
@@ -254,6 +255,7 @@ def test_backend_ai_parses_and_starts_two_jupyters_from_one_mounts_command(
             shutil.copyfile(m["source"], target)
     unread = subprocess.run([str(backendai_python), str(HERE / "backendai_probe.py"),
                              str(elsewhere), "jupyter-6:http:8888", "{}"],
-                            capture_output=True, text=True, check=False, timeout=120, env=env)
+                            capture_output=True, text=True, check=False, timeout=120,
+                            env=runner_env)
     assert unread.returncode == 0, unread.stderr
     assert json.loads(unread.stdout)["services"]["jupyter-6"]["argv"] is None
