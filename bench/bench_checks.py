@@ -39,6 +39,7 @@ def unchecked_copy(recipe: Path, work: Path) -> Path:
     (project / "recipes").mkdir(parents=True)
     name = recipe.stem
     shutil.copytree(ROOT / "lockfiles" / name, project / "lockfiles" / name)
+    shutil.copytree(ROOT / "recipes" / "icons", project / "recipes" / "icons")  # app.ui.icon
     copy = project / "recipes" / recipe.name
     copy.write_text(text + CHECKS_OFF, encoding="utf-8")
     return copy

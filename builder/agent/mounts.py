@@ -1,7 +1,10 @@
 """``builder agent mounts``: the read-only mounts that inject an installed app into a container.
 
 ``<entry>/app`` goes to ``/opt/apps/<name>`` and, when the bundle has one,
-``<entry>/service-def.json`` to ``/opt/kernel/service-defs/<name>.json``. One plan, four renderings:
+``<entry>/service-def.json`` to ``/etc/backend.ai/service-defs/<name>.json``, where Backend.AI's
+kernel runner (``backend.ai-kernel``) loads service definitions; ``service_defs_dir`` moves it
+(e.g. to ``/opt/kernel/service-defs``, the draft App Injection proposal's path, which no released
+kernel runner reads). One plan, four renderings:
 
 - ``json``: the plan itself (format_version 1).
 - ``docker``: ``docker run`` arguments, shell-quoted (``--mount type=bind,...,readonly``).
@@ -11,7 +14,10 @@
   IfNotPresent``; the image's root is the bundle's ``app/``. ``service-def.json`` is not in the
   image (it travels as an annotation), so it stays a hostPath of this node's store entry.
 - ``backendai``: Backend.AI agent mount entries, the fields of its ``Mount`` record (type, source,
-  target, permission, opts) and their ``resource.txt`` form ``source:target:ro``.
+  target, permission, opts) and their ``resource.txt`` form ``source:target:ro``, for one or
+  several bundles, with the one ``ai.backend.service-ports`` value they share: each service keeps
+  the port its bundle declares unless an earlier one took it (or Backend.AI reserves it), then
+  it gets the next free one (the service-def's command reads it as ``{ports[0]}``).
 """
 
 from __future__ import annotations
@@ -27,11 +33,14 @@ from typing import Any
 
 from builder.agent.store import EntryRecord, Store
 from builder.errors import BuilderError, UsageError
-from builder.layout import APP, SERVICE_DEF
+from builder.layout import APP, MANIFEST, SERVICE_DEF
 from builder.oci.reference import parse_reference
 
 APPS_ROOT = "/opt/apps"
-SERVICE_DEFS_ROOT = "/opt/kernel/service-defs"
+SERVICE_DEFS_ROOT = "/etc/backend.ai/service-defs"  # ai.backend.kernel's BaseRunner reads it
+PROPOSAL_SERVICE_DEFS_ROOT = "/opt/kernel/service-defs"  # the draft App Injection proposal's
+# ports Backend.AI keeps for itself (ai.backend.common.service_ports)
+RESERVED_PORTS = frozenset({2000, 2001, 2002, 2003, 2200, 7681})
 PLAN_FORMAT_VERSION = 1
 NO_SERVICE_DEF = "the bundle has no service-def.json: no service definition is mounted"
 IMAGE_VOLUME_NOTE = ("app/ is an ImageVolume of {image} (pulled by the node's container "
@@ -62,31 +71,61 @@ class MountPlan:
     mounts: tuple[Mount, ...]
     notes: tuple[str, ...]
     image: str | None = None  # REGISTRY/REPO@sha256:... when installed from an OCI image
+    # the service the bundle declares (manifest.json "service"): protocol and port, if any
+    service: tuple[str, int] | None = None
 
     @property
     def service_def(self) -> bool:
         return any(m.kind == "service-def" for m in self.mounts)
 
 
-def plan_mounts(record: EntryRecord, entry: Path) -> MountPlan:
+def service_defs_dir(value: str) -> str:
+    """A ``--service-defs-dir``: absolute, normalized, no ``..``, no characters a mount
+    format cannot carry."""
+    if not value.startswith("/") or ".." in value.split("/") or any(
+            c in value for c in ':,"\n') or not value.isprintable():
+        raise UsageError(f"--service-defs-dir {value!r} is not an absolute directory path",
+                         hint=f"e.g. {SERVICE_DEFS_ROOT} (the default) or "
+                         f"{PROPOSAL_SERVICE_DEFS_ROOT}")
+    return "/" + "/".join(p for p in value.split("/") if p not in ("", "."))
+
+
+def _declared_service(entry: Path) -> tuple[str, int] | None:
+    """(protocol, port) of the bundle's ``[service]`` from its checked manifest.json."""
+    try:
+        service = json.loads((entry / MANIFEST).read_text()).get("service")
+    except (OSError, ValueError, AttributeError):
+        return None
+    if not isinstance(service, dict):
+        return None
+    port, protocol = service.get("port"), service.get("protocol", "http")
+    if not isinstance(port, int) or not isinstance(protocol, str):
+        return None
+    # Backend.AI knows http, tcp and preopen; a raw VNC server is a TCP service to it
+    return ("tcp" if protocol == "vnc" else protocol), port
+
+
+def plan_mounts(record: EntryRecord, entry: Path, *,
+                defs_dir: str = SERVICE_DEFS_ROOT) -> MountPlan:
     mounts = [Mount(kind="app", source=entry / APP, target=f"{APPS_ROOT}/{record.name}",
                     directory=True)]
     notes = []
     if (entry / SERVICE_DEF).is_file():
         mounts.append(Mount(kind="service-def", source=entry / SERVICE_DEF,
-                            target=f"{SERVICE_DEFS_ROOT}/{record.name}.json", directory=False))
+                            target=f"{defs_dir.rstrip('/')}/{record.name}.json",
+                            directory=False))
     else:
         notes.append(NO_SERVICE_DEF)
     return MountPlan(name=record.name, version=record.version, sha256=record.sha256,
                      entry=entry, mounts=tuple(mounts), notes=tuple(notes),
-                     image=record.oci_reference)
+                     image=record.oci_reference, service=_declared_service(entry))
 
 
-def mounts_for(store: Store, ref: str) -> MountPlan:
+def mounts_for(store: Store, ref: str, *, defs_dir: str = SERVICE_DEFS_ROOT) -> MountPlan:
     """The plan for an installed entry (by name, name@version or sha256); counts as a use."""
     record = store.resolve(ref)
     store.touch(record.sha256)
-    return plan_mounts(record, store.entry_path(record.sha256))
+    return plan_mounts(record, store.entry_path(record.sha256), defs_dir=defs_dir)
 
 
 def _refuse_chars(plan: MountPlan, chars: str, fmt: MountFormat) -> None:
@@ -169,12 +208,46 @@ def k8s_image_fragment(plan: MountPlan, image: str | None = None) -> dict[str, A
     return fragment
 
 
-def backendai_mounts(plan: MountPlan) -> dict[str, Any]:
-    _refuse_chars(plan, ":,\n", MountFormat.BACKENDAI)
+def assign_ports(plans: list[MountPlan]) -> dict[str, int]:
+    """Service name -> a distinct port for every plan with a service-def, in order: the port
+    its bundle declares, else the next one no earlier service took and Backend.AI allows."""
+    names = [p.name for p in plans]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise UsageError(f"{', '.join(twice)} given twice: one container serves one service "
+                         "of a name", hint="give each app once")
+    taken: set[int] = set()
+    ports: dict[str, int] = {}
+    for plan in plans:
+        if not plan.service_def:
+            continue
+        if plan.service is None:
+            raise BuilderError(f"{plan.name} has a service-def.json but its manifest declares "
+                               "no service port", where=str(plan.entry / MANIFEST),
+                               hint="reinstall the bundle (builder agent install)")
+        port = max(plan.service[1], 1025)
+        while port in taken or port in RESERVED_PORTS:
+            port += 1
+        if port >= 65535:
+            raise BuilderError(f"no free Backend.AI service port is left for {plan.name}",
+                               where=str(plan.entry), hint="mount fewer apps into one container")
+        taken.add(port)
+        ports[plan.name] = port
+    return ports
+
+
+def backendai_mounts(plans: list[MountPlan]) -> dict[str, Any]:
+    """Mount entries of every plan and the ``ai.backend.service-ports`` value they share."""
+    for plan in plans:
+        _refuse_chars(plan, ":,\n", MountFormat.BACKENDAI)
+    ports = assign_ports(plans)
     entries = [{"type": "bind", "source": str(m.source), "target": m.target,
-                "permission": "ro", "opts": None} for m in plan.mounts]
+                "permission": "ro", "opts": None} for plan in plans for m in plan.mounts]
+    service_ports = ",".join(f"{p.name}:{p.service[0]}:{ports[p.name]}" for p in plans
+                             if p.name in ports and p.service is not None)
     return {"mounts": entries,
-            "resource_txt": ",".join(f"{e['source']}:{e['target']}:ro" for e in entries)}
+            "resource_txt": ",".join(f"{e['source']}:{e['target']}:ro" for e in entries),
+            "service_ports": service_ports, "ports": ports}
 
 
 def render_plan(plan: MountPlan, fmt: MountFormat, *, image_volume: bool = False,
@@ -187,6 +260,7 @@ def render_plan(plan: MountPlan, fmt: MountFormat, *, image_volume: bool = False
         return json.dumps(k8s_image_fragment(plan, image), indent=2, sort_keys=True)
     if fmt is MountFormat.DOCKER:
         return shlex.join(docker_args(plan))
-    data = {MountFormat.JSON: plan_to_dict, MountFormat.K8S: k8s_fragment,
-            MountFormat.BACKENDAI: backendai_mounts}[fmt](plan)
+    if fmt is MountFormat.BACKENDAI:
+        return json.dumps(backendai_mounts([plan]), indent=2, sort_keys=True)
+    data = {MountFormat.JSON: plan_to_dict, MountFormat.K8S: k8s_fragment}[fmt](plan)
     return json.dumps(data, indent=2, sort_keys=True)

@@ -71,6 +71,10 @@ def _service(recipe: Recipe, bundle_root: Path) -> tuple[ServiceCheck | None, st
     try:
         data: Any = json.loads((bundle_root / SERVICE_DEF).read_text(encoding="utf-8"))
         command = tuple(str(a) for a in data["command"])
+        # as Backend.AI's kernel runner: default_arguments follow the command (name, value)
+        for name, value in data.get("default_arguments", {}).items():
+            words = [] if value is None else [value] if isinstance(value, str) else value
+            command += (str(name), *(str(w) for w in words))
         env = tuple(sorted((str(k), str(v)) for k, v in data["env"].items()))
         template = str(data["url_template"])
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:

@@ -24,6 +24,7 @@ URL_PREFIX = "{protocol}://{host}:{port}"  # how service-def.json's url_template
 AUTH_STATUSES = (401, 403)
 POLL_INTERVAL = 0.25  # seconds between two tries
 PROBE_TIMEOUT = 5.0  # seconds for one HTTP request
+NO_BRACES = "Backend.AI's interpolator has no escape for a literal brace: rebuild"
 
 
 def accepted(status: int) -> bool:
@@ -32,11 +33,14 @@ def accepted(status: int) -> bool:
 
 
 def interpolate(text: str, *, port: int, where: str) -> str:
-    """``text`` through Backend.AI's interpolator: ``{ports[0]}`` is the port, ``{{`` and ``}}``
-    are literal braces; any other field is refused (Backend.AI would fail on it too)."""
+    """``text`` through Backend.AI's interpolator: ``{ports[0]}`` is the port; any other field
+    or brace is refused (Backend.AI would fail on it too: it has no escape for a brace)."""
     out = []
     try:
         for literal, field, spec, conversion in string.Formatter().parse(text):
+            if "{" in literal or "}" in literal:  # {{ or }}: Backend.AI refuses them
+                raise BuilderError(f"service-def.json: a literal brace in {text!r}", where=where,
+                                   hint=NO_BRACES)
             out.append(literal)
             if field is None:
                 continue
@@ -44,12 +48,12 @@ def interpolate(text: str, *, port: int, where: str) -> str:
                 shown = "{" + field + ("!" + conversion if conversion else "") + \
                     (":" + spec if spec else "") + "}"
                 raise BuilderError(f"service-def.json: unknown placeholder {shown} in {text!r}",
-                                   where=where, hint="only {ports[0]} is filled in; write a "
-                                   "literal brace as {{ or }}")
+                                   where=where, hint="only {ports[0]} is filled in; "
+                                   f"{NO_BRACES}")
             out.append(str(port))
     except ValueError as exc:
         raise BuilderError(f"service-def.json: {exc} in {text!r}", where=where,
-                           hint="write a literal brace as {{ or }}") from None
+                           hint=NO_BRACES) from None
     return "".join(out)
 
 

@@ -117,10 +117,15 @@ def _register_check(cmds: Any) -> None:
 
 def _register_store_commands(cmds: Any) -> None:
     mounts = cmds.add_parser("mounts", help="the read-only mounts that inject an installed app")
-    mounts.add_argument("name", metavar="NAME", help="NAME, NAME@VERSION or a sha256 prefix")
+    mounts.add_argument("names", nargs="+", metavar="NAME",
+                        help="NAME, NAME@VERSION or a sha256 prefix (several: --format backendai)")
     store_arg(mounts)
     mounts.add_argument("--format", choices=["json", "docker", "k8s", "backendai"],
                         default="json")
+    mounts.add_argument("--service-defs-dir", metavar="DIR", default=None,
+                        help="where service-def.json goes (default: /etc/backend.ai/service-defs, "
+                        "where Backend.AI's kernel runner reads; the App Injection proposal's "
+                        "is /opt/kernel/service-defs)")
     mounts.add_argument("--image-volume", action="store_true",
                         help="k8s: mount app/ as an ImageVolume of the pinned image the entry "
                         "was installed from (service-def.json stays a hostPath)")
@@ -269,17 +274,33 @@ def _check(args: argparse.Namespace) -> int:
 def _mounts(args: argparse.Namespace) -> int:
     from builder.agent.mounts import (
         IMAGE_VOLUME_NOTE,
+        SERVICE_DEFS_ROOT,
         MountFormat,
+        backendai_mounts,
         mounts_for,
         pinned_image,
         render_plan,
+        service_defs_dir,
     )
 
     fmt = MountFormat(args.format)
     image_volume = args.image_volume or args.image is not None
     if image_volume and fmt is not MountFormat.K8S:
         raise UsageError("--image-volume and --image go with --format k8s")
-    plan = mounts_for(_store(args), args.name)
+    if len(args.names) > 1 and fmt is not MountFormat.BACKENDAI:
+        raise UsageError(f"several apps go with --format backendai, not {fmt}",
+                         hint="run the command once per app, or use --format backendai")
+    defs_dir = (SERVICE_DEFS_ROOT if args.service_defs_dir is None
+                else service_defs_dir(args.service_defs_dir))
+    store = _store(args)
+    plans = [mounts_for(store, name, defs_dir=defs_dir) for name in args.names]
+    if len(plans) > 1:
+        for plan in plans:
+            for note in plan.notes:
+                env.log(f"note: {plan.name}: {note}")
+        print(json.dumps(backendai_mounts(plans), indent=2, sort_keys=True))
+        return 0
+    plan = plans[0]
     text = render_plan(plan, fmt, image_volume=image_volume, image=args.image)
     notes = list(plan.notes)
     if image_volume:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +35,12 @@ ANN_UI = "io.builder.ui"  # the manifest's ui table, canonical JSON
 ANN_TARGET = "io.builder.target"
 ANN_FINAL_ROOT = "io.builder.final-root"
 ANN_INPUT_DIGEST = "io.builder.input-digest"
+
+# image config labels: SimPhoNy-remote's (remoteappmanager.docker.docker_labels), made from the
+# manifest's ui table; the manifest's own "labels" (ai.backend.service-ports) are copied as well
+SIMPHONY = "eu.simphony-project.docker"
+SIMPHONY_TYPES = ("webapp", "vncapp")  # what it knows; a cli bundle has no type label
+SIMPHONY_ENV_RE = re.compile(r"^[A-Z0-9_]+$")  # names its env.<x-y> labels give back (X_Y)
 
 # bundle files carried as annotations under a documented key; others use ANN_FILE_PREFIX
 FILE_ANNOTATIONS = {MANIFEST: ANN_MANIFEST, SERVICE_DEF: ANN_SERVICE_DEF}
@@ -91,6 +98,7 @@ class BundleInfo:
     source_date_epoch: int
     ui: str  # canonical JSON of the manifest's ui table
     files: tuple[tuple[str, str], ...]  # (top-level file name, UTF-8 text), sorted by name
+    labels: tuple[tuple[str, str], ...] = ()  # the image config's Labels, sorted by key
 
 
 def bundle_info(manifest_text: str, files: dict[str, str], *, where: str) -> BundleInfo:
@@ -110,6 +118,9 @@ def bundle_info(manifest_text: str, files: dict[str, str], *, where: str) -> Bun
         raise BuilderError(f"no OCI architecture for {data['arch']!r}", where=where,
                            hint=f"builder pushes {', '.join(sorted(GOARCH))} bundles")
     epoch = data.get("source_date_epoch", 0)
+    ui = data.get("ui") or {}
+    labels = {**simphony_labels(ui if isinstance(ui, dict) else {}, where=where),
+              **{str(k): str(v) for k, v in (data.get("labels") or {}).items()}}
     return BundleInfo(
         name=data["name"],
         version=data["version"],
@@ -119,9 +130,33 @@ def bundle_info(manifest_text: str, files: dict[str, str], *, where: str) -> Bun
         final_root=data["final_root"],
         input_digest=data["input_digest"],
         source_date_epoch=epoch if isinstance(epoch, int) and epoch >= 0 else 0,
-        ui=canonical_bytes(data.get("ui") or {}).decode(),
+        ui=canonical_bytes(ui).decode(),
         files=tuple(sorted(files.items())),
+        labels=tuple(sorted(labels.items())),
     )
+
+
+def simphony_labels(ui: dict[str, Any], *, where: str) -> dict[str, str]:
+    """SimPhoNy-remote's image labels from the manifest's ui table: ui_name, icon_128 (the
+    base64 PNG), description, type, and an empty ``env.<name>`` per accepted variable (it reads
+    ``env.x11-width`` as X11_WIDTH)."""
+    labels: dict[str, str] = {}
+    if isinstance(ui.get("name"), str):
+        labels[f"{SIMPHONY}.ui_name"] = ui["name"]
+    if isinstance(ui.get("icon_128"), str):
+        labels[f"{SIMPHONY}.icon_128"] = ui["icon_128"]
+    if isinstance(ui.get("description"), str) and ui["description"]:
+        labels[f"{SIMPHONY}.description"] = ui["description"]
+    if ui.get("kind") in SIMPHONY_TYPES:
+        labels[f"{SIMPHONY}.type"] = ui["kind"]
+    for name in ui.get("accepted_env") or ():
+        if not isinstance(name, str) or not SIMPHONY_ENV_RE.match(name):
+            raise BuilderError(
+                f"accepted variable {name!r} cannot be a SimPhoNy env label (it reads "
+                "env.<name> back upper-cased, so only A-Z, 0-9 and _ survive)", where=where,
+                hint="rename the variable in the recipe's app.ui.accepted_env and rebuild")
+        labels[f"{SIMPHONY}.env.{name.lower().replace('_', '-')}"] = ""
+    return labels
 
 
 def image_config(info: BundleInfo, *, diff_id: str) -> bytes:
@@ -131,7 +166,7 @@ def image_config(info: BundleInfo, *, diff_id: str) -> bytes:
         "architecture": GOARCH[info.arch],
         "os": "linux",
         "created": created.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "config": {},
+        "config": {"Labels": dict(info.labels)} if info.labels else {},
         "rootfs": {"type": "layers", "diff_ids": [diff_id]},
     })
 

@@ -57,6 +57,7 @@ from builder.pipeline.plan import TargetPlan, plan_target, select_targets
 from builder.pipeline.preflight import check_build_dirs
 from builder.pipeline.sdists import SdistSettings, build_sdists, sdist_sha
 from builder.recipe import Recipe, load_recipe, recipe_to_dict
+from builder.recipe.icon import ICON_PATH, load_icon
 from builder.relocate import leftover_error, relocate, scan_for_paths, select_pyc_compiler
 from builder.sbom import collect_licenses, cyclonedx_sbom
 from builder.scratch import claimed_dir, collect
@@ -92,6 +93,7 @@ class BuiltBundle:
 
 def build(options: BuildOptions, *, log: Callable[[str], None]) -> tuple[BuiltBundle, ...]:
     recipe = load_recipe(options.recipe_path)
+    icon = load_icon(recipe)  # a bad icon fails before any download
     lock_dir = options.lock_dir or default_lock_dir(options.recipe_path, recipe.name)
     lock = load_fresh_lock(recipe, lock_dir=lock_dir)
     check_build_dirs(out_dir=options.out_dir, cache_dir=options.cache_dir)
@@ -107,7 +109,8 @@ def build(options: BuildOptions, *, log: Callable[[str], None]) -> tuple[BuiltBu
         plan = plan_target(
             recipe, lock, target, out_dir=options.out_dir, interpreter_sha256=interpreter.sha256,
             source_date_epoch=options.source_date_epoch, host_arch=HOST_ARCH,
-            launch_digest=launch_digest() if recipe.service or recipe.node else None)
+            launch_digest=launch_digest() if recipe.service or recipe.node else None,
+            icon=icon)
         results.append(_build_target(recipe, lock, plan, interpreter, options,
                                      lock_dir=lock_dir, log=log))
     return tuple(results)
@@ -283,6 +286,12 @@ class _Phases:
 
     def describe(self) -> None:
         s, recipe, target = self.state, self.recipe, self.plan.target
+        icon = self.plan.icon
+        if icon is not None:  # before the tree is described: it is one of its files
+            path = s.bundle_root / ICON_PATH
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(icon.data)
+            path.chmod(0o644)
         facts = _describe(recipe, target, s.bundle_root, s.app,
                           origin=self.interpreter.origin, log=self.log)
         # last write to the tree before the manifest: the RECORD (counted in sizes too)
@@ -315,7 +324,9 @@ class _Phases:
                             license=d.license, sdist=sdist_of.get(d.wheel))
                 for d in s.installed
             ),
-            ui={**recipe_dict["app"]["ui"], "description": recipe.summary},
+            ui={**recipe_dict["app"]["ui"], "description": recipe.summary,
+                "icon": None if icon is None else ICON_PATH,
+                **({} if icon is None else {"icon_128": icon.base64})},
             service=recipe_dict["service"],
             launch=s.launch,
             node=None if s.node is None else s.node.manifest(),

@@ -22,6 +22,7 @@ from builder.fsutil import canonical_json, sha256_bytes
 from builder.lock.codec import lock_to_dict
 from builder.lock.model import Lock, TargetLock
 from builder.recipe import Recipe, recipe_to_dict
+from builder.recipe.icon import Icon
 from builder.recipe.model import Protocol
 from builder.sbom import SBOM_SUFFIX
 
@@ -63,6 +64,7 @@ class TargetPlan:
     sidecar: Path
     sbom: Path
     phases: tuple[Phase, ...]
+    icon: Icon | None = None  # the recipe's, checked; shipped at app/share/icon-128.png
 
 
 def select_targets(recipe: Recipe, wanted: tuple[str, ...], *, host_arch: str
@@ -116,10 +118,12 @@ def has_checks(recipe: Recipe) -> bool:
 
 
 def input_digest(recipe: Recipe, lock: Lock, target: TargetLock, *, interpreter_sha256: str,
-                 source_date_epoch: int, host_arch: str, launch_digest: str | None) -> str:
+                 source_date_epoch: int, host_arch: str, launch_digest: str | None,
+                 icon_sha256: str | None = None) -> str:
     """Everything the bundle's bytes depend on; the bundle is named after it.
 
-    ``launch_digest``: the launcher's own files (recipes with a service or a Node.js app)."""
+    ``launch_digest``: the launcher's own files (recipes with a service or a Node.js app);
+    ``icon_sha256``: the recipe's icon file (its path alone is in the recipe)."""
     lock_entry = lock_to_dict(lock, requirement_hashes={})
     inputs: dict[str, Any] = {
         "builder": __version__,
@@ -132,6 +136,8 @@ def input_digest(recipe: Recipe, lock: Lock, target: TargetLock, *, interpreter_
     }
     if launch_digest is not None:
         inputs["launch"] = launch_digest
+    if icon_sha256 is not None:
+        inputs["icon"] = icon_sha256
     if "node" in lock_entry:  # npm's lock digest; the toolchain and headers of this machine
         node = lock_entry["node"]
         inputs["node"] = {**node, "toolchain": node["toolchain"].get(host_arch),
@@ -147,10 +153,11 @@ def input_digest(recipe: Recipe, lock: Lock, target: TargetLock, *, interpreter_
 
 def plan_target(recipe: Recipe, lock: Lock, target: TargetLock, *, out_dir: Path,
                 interpreter_sha256: str, source_date_epoch: int, host_arch: str,
-                launch_digest: str | None) -> TargetPlan:
+                launch_digest: str | None, icon: Icon | None = None) -> TargetPlan:
     digest = input_digest(recipe, lock, target, interpreter_sha256=interpreter_sha256,
                           source_date_epoch=source_date_epoch, host_arch=host_arch,
-                          launch_digest=launch_digest)
+                          launch_digest=launch_digest,
+                          icon_sha256=None if icon is None else icon.sha256)
     stem = bundle_stem(recipe.name, recipe.version, target.target, digest)
     return TargetPlan(
         target=target,
@@ -160,4 +167,5 @@ def plan_target(recipe: Recipe, lock: Lock, target: TargetLock, *, out_dir: Path
         sidecar=out_dir / f"{stem}.json",
         sbom=out_dir / f"{stem}{SBOM_SUFFIX}",
         phases=phases_for(recipe, target),
+        icon=icon,
     )

@@ -47,6 +47,7 @@ MINOR_RE = re.compile(r"^3\.(\d{1,2})$")
 RELEASE_RE = re.compile(r"^\d{8}$")
 GLIBC_RE = re.compile(r"^2\.(\d{1,2})$")
 ENV_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+ICON_RE = re.compile(r"^[^/\x00][^\x00]*\.png$")  # relative to the recipe's directory
 SCRIPT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 MODULE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 PROJECT_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$")
@@ -248,7 +249,9 @@ def _app(c: _Checker, data: Mapping[str, Any]) -> tuple[str, str, str, Ui] | Non
     summary = c.field(app, "app", "summary", str, default="", required=False)
     ui_table = c.table(data, "app.ui", required=False) if app is not None else {}
     ui_name = c.field(ui_table, "app.ui", "name", str, default=name or "", required=False)
-    icon = c.field(ui_table, "app.ui", "icon", str, required=False)
+    icon = c.field(ui_table, "app.ui", "icon", str, required=False,
+                   check=_matches(ICON_RE, "a PNG file's path relative to the recipe "
+                                  "(e.g. \"icons/app.png\", 128x128)"))
     kind = c.field(ui_table, "app.ui", "kind", str, default="webapp", required=False,
                    check=_one_of(tuple(k.value for k in UiKind)))
     accepted_env = c.strings(ui_table, "app.ui", "accepted_env", required=False,

@@ -384,7 +384,7 @@ def test_image_volume_of_an_image_entry(pushed: tuple[Registry, str, Path],
         "volumeMounts": [
             {"name": "builder-demo-app", "mountPath": "/opt/apps/demo", "readOnly": True},
             {"name": "builder-demo-service-def",
-             "mountPath": "/opt/kernel/service-defs/demo.json", "readOnly": True}],
+             "mountPath": "/etc/backend.ai/service-defs/demo.json", "readOnly": True}],
     }
     other = f"other.test/x@sha256:{'ef' * 32}"
     given = k8s_image_fragment(plan, f"oci://{other}")

@@ -49,7 +49,8 @@ def tree(tmp_path: Path, *, python: str | None = None) -> Path:
     (site / "broken-1.0.dist-info").mkdir()  # no RECORD: not an installed distribution
     write(root / "service-def.json", json.dumps({
         "command": ["/opt/apps/demo/bin/launch", "--port", "{ports[0]}", "--allow-root"],
-        "env": {"B": "{{x}}", "A": "1"}, "url_template": "{protocol}://{host}:{port}/tree"}))
+        "env": {"B": "x", "A": "1"}, "url_template": "{protocol}://{host}:{port}/tree",
+        "default_arguments": {"--base-url": "/", "--flag": None, "--two": ["a", "b"]}}))
     interpreter = root / "app" / PY
     interpreter.parent.mkdir(parents=True)
     if python is None:
@@ -80,8 +81,9 @@ def test_plan_of_a_tree(tmp_path: Path) -> None:
         commands=(CommandCheck(index=0, argv=("pyjoke",)),
                   CommandCheck(index=1, argv=("bin/x", "--v"))),
         service=ServiceCheck(command=("/opt/apps/demo/bin/launch", "--port", "{ports[0]}",
-                                      "--allow-root"),
-                             env=(("A", "1"), ("B", "{{x}}")), url_path="/tree", launcher=True),
+                                      "--allow-root", "--base-url", "/", "--flag", "--two", "a",
+                                      "b"),
+                             env=(("A", "1"), ("B", "x")), url_path="/tree", launcher=True),
         service_note=None, timeout=9)
 
 
@@ -372,9 +374,9 @@ def test_the_service_runs_from_the_checked_tree_on_a_loopback_port(tmp_path: Pat
     match = re.fullmatch(
         r"r.toml: service: service check: the service exited with code 4 before answering at "
         r"http://127.0.0.1:(\d+)/tree: /opt/apps/demo/bin/launch --port \{ports\[0\]\} "
-        r"--allow-root\n"
-        r"  \| (\S+)/bundle.checking/app/bin/launch --port (\d+) --allow-root --ip 127.0.0.1 "
-        r"A=1 B=\{x\} HOME=(\S+)\n"
+        r"--allow-root --base-url / --flag --two a b\n"
+        r"  \| (\S+)/bundle.checking/app/bin/launch --port (\d+) --allow-root --base-url / "
+        r"--flag --two a b --ip 127.0.0.1 A=1 B=x HOME=(\S+)\n"
         r"  hint: start it by hand to see why: /opt/apps/demo/bin/launch --port 8888 \(the "
         r"output above is the service's own\)", text)
     assert match, text

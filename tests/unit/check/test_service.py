@@ -15,14 +15,13 @@ from builder.check.service import (
 )
 from builder.errors import BuilderError
 
+HINT = "Backend.AI's interpolator has no escape for a literal brace: rebuild"
 W = "r.toml: service"
 
 
 @pytest.mark.parametrize(("text", "result"), [
     ("{ports[0]}", "8123"),
     ("--port={ports[0]}", "--port=8123"),
-    ("{{literal}}", "{literal}"),
-    ('{{"a": {ports[0]}}}', '{"a": 8123}'),
     ("plain", "plain"),
     ("", ""),
 ])
@@ -30,19 +29,25 @@ def test_interpolate_like_backend_ai(text: str, result: str) -> None:
     assert interpolate(text, port=8123, where=W) == result
 
 
+def test_doubled_braces_are_refused_as_backend_ai_does() -> None:
+    with pytest.raises(BuilderError, match="a literal brace in"):
+        interpolate('{{"a": {ports[0]}}}', port=1, where=W)
+
+
 @pytest.mark.parametrize(("text", "message"), [
     ("{port}", "r.toml: service: service-def.json: unknown placeholder {port} in '{port}'\n"
-     "  hint: only {ports[0]} is filled in; write a literal brace as {{ or }}"),
+     "  hint: only {ports[0]} is filled in; "
+     f"{HINT}"),
     ("{ports[1]}", "r.toml: service: service-def.json: unknown placeholder {ports[1]} in "
-     "'{ports[1]}'\n  hint: only {ports[0]} is filled in; write a literal brace as {{ or }}"),
+     "'{ports[1]}'\n  hint: only {ports[0]} is filled in; " + HINT),
     ("{ports[0]!r}", "r.toml: service: service-def.json: unknown placeholder {ports[0]!r} in "
-     "'{ports[0]!r}'\n  hint: only {ports[0]} is filled in; write a literal brace as {{ or }}"),
+     "'{ports[0]!r}'\n  hint: only {ports[0]} is filled in; " + HINT),
     ("{ports[0]:>5}", "r.toml: service: service-def.json: unknown placeholder {ports[0]:>5} in "
-     "'{ports[0]:>5}'\n  hint: only {ports[0]} is filled in; write a literal brace as {{ or }}"),
+     "'{ports[0]:>5}'\n  hint: only {ports[0]} is filled in; " + HINT),
     ("a}b", "r.toml: service: service-def.json: Single '}' encountered in format string in "
-     "'a}b'\n  hint: write a literal brace as {{ or }}"),
+     "'a}b'\n  hint: " + HINT),
     ("{oops", "r.toml: service: service-def.json: expected '}' before end of string in "
-     "'{oops'\n  hint: write a literal brace as {{ or }}"),
+     "'{oops'\n  hint: " + HINT),
 ])
 def test_interpolate_refuses_what_backend_ai_cannot_fill(text: str, message: str) -> None:
     with pytest.raises(BuilderError) as info:
@@ -74,9 +79,9 @@ def test_service_command_binds_loopback_only_through_the_launcher() -> None:
 
 
 def test_service_env_is_interpolated_and_mapped() -> None:
-    env = (("A", "{{x}}"), ("DIR", "/opt/apps/x/share"), ("P", "{ports[0]}"))
+    env = (("A", "x"), ("DIR", "/opt/apps/x/share"), ("P", "{ports[0]}"))
     assert service_env(env, port=7, final_root="/opt/apps/x", app="/c/app", where=W) == {
-        "A": "{x}", "DIR": "/c/app/share", "P": "7"}
+        "A": "x", "DIR": "/c/app/share", "P": "7"}
 
 
 @pytest.mark.parametrize(("template", "path"), [

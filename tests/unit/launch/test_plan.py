@@ -99,17 +99,34 @@ def test_service_def_matches_the_golden_file_and_backend_ais_format() -> None:
     interpolated = [part.format(ports=[30123]) for part in data["command"]]  # as Backend.AI
     assert interpolated == ["/opt/apps/jupyter-6/bin/launch", "--port", "30123",
                             "--platform-auth", "--allow-root"]
+    # the base URL the command pins is the one url_template ends in; users cannot move it
+    assert data["default_arguments"] == {"--base-url": "/"}
+    assert data["url_template"] == "{protocol}://{host}:{port}/tree"
+    assert "--base-url" not in data["allowed_arguments"]
 
 
-def test_literal_braces_are_doubled_for_backend_ais_interpolator() -> None:
+@pytest.mark.parametrize(("line", "where"), [
+    ('env = { OPTS = "{\\"a\\": 1}" }', "r.toml: service.env.OPTS"),
+    ('env = { OPTS = "}" }', "r.toml: service.env.OPTS"),
+])
+def test_braces_backend_ais_interpolator_cannot_carry_are_refused(line: str, where: str) -> None:
     recipe = parse_recipe_text(
         (ROOT / "recipes/jupyter-6.toml").read_text().replace(
-            'url_template = "/tree"', 'url_template = "/tree"\nenv = { OPTS = "{\\"a\\": 1}" }'),
+            'url_template = "/tree"', f'url_template = "/tree"\n{line}'),
         path="r.toml")
-    env = service_def(recipe)["env"]
-    assert env == {"OPTS": '{{"a": 1}}'}
-    assert env["OPTS"].format(ports=[1]) == '{"a": 1}'
-    assert literal("{ports[0]}") == "{{ports[0]}}"
+    with pytest.raises(BuilderError, match=r"has a brace, which Backend\.AI's service-def "
+                       r"interpolator reads as a template variable") as caught:
+        service_def(recipe)
+    assert caught.value.where == where
+
+
+def test_a_brace_in_url_template_is_refused() -> None:
+    recipe = parse_recipe_text((ROOT / "recipes/jupyter-6.toml").read_text().replace(
+        'url_template = "/tree"', 'url_template = "/tree/{x}"'), path="r.toml")
+    with pytest.raises(BuilderError, match="has a brace") as caught:
+        service_def(recipe)
+    assert caught.value.where == "r.toml: service.url_template"
+    assert literal("/opt/apps/x", where="w") == "/opt/apps/x"
 
 
 @pytest.mark.parametrize("port", [80, 2000, 7681, 65535])

@@ -79,10 +79,34 @@ def test_blobs_match_their_descriptors(tmp_path: Path) -> None:
     config = json.loads(image.config_bytes)
     assert config == {
         "architecture": "amd64", "os": "linux", "created": "2023-11-14T22:13:20Z",
-        "config": {},
+        "config": {"Labels": {"eu.simphony-project.docker.ui_name": "Tiny"}},
         "rootfs": {"type": "layers",
                    "diff_ids": ["sha256:" + hashlib.sha256(layer_tar).hexdigest()]},
     }
+
+
+def test_config_labels_are_simphony_remotes_and_the_manifests(tmp_path: Path) -> None:
+    ui = {"kind": "webapp", "name": "Jupyter 6", "description": "Notebooks",
+          "icon": "app/share/icon-128.png", "icon_128": "iVBORw0KGgo=",
+          "accepted_env": ["JUPYTER_TOKEN", "X11_WIDTH"]}
+    manifest = manifest_dict(ui=ui, labels={"ai.backend.service-ports": "tiny:http:8888"})
+    image = write_image(make_bundle(tmp_path / "b.tar.zst", manifest=manifest),
+                        tmp_path / "blobs")
+    assert json.loads(image.config_bytes)["config"]["Labels"] == {
+        "ai.backend.service-ports": "tiny:http:8888",
+        "eu.simphony-project.docker.ui_name": "Jupyter 6",
+        "eu.simphony-project.docker.icon_128": "iVBORw0KGgo=",
+        "eu.simphony-project.docker.description": "Notebooks",
+        "eu.simphony-project.docker.type": "webapp",
+        "eu.simphony-project.docker.env.jupyter-token": "",
+        "eu.simphony-project.docker.env.x11-width": ""}
+
+
+def test_a_variable_simphony_cannot_name_is_refused(tmp_path: Path) -> None:
+    manifest = manifest_dict(ui={"kind": "webapp", "name": "T", "accepted_env": ["http_proxy"]})
+    with pytest.raises(BuilderError, match="accepted variable 'http_proxy' cannot be a "
+                       "SimPhoNy env label"):
+        write_image(make_bundle(tmp_path / "b.tar.zst", manifest=manifest), tmp_path / "blobs")
 
 
 def test_manifest_annotations_carry_the_bundle_files(tmp_path: Path) -> None:

@@ -139,3 +139,16 @@ def test_builders_own_code_is_an_input(tmp_path: Path) -> None:
     (tmp_path / "pkg" / "b.json").write_text("{}\n")
     assert code_digest.__wrapped__(tmp_path) != first
     assert code_digest() == code_digest()  # the real package: stable within a run
+
+
+def test_the_icon_files_bytes_are_an_input() -> None:
+    r, lk = recipe(), lock()
+    t = lk.for_target(X86)
+    assert t is not None
+
+    def with_icon(sha: str | None) -> str:
+        return input_digest(r, lk, t, interpreter_sha256="a" * 64, source_date_epoch=0,
+                            host_arch="x86_64", launch_digest=None, icon_sha256=sha)
+
+    assert with_icon(None) == digest(r, lk)
+    assert len({with_icon(None), with_icon("1" * 64), with_icon("2" * 64)}) == 3
