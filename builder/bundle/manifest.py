@@ -54,6 +54,8 @@ class Manifest:
     unpacked_bytes: int
     source_date_epoch: int
     builder_version: str
+    # (file, arch): ELF files of another architecture under glibc_exempt patterns, not shipped
+    dropped: tuple[tuple[str, str], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -93,6 +95,8 @@ class Manifest:
             "sizes": {"files": self.file_count, "unpacked_bytes": self.unpacked_bytes},
             "source_date_epoch": self.source_date_epoch,
             "builder_version": self.builder_version,
+            **({} if not self.dropped
+               else {"dropped": [{"file": f, "arch": a} for f, a in self.dropped]}),
         }
 
 

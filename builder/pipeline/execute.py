@@ -12,13 +12,13 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from builder import __version__
 from builder.bundle.archive import write_archive
-from builder.bundle.describe import TreeFacts, describe_tree, version_text
+from builder.bundle.describe import TreeFacts, describe_tree, drop_foreign, version_text
 from builder.bundle.manifest import InterpreterInfo, Manifest, PackageInfo
 from builder.check import plan_checks, run_checks
 from builder.elf import Patchelf
@@ -289,6 +289,7 @@ class _Phases:
             glibc_floor_file=facts.glibc_floor_file,
             recipe_glibc_floor=recipe.targets.glibc_floor,
             glibc_exempt=facts.exempt,
+            dropped=facts.dropped,
             interpreter=InterpreterInfo(
                 origin=interpreter.origin,
                 python_version=interpreter.python_version,
@@ -349,8 +350,15 @@ def _describe(recipe: Recipe, target: TargetLock, bundle_root: Path, app: Staged
         log(f"note: no license file shipped by: {', '.join(no_license)}")
     node_exempt = () if recipe.node is None else tuple(
         f"{NODE_DIR}/{e.pattern}" for e in recipe.node.app.exempt)
+    exempt = (*recipe.targets.glibc_exempt, *node_exempt)
+    dropped = drop_foreign(bundle_root, arch=arch_of(target.target), exempt=exempt)
+    if dropped:
+        log(f"dropped {len(dropped)} exempt file(s) of another architecture than "
+            f"{arch_of(target.target)} (listed in the manifest):\n  "
+            + "\n  ".join(f"{f} ({a})" for f, a in dropped))
     facts = describe_tree(bundle_root, arch=arch_of(target.target), site_packages=site_packages,
-                          exempt=(*recipe.targets.glibc_exempt, *node_exempt))
+                          exempt=exempt)
+    facts = replace(facts, dropped=dropped)
     _check_floors(recipe, facts, origin=origin, log=log)
     return facts
 
