@@ -117,7 +117,8 @@ def _inspect(args: argparse.Namespace) -> int:
 def _runtime_import(args: argparse.Namespace) -> int:
     from builder.runtime import import_runtime
 
-    imported = import_runtime(args.prefix, args.out, source_date_epoch=0, sysroot=args.sysroot)
+    imported = import_runtime(args.prefix, args.out, source_date_epoch=0, sysroot=args.sysroot,
+                              cache_dir=env.cache_dir())
     for note in imported.distro.notes() if imported.distro else ():
         print(f"note: {note}", file=sys.stderr)
     print(imported.path)

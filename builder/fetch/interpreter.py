@@ -238,7 +238,7 @@ def interpreter_from(path: Path, *, cache_dir: Path) -> InterpreterSource:
             return InterpreterSource(archive=archive, sha256=sha256_file(archive),
                                      python_version=info.python_version, triple=info.triple,
                                      origin="imported")
-        imported = import_runtime(path, out_dir)
+        imported = import_runtime(path, out_dir, cache_dir=cache_dir)
         return InterpreterSource(archive=imported.path, sha256=imported.sha256,
                                  python_version=imported.python_version, triple=imported.triple,
                                  origin="imported")

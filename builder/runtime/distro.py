@@ -13,8 +13,8 @@ The fix works with the frozen ``site`` instead of against it: the imported tree 
 adds with ``addsitedir`` (so ``.pth`` files of the installed packages are processed, as with
 upstream CPython). Builder installs into ``site-packages`` as for any interpreter; the bundle
 imports from it through the link. ``EXTERNALLY-MANAGED`` is dropped: the bundle's interpreter is
-the app's own, no distribution manages it. pip is not added (see README "Imported
-interpreters": a recipe whose launcher installs a wheelhouse needs pip in the interpreter).
+the app's own, no distribution manages it. A missing pip is added by the importer (pinned, see
+builder.runtime.pip).
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ class DistroFix:
     dist_packages_site: bool  # site.py adds dist-packages, not site-packages
     externally_managed: bool  # the stdlib had EXTERNALLY-MANAGED (dropped)
     has_pip: bool
+    pip_added: str | None = None  # the version of the pinned pip the import added
 
     def notes(self) -> list[str]:
         lines = []
@@ -43,7 +44,9 @@ class DistroFix:
                          "added so the bundle's packages are on sys.path")
         if self.externally_managed:
             lines.append(f"{MARKER} dropped (the bundle's interpreter is its own)")
-        if not self.has_pip:
+        if self.pip_added:
+            lines.append(f"pip {self.pip_added} (pinned) added: the interpreter had none")
+        elif not self.has_pip:
             lines.append("no pip in the interpreter: recipes whose launcher installs a "
                          "wheelhouse cannot use it")
         return lines

@@ -11,7 +11,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from builder import __version__
@@ -20,6 +20,7 @@ from builder.errors import BuilderError, InternalError
 from builder.fsutil import canonical_json, rmtree, sha256_file
 from builder.runtime.distro import DistroFix, detect_distro, fix_distro
 from builder.runtime.hostlibs import HostLibraryFinder
+from builder.runtime.pip import PIP_VERSION, add_pip, fetch_pip_wheel
 from builder.runtime.prefix import PLACEHOLDER, PrefixInfo, keep, probe_prefix
 from builder.runtime.rewrite import (
     is_text,
@@ -178,6 +179,7 @@ def _build(
     patchelf: Patchelf | None,
     mtime: int,
     sysroot: SysrootLibraryFinder | None = None,
+    cache_dir: Path | None = None,
 ) -> tuple[VendorPlan, Path, str, DistroFix | None]:
     tree = staging / TOP
     try:
@@ -190,6 +192,10 @@ def _build(
             stage_prefix(info, tree, resolve=lambda p: resolve_host_path(root, p))
             rewrite_texts(info, tree, prefixes=(str(inner_path(root, info.root)),))
         distro = fix_distro(detect_distro(tree, info.minor), tree, info.minor)
+        if distro is not None and not distro.has_pip and cache_dir is not None:
+            add_pip(fetch_pip_wheel(cache_dir),
+                    tree / "lib" / f"python{info.minor}" / "site-packages")
+            distro = replace(distro, pip_added=PIP_VERSION)
     except OSError as exc:
         raise BuilderError(f"cannot copy the installation: {exc}", where=str(info.root)) from exc
     plan = plan_vendoring(
@@ -221,12 +227,15 @@ def import_runtime(
     finder: LibraryFinder | None = None,
     patchelf: Patchelf | None = None,
     sysroot: Path | None = None,
+    cache_dir: Path | None = None,
 ) -> ImportedRuntime:
     """Turn the CPython installed at ``prefix`` into ``out_dir/cpython-...+imported-...tar.gz``.
 
     Importing the same prefix twice (on an unchanged host) gives the same bytes. With
     ``sysroot``, the prefix lies in that root filesystem (``prefix`` below it, or a path inside
-    it) and everything it needs is taken from there (see builder.runtime.sysroot).
+    it) and everything it needs is taken from there (see builder.runtime.sysroot). A
+    distribution-patched CPython is fixed (builder.runtime.distro); when it has no pip, the
+    pinned one is added from ``cache_dir`` (downloaded there once) if given.
     """
     root_finder = None if sysroot is None else SysrootLibraryFinder.for_root(sysroot)
     if root_finder is not None:
@@ -241,7 +250,7 @@ def import_runtime(
     try:
         plan, dest, digest, distro = _build(info, staging, out_dir, finder=finder,
                                             patchelf=patchelf, mtime=source_date_epoch,
-                                            sysroot=root_finder)
+                                            sysroot=root_finder, cache_dir=cache_dir)
     finally:
         rmtree(staging)
     return ImportedRuntime(
