@@ -23,6 +23,7 @@ from builder.bundle.manifest import InterpreterInfo, Manifest, PackageInfo
 from builder.check import plan_checks, run_checks
 from builder.elf import Patchelf
 from builder.elf.read import parse_version
+from builder.emulation import check_can_run
 from builder.errors import BuilderError, InternalError
 from builder.fetch.interpreter import (
     InterpreterSource,
@@ -164,6 +165,7 @@ def _build_target(recipe: Recipe, lock: Lock, plan: TargetPlan,
         log(f"up to date: {plan.archive}")
         return BuiltBundle(target=target.target, archive=plan.archive, sidecar=plan.sidecar,
                            sbom=plan.sbom, sha256=cached[0], size=cached[1], cached=True)
+    check_can_run(arch_of(target.target), HOST_ARCH)
     wheels = fetch_wheels(target, index_url=recipe.packages.index_url,
                           glibc_floor=lock.glibc_floor, cache_dir=options.cache_dir, log=log)
     wheelhouse = _fetch_wheelhouse(recipe, lock, target, options, log)

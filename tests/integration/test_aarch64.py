@@ -3,7 +3,8 @@
 The interpreter is Debian's arm64 python3.11, imported with ``builder runtime import /usr
 --sysroot ROOT`` from a cached arm64 root (debootstrap --foreign, second stage under qemu): its
 libraries come from that root, not from the host. tiny and jupyter-6 are built for aarch64 with
-it, then run in the Python-less arm64 minbase root (binfmt_misc runs every aarch64 program
+it (the build runs the aarch64 interpreter under qemu with ``QEMU_LD_PREFIX`` = the arm64
+root), then run in the Python-less arm64 minbase root (binfmt_misc runs every aarch64 program
 through qemu-aarch64-static, which ``./dev test`` installs and registers). On an aarch64 host
 the same tests run natively.
 """
@@ -49,8 +50,10 @@ def arm64_runtime(tmp_path_factory: pytest.TempPathFactory, builder_cache: Path)
 
 
 def _build(recipe: str, runtime: Path, out: Path, cache: Path) -> Path:
+    """A build for aarch64: its interpreter runs under qemu with the arm64 root's C library."""
+    qemu = {"QEMU_LD_PREFIX": str(ensure_rootfs("bookworm", arch="arm64"))}
     proc = run_builder("build", f"recipes/{recipe}.toml", "--target", TARGET, "--python-from",
-                       str(runtime), "--out", str(out), cache=cache)
+                       str(runtime), "--out", str(out), cache=cache, env=qemu)
     assert proc.returncode == 0, proc.stderr[-6000:]
     return Path(proc.stdout.strip())
 
@@ -98,6 +101,7 @@ def test_tiny_for_aarch64_runs_in_a_python_less_arm64_root(
     bundle = _bundle_dir(archive, tmp_path / "tiny")
     manifest = json.loads((bundle / "manifest.json").read_text())
     assert manifest["arch"] == "aarch64" and manifest["interpreter"]["origin"] == "imported"
+    (bundle / "service-def.json").write_text("{}")  # tiny has no service; IsolatedRoot mounts one
     with IsolatedRoot(root=arm64_root, apps={"tiny": bundle}, scratch=tmp_path / "mnt") as iso:
         started = iso.start(["/opt/apps/tiny/bin/pyjoke"], {"LANG": "C.UTF-8"},
                             log=tmp_path / "pyjoke.log")
@@ -147,3 +151,14 @@ def test_agent_check_knows_the_architecture(arm64_root: Path, arm64_jupyter: Pat
     assert no.returncode == 3, no.stdout + no.stderr
     assert "aarch64" in no.stdout and "x86_64" in no.stdout, no.stdout
 
+
+
+def test_a_foreign_build_without_the_targets_c_library_says_what_to_do(
+        arm64_runtime: Path, builder_cache: Path, tmp_path: Path) -> None:
+    proc = run_builder("build", "recipes/tiny.toml", "--target", TARGET, "--python-from",
+                       str(arm64_runtime), "--out", str(tmp_path / "dist"), cache=builder_cache,
+                       env={"QEMU_LD_PREFIX": ""})
+    assert proc.returncode == 1, proc.stderr
+    assert "needs the aarch64 C library: QEMU_LD_PREFIX is not set" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "dist").exists() or not any((tmp_path / "dist").iterdir())
