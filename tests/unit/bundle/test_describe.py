@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
+from importlib.resources import files
 from pathlib import Path
 
+import jsonschema
 import pytest
+from agent_factories import manifest_dict
 from elf_bytes import write_elf
 
 from builder.bundle.describe import describe_tree, drop_foreign
@@ -43,3 +47,14 @@ def test_foreign_files_outside_exempt_patterns_still_fail(tmp_path: Path) -> Non
     assert drop_foreign(root, arch="aarch64", exempt=()) == ()
     with pytest.raises(BuilderError, match=r"1 ELF file\(s\) are not built for aarch64"):
         describe_tree(root, arch="aarch64", site_packages=root / "app" / SITE, exempt=())
+
+
+def test_the_manifest_lists_dropped_files_only_when_there_are_some() -> None:
+    schema = json.loads(files("builder.bundle").joinpath("manifest.schema.json").read_text())
+    plain = manifest_dict()
+    assert "dropped" not in plain
+    jsonschema.validate(plain, schema)
+    dropped = manifest_dict(dropped=[{"file": "app/x.so", "arch": "x86_64"}])
+    jsonschema.validate(dropped, schema)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(manifest_dict(dropped=[{"file": "app/x.so"}]), schema)
