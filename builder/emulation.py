@@ -18,6 +18,9 @@ from pathlib import Path
 from builder.errors import BuilderError
 
 PREFIX_ENV = "QEMU_LD_PREFIX"
+# how much longer the recipe's check bounds are for an emulated target (qemu-user runs Python
+# 5-10x slower; importing every module of jupyter-6 takes minutes)
+EMULATION_SLOWDOWN = 10
 BINFMT = Path("/proc/sys/fs/binfmt_misc")
 # the dynamic loader of each target architecture, as inside a root filesystem
 LOADERS = {"aarch64": "lib/ld-linux-aarch64.so.1", "x86_64": "lib64/ld-linux-x86-64.so.2"}

@@ -23,7 +23,7 @@ from builder.bundle.manifest import InterpreterInfo, Manifest, PackageInfo
 from builder.check import plan_checks, run_checks
 from builder.elf import Patchelf
 from builder.elf.read import parse_version
-from builder.emulation import check_can_run
+from builder.emulation import EMULATION_SLOWDOWN, check_can_run
 from builder.errors import BuilderError, InternalError
 from builder.fetch.interpreter import (
     InterpreterSource,
@@ -322,6 +322,11 @@ class _Phases:
         s, layout = self.state, self.state.app.layout
         plan = plan_checks(self.recipe, bundle_root=s.bundle_root, python=str(layout.interpreter),
                            site_packages=layout.site_packages)
+        if arch_of(self.plan.target.target) != HOST_ARCH:
+            plan = replace(plan, timeout=plan.timeout * EMULATION_SLOWDOWN)
+            self.log(f"checks: the {arch_of(self.plan.target.target)} interpreter runs under "
+                     f"qemu-user, each bound is {EMULATION_SLOWDOWN}x checks.timeout "
+                     f"({plan.timeout} s)")
         report = run_checks(plan, bundle_root=s.bundle_root,
                             source_date_epoch=self.options.source_date_epoch, log=self.log)
         self.log(f"checks passed ({report.seconds:.1f} s)")
