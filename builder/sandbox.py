@@ -41,8 +41,9 @@ TAIL_LINES = 25
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 STOP_GRACE = 5.0  # seconds a background command has to end after SIGTERM
 SYSTEM_PATH = ("/usr/local/bin", "/usr/bin", "/bin")
-# variables from the caller that a build command may keep (terminal, proxy-free locale)
-KEPT = ("TERM",)
+# variables from the caller that a build command may keep (terminal, proxy-free locale; where
+# qemu-user finds the target's C library when building for another architecture)
+KEPT = ("TERM", "QEMU_LD_PREFIX")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

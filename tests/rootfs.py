@@ -43,19 +43,38 @@ def can_isolate() -> str | None:
     return None
 
 
-def ensure_rootfs(suite: str, include: tuple[str, ...] = ()) -> Path:
+def can_emulate(arch: str) -> str | None:
+    """Why roots of Debian architecture ``arch`` cannot be made and run here, or None.
+
+    The host's own architecture always can; another one needs qemu-user-static registered
+    with binfmt_misc (``./dev test`` installs and registers it when run as root)."""
+    if arch == ARCH:
+        return None
+    qemu = {"arm64": "aarch64", "amd64": "x86_64"}.get(arch, arch)
+    entry = Path("/proc/sys/fs/binfmt_misc") / f"qemu-{qemu}"
+    if not entry.is_file():
+        return (f"running {arch} programs needs qemu-user-static registered with binfmt_misc "
+                f"(no {entry}; ./dev test registers it as root)")
+    if "enabled" not in entry.read_text(errors="replace").splitlines()[:1]:
+        return f"binfmt_misc entry {entry} is disabled (update-binfmts --enable qemu-{qemu})"
+    return None
+
+
+def ensure_rootfs(suite: str, include: tuple[str, ...] = (), *, arch: str = ARCH) -> Path:
     """The cached minbase root of ``suite`` (e.g. bookworm, bullseye), created when missing.
 
     ``include`` names Debian packages to add (debootstrap ``--include``); each set of packages
-    is a separate cached root."""
-    reason = can_isolate()
+    is a separate cached root. ``arch`` is a Debian architecture (default: the host's); a
+    foreign one is bootstrapped with ``--foreign`` and its second stage runs under qemu-user
+    in a chroot (binfmt_misc), so its programs also run in it afterwards."""
+    reason = can_isolate() or can_emulate(arch)
     if reason:
         pytest.skip(reason)
     CACHE.mkdir(parents=True, exist_ok=True)
     packages = sorted(set(include))
-    key = f"{suite}-minbase-{ARCH}" + "".join(f"+{p}" for p in packages)
+    key = f"{suite}-minbase-{arch}" + "".join(f"+{p}" for p in packages)
     final = CACHE / key
-    lock_name = f".{suite}.lock" if not packages else f".{key}.lock"
+    lock_name = f".{suite}.lock" if not packages and arch == ARCH else f".{key}.lock"
     with FileLock(str(CACHE / lock_name)):
         if (final / ".builder-rootfs-complete").is_file():
             return final
@@ -63,11 +82,17 @@ def ensure_rootfs(suite: str, include: tuple[str, ...] = ()) -> Path:
         if work.exists():
             shutil.rmtree(work)
         extra = [f"--include={','.join(packages)}"] if packages else []
+        foreign = ["--foreign"] if arch != ARCH else []
         proc = subprocess.run(
-            ["debootstrap", "--variant=minbase", f"--arch={ARCH}", *extra, suite, str(work),
-             MIRROR],
+            ["debootstrap", "--variant=minbase", f"--arch={arch}", *foreign, *extra, suite,
+             str(work), MIRROR],
             capture_output=True, text=True, check=False, timeout=1800,
         )
+        if proc.returncode == 0 and foreign:
+            proc = subprocess.run(
+                ["chroot", str(work), "/debootstrap/debootstrap", "--second-stage"],
+                capture_output=True, text=True, check=False, timeout=3600,
+            )
         if proc.returncode != 0:
             shutil.rmtree(work, ignore_errors=True)
             raise RuntimeError(f"debootstrap {key} failed:\n{proc.stdout[-2000:]}"

@@ -21,6 +21,39 @@ class TreeFacts:
     package_glibc_floor: tuple[int, ...] | None  # the part from installed packages
     package_glibc_floor_file: str | None
     exempt: tuple[tuple[str, str], ...]  # (file relative to the bundle, its glibc need), sorted
+    dropped: tuple[tuple[str, str], ...] = ()  # (file, arch) removed by drop_foreign, sorted
+
+
+def _exempted(path: Path, app: Path, exempt: tuple[str, ...]) -> bool:
+    if not path.is_relative_to(app):
+        return False
+    rel = path.relative_to(app).as_posix()
+    return any(fnmatch.fnmatchcase(rel, pattern) for pattern in exempt)
+
+
+def drop_foreign(bundle_root: Path, *, arch: str,
+                 exempt: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    """Remove the ELF files of another architecture than ``arch`` that match an ``exempt``
+    pattern (fnmatch, relative to ``app/``); returns (file relative to the bundle, its arch),
+    sorted, for the manifest's ``dropped`` list.
+
+    "Pure" wheels carry such files: debugpy's py2.py3-none-any wheel ships the x86_64 helpers it
+    injects into other processes. The recipe already declares them loaded only on demand (its
+    ``glibc_exempt``); on a target they cannot run on they are dead weight, and outside the
+    exempt patterns a foreign file still fails the build (``describe_tree``)."""
+    app = bundle_root / "app"
+    dropped: list[tuple[str, str]] = []
+    for directory, _dirs, files in os.walk(bundle_root):
+        for name in files:
+            path = Path(directory) / name
+            if path.is_symlink() or not is_elf(path) or not _exempted(path, app, exempt):
+                continue
+            found = read_elf(path).arch
+            if found != arch:
+                dropped.append((path.relative_to(bundle_root).as_posix(), found))
+    for rel, _found in dropped:
+        (bundle_root / rel).unlink()
+    return tuple(sorted(dropped))
 
 
 def describe_tree(bundle_root: Path, *, arch: str, site_packages: Path,
@@ -50,7 +83,8 @@ def describe_tree(bundle_root: Path, *, arch: str, site_packages: Path,
             f"{len(wrong_arch)} ELF file(s) are not built for {arch}:\n  {shown}",
             where=str(bundle_root),
             hint="the interpreter given with --python-from or a wheel is for another "
-            "architecture than the target",
+            "architecture than the target (files a recipe exempts with glibc_exempt are "
+            "dropped instead)",
         )
 
     def floor(selected: list[ElfInfo]) -> tuple[tuple[int, ...] | None, str | None]:
@@ -63,9 +97,7 @@ def describe_tree(bundle_root: Path, *, arch: str, site_packages: Path,
         return best.max_glibc, best.path.relative_to(bundle_root).as_posix()
 
     app = bundle_root / "app"
-    exempted = [i for i in infos
-                if any(fnmatch.fnmatchcase(i.path.relative_to(app).as_posix(), pattern)
-                       for pattern in exempt)]
+    exempted = [i for i in infos if _exempted(i.path, app, exempt)]
     counted = [i for i in infos if i not in exempted]
     total, total_file = floor(counted)
     packages, packages_file = floor([i for i in counted if i.path.is_relative_to(site_packages)])

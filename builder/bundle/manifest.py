@@ -56,6 +56,8 @@ class Manifest:
     record: dict[str, Any] | None = None
     source_date_epoch: int
     builder_version: str
+    # (file, arch): ELF files of another architecture under glibc_exempt patterns, not shipped
+    dropped: tuple[tuple[str, str], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -96,6 +98,8 @@ class Manifest:
             **({} if self.record is None else {"record": self.record}),
             "source_date_epoch": self.source_date_epoch,
             "builder_version": self.builder_version,
+            **({} if not self.dropped
+               else {"dropped": [{"file": f, "arch": a} for f, a in self.dropped]}),
         }
 
 

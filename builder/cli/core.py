@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,9 @@ def register(sub: Any) -> None:
         "import", help="turn an installed CPython into a python-build-standalone style archive")
     imp.add_argument("prefix", type=Path)
     imp.add_argument("--out", type=Path, required=True)
+    imp.add_argument("--sysroot", type=Path, metavar="ROOT",
+                     help="the root filesystem PREFIX belongs to (e.g. an arm64 Debian root): "
+                     "its libraries and symlinks are taken from there, not from this host")
     imp.set_defaults(handler=_runtime_import)
 
     schema = sub.add_parser("schema", help="print a JSON Schema (for editors and tests)")
@@ -124,7 +128,10 @@ def _inspect(args: argparse.Namespace) -> int:
 def _runtime_import(args: argparse.Namespace) -> int:
     from builder.runtime import import_runtime
 
-    imported = import_runtime(args.prefix, args.out, source_date_epoch=0)
+    imported = import_runtime(args.prefix, args.out, source_date_epoch=0, sysroot=args.sysroot,
+                              cache_dir=env.cache_dir())
+    for note in imported.distro.notes() if imported.distro else ():
+        print(f"note: {note}", file=sys.stderr)
     print(imported.path)
     print(f"sha256 {imported.sha256}")
     return 0

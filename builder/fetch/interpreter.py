@@ -263,7 +263,7 @@ def interpreter_from(path: Path, *, cache_dir: Path,
             return InterpreterSource(archive=archive, sha256=digest,
                                      python_version=info.python_version, triple=info.triple,
                                      origin="imported")
-        imported = import_runtime(path, out_dir)
+        imported = import_runtime(path, out_dir, cache_dir=cache_dir)
         try:
             atomic_write_text(out_dir / IMPORT_RECORD, canonical_json(
                 {"archive": imported.path.name, "sha256": imported.sha256}))

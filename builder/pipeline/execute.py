@@ -11,18 +11,19 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from builder import __version__
 from builder.bundle.archive import write_archive
-from builder.bundle.describe import TreeFacts, describe_tree, version_text
+from builder.bundle.describe import TreeFacts, describe_tree, drop_foreign, version_text
 from builder.bundle.manifest import InterpreterInfo, Manifest, PackageInfo
 from builder.bundle.record import RECORD_FILE, write_record
 from builder.check import plan_checks, run_checks
 from builder.elf import Patchelf
 from builder.elf.read import parse_version
+from builder.emulation import EMULATION_SLOWDOWN, check_can_run
 from builder.errors import BuilderError, InternalError
 from builder.fetch.interpreter import (
     InterpreterSource,
@@ -182,6 +183,7 @@ def _build_target(recipe: Recipe, lock: Lock, plan: TargetPlan,
         log(f"up to date: {plan.archive}")
         return BuiltBundle(target=target.target, archive=plan.archive, sidecar=plan.sidecar,
                            sbom=plan.sbom, sha256=cached[0], size=cached[1], cached=True)
+    check_can_run(arch_of(target.target), HOST_ARCH)
     wheels = fetch_wheels(target, index_url=recipe.packages.index_url,
                           glibc_floor=lock.glibc_floor, cache_dir=options.cache_dir, log=log)
     wheelhouse = _fetch_wheelhouse(recipe, lock, target, options, log)
@@ -312,6 +314,7 @@ class _Phases:
             glibc_floor_file=facts.glibc_floor_file,
             recipe_glibc_floor=recipe.targets.glibc_floor,
             glibc_exempt=facts.exempt,
+            dropped=facts.dropped,
             interpreter=InterpreterInfo(
                 origin=interpreter.origin,
                 python_version=interpreter.python_version,
@@ -345,6 +348,11 @@ class _Phases:
         s, layout = self.state, self.state.app.layout
         plan = plan_checks(self.recipe, bundle_root=s.bundle_root, python=str(layout.interpreter),
                            site_packages=layout.site_packages)
+        if arch_of(self.plan.target.target) != HOST_ARCH:
+            plan = replace(plan, timeout=plan.timeout * EMULATION_SLOWDOWN)
+            self.log(f"checks: the {arch_of(self.plan.target.target)} interpreter runs under "
+                     f"qemu-user, each bound is {EMULATION_SLOWDOWN}x checks.timeout "
+                     f"({plan.timeout} s)")
         report = run_checks(plan, bundle_root=s.bundle_root,
                             source_date_epoch=self.options.source_date_epoch, log=self.log)
         self.log(f"checks passed ({report.seconds:.1f} s)")
@@ -375,8 +383,15 @@ def _describe(recipe: Recipe, target: TargetLock, bundle_root: Path, app: Staged
         log(f"note: no license file shipped by: {', '.join(no_license)}")
     node_exempt = () if recipe.node is None else tuple(
         f"{NODE_DIR}/{e.pattern}" for e in recipe.node.app.exempt)
+    exempt = (*recipe.targets.glibc_exempt, *node_exempt)
+    dropped = drop_foreign(bundle_root, arch=arch_of(target.target), exempt=exempt)
+    if dropped:
+        log(f"dropped {len(dropped)} exempt file(s) of another architecture than "
+            f"{arch_of(target.target)} (listed in the manifest):\n  "
+            + "\n  ".join(f"{f} ({a})" for f, a in dropped))
     facts = describe_tree(bundle_root, arch=arch_of(target.target), site_packages=site_packages,
-                          exempt=(*recipe.targets.glibc_exempt, *node_exempt))
+                          exempt=exempt)
+    facts = replace(facts, dropped=dropped)
     _check_floors(recipe, facts, origin=origin, log=log)
     return facts
 

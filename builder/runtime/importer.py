@@ -10,15 +10,17 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from builder import __version__
 from builder.elf import ElfInfo, Patchelf, is_elf, read_elf
 from builder.errors import BuilderError, InternalError, environment_error
 from builder.fsutil import canonical_json, rmtree, sha256_file
+from builder.runtime.distro import DistroFix, detect_distro, fix_distro
 from builder.runtime.hostlibs import HostLibraryFinder
+from builder.runtime.pip import PIP_VERSION, add_pip, fetch_pip_wheel
 from builder.runtime.prefix import PLACEHOLDER, PrefixInfo, keep, probe_prefix
 from builder.runtime.rewrite import (
     is_text,
@@ -27,6 +29,7 @@ from builder.runtime.rewrite import (
     relocatable_script,
     replace_prefix,
 )
+from builder.runtime.sysroot import SysrootLibraryFinder, inner_path, resolve_host_path
 from builder.runtime.tarball import write_tar_gz
 from builder.runtime.vendor import (
     LIBDIR,
@@ -49,6 +52,7 @@ class ImportedRuntime:
     python_version: str
     triple: str
     vendored: tuple[str, ...]  # library names copied from the host, sorted
+    distro: DistroFix | None = None  # what was changed in a distribution-patched CPython
 
 
 def imported_filename(info: PrefixInfo) -> str:
@@ -83,15 +87,19 @@ def _copy_file(src: Path, dest: Path) -> None:
     dest.chmod(0o755 if src.stat().st_mode & 0o111 else 0o644)
 
 
-def stage_prefix(info: PrefixInfo, tree: Path) -> None:
-    """Copy the kept files of the prefix to ``tree`` (= staging/python)."""
-    root_real = info.root.resolve()
+Resolver = Callable[[Path], Path]
+
+
+def stage_prefix(info: PrefixInfo, tree: Path, *, resolve: Resolver = Path.resolve) -> None:
+    """Copy the kept files of the prefix to ``tree`` (= staging/python). ``resolve`` resolves
+    symlinks (inside the sysroot when importing from one)."""
+    root_real = resolve(info.root)
     kept = {parts for parts, _ in _walk_kept(info)}
     for parts, src in _walk_kept(info):
         dest = tree.joinpath(*parts)
         dest.parent.mkdir(parents=True, exist_ok=True)
         if src.is_symlink():
-            target = src.resolve()
+            target = resolve(src)
             try:
                 target_parts = target.relative_to(root_real).parts
             except ValueError:
@@ -108,9 +116,10 @@ def stage_prefix(info: PrefixInfo, tree: Path) -> None:
             (bin_dir / alias).symlink_to(info.exe_name)
 
 
-def rewrite_texts(info: PrefixInfo, tree: Path) -> None:
-    """Host prefix -> ``/install`` in text files; python scripts in bin/ get the sh trampoline."""
-    pattern = prefix_pattern({str(info.root), str(info.root.resolve())})
+def rewrite_texts(info: PrefixInfo, tree: Path, *, prefixes: tuple[str, ...] = ()) -> None:
+    """Host prefix -> ``/install`` in text files; python scripts in bin/ get the sh trampoline.
+    ``prefixes``: more spellings of the prefix (its path inside a sysroot)."""
+    pattern = prefix_pattern({str(info.root), str(info.root.resolve()), *prefixes})
     for dirpath, _dirs, filenames in os.walk(tree):
         for name in filenames:
             path = Path(dirpath) / name
@@ -143,7 +152,8 @@ def _libdir_names(tree_root: Path) -> list[str]:
     return sorted(p.name for p in libdir.iterdir()) if libdir.is_dir() else []
 
 
-def _python_json(info: PrefixInfo, plan: VendorPlan) -> str:
+def _python_json(info: PrefixInfo, plan: VendorPlan,
+                 recorded: Callable[[Path], str] = str) -> str:
     return canonical_json({
         "version": PYTHON_JSON_VERSION,
         "target_triple": info.triple,
@@ -157,7 +167,8 @@ def _python_json(info: PrefixInfo, plan: VendorPlan) -> str:
             "placeholder_prefix": PLACEHOLDER,
             "system_libraries": list(plan.system),
             "vendored_libraries": [
-                {"name": lib.name, "host_path": str(lib.source), "sha256": sha256_file(lib.source)}
+                {"name": lib.name, "host_path": recorded(lib.source),
+                 "sha256": sha256_file(lib.source)}
                 for lib in plan.vendored
             ],
         },
@@ -172,12 +183,24 @@ def _build(
     finder: LibraryFinder | None,
     patchelf: Patchelf | None,
     mtime: int,
-) -> tuple[VendorPlan, Path, str]:
+    sysroot: SysrootLibraryFinder | None = None,
+    cache_dir: Path | None = None,
+) -> tuple[VendorPlan, Path, str, DistroFix | None]:
     tree = staging / TOP
     try:
         tree.mkdir()
-        stage_prefix(info, tree)
-        rewrite_texts(info, tree)
+        if sysroot is None:
+            stage_prefix(info, tree)
+            rewrite_texts(info, tree)
+        else:
+            root = sysroot.root
+            stage_prefix(info, tree, resolve=lambda p: resolve_host_path(root, p))
+            rewrite_texts(info, tree, prefixes=(str(inner_path(root, info.root)),))
+        distro = fix_distro(detect_distro(tree, info.minor), tree, info.minor)
+        if distro is not None and not distro.has_pip and cache_dir is not None:
+            add_pip(fetch_pip_wheel(cache_dir),
+                    tree / "lib" / f"python{info.minor}" / "site-packages")
+            distro = replace(distro, pip_added=PIP_VERSION)
     except OSError as exc:
         found = environment_error(exc)
         raise BuilderError(f"cannot copy the installation: {found.what}",
@@ -185,7 +208,7 @@ def _build(
     plan = plan_vendoring(
         _read_tree(staging),
         provided=_libdir_names(staging),
-        finder=finder if finder is not None else HostLibraryFinder.from_host(),
+        finder=finder if finder is not None else sysroot or HostLibraryFinder.from_host(),
         read=read_elf,
     )
     apply_vendoring(plan, staging, patchelf=patchelf or Patchelf.default())
@@ -195,12 +218,13 @@ def _build(
         raise InternalError(f"imported tree is not self-contained after vendoring: {problems}")
     dest = out_dir / imported_filename(info)
     try:
-        (tree / "PYTHON.json").write_text(_python_json(info, plan), encoding="utf-8")
+        recorded = str if sysroot is None else sysroot.recorded
+        (tree / "PYTHON.json").write_text(_python_json(info, plan, recorded), encoding="utf-8")
         digest = write_tar_gz(staging, TOP, dest, mtime=mtime)
     except OSError as exc:
         raise BuilderError(f"cannot write the archive: {exc.strerror or exc}", where=str(dest),
                            hint=environment_error(exc).hint) from exc
-    return plan, dest, digest
+    return plan, dest, digest, distro
 
 
 def import_runtime(
@@ -210,11 +234,20 @@ def import_runtime(
     source_date_epoch: int = 0,
     finder: LibraryFinder | None = None,
     patchelf: Patchelf | None = None,
+    sysroot: Path | None = None,
+    cache_dir: Path | None = None,
 ) -> ImportedRuntime:
     """Turn the CPython installed at ``prefix`` into ``out_dir/cpython-...+imported-...tar.gz``.
 
-    Importing the same prefix twice (on an unchanged host) gives the same bytes.
+    Importing the same prefix twice (on an unchanged host) gives the same bytes. With
+    ``sysroot``, the prefix lies in that root filesystem (``prefix`` below it, or a path inside
+    it) and everything it needs is taken from there (see builder.runtime.sysroot). A
+    distribution-patched CPython is fixed (builder.runtime.distro); when it has no pip, the
+    pinned one is added from ``cache_dir`` (downloaded there once) if given.
     """
+    root_finder = None if sysroot is None else SysrootLibraryFinder.for_root(sysroot)
+    if root_finder is not None:
+        prefix = sysroot_prefix(root_finder.root, prefix)
     info = probe_prefix(prefix)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -223,8 +256,9 @@ def import_runtime(
         raise BuilderError(f"cannot create the output directory: {exc}",
                            where=str(out_dir)) from exc
     try:
-        plan, dest, digest = _build(info, staging, out_dir, finder=finder, patchelf=patchelf,
-                                    mtime=source_date_epoch)
+        plan, dest, digest, distro = _build(info, staging, out_dir, finder=finder,
+                                            patchelf=patchelf, mtime=source_date_epoch,
+                                            sysroot=root_finder, cache_dir=cache_dir)
     finally:
         rmtree(staging)
     return ImportedRuntime(
@@ -233,4 +267,17 @@ def import_runtime(
         python_version=info.python_version,
         triple=info.triple,
         vendored=plan.vendored_names,
+        distro=distro,
     )
+
+
+def sysroot_prefix(root: Path, prefix: Path) -> Path:
+    """The host path of ``prefix`` in ``root``: given below the root, or as a path inside it."""
+    absolute = prefix.absolute()
+    if absolute.is_relative_to(root):
+        return absolute
+    if prefix.is_absolute():
+        return root / prefix.relative_to("/")
+    raise BuilderError(f"the prefix {prefix} is not inside the sysroot", where=str(root),
+                       hint="give the prefix below the sysroot (ROOT/usr) or as the path "
+                       "inside it (/usr)")

@@ -13,14 +13,31 @@ TRAMPOLINE = (
 )
 
 
+# a distribution's CPython lives in the system prefix, shared with everything else: there only
+# the prefix itself and its Python paths are the interpreter's (not /usr/share/zoneinfo or
+# /usr/bin/env)
+SYSTEM_PREFIXES = frozenset({"/usr"})
+_END = rb"[\s'\"`:;,)\]}=]|$"
+_PYTHON_PATHS = rb"/(?:lib|include|bin)/(?:lib)?python"
+
+
 def prefix_pattern(prefixes: Iterable[str]) -> re.Pattern[bytes]:
-    """Matches any of ``prefixes`` as a whole path (not ``/opt/py`` inside ``/opt/python``)."""
+    """Matches any of ``prefixes`` as a whole path (not ``/opt/py`` inside ``/opt/python``); a
+    system prefix (``/usr``) only alone or leading a Python path (``/usr/lib/python3.11``)."""
     alternatives = sorted({p.rstrip("/") for p in prefixes if p.strip("/")}, key=len,
                           reverse=True)
     if not alternatives:
         raise ValueError("no prefix to replace")
-    body = b"|".join(re.escape(p.encode()) for p in alternatives)
-    return re.compile(rb"(?:" + body + rb")(?![^/\s'\"`:;,)\]}=])")
+    own = [p for p in alternatives if p not in SYSTEM_PREFIXES]
+    system = [p for p in alternatives if p in SYSTEM_PREFIXES]
+    parts = []
+    if own:
+        body = b"|".join(re.escape(p.encode()) for p in own)
+        parts.append(rb"(?:" + body + rb")(?![^/\s'\"`:;,)\]}=])")
+    if system:
+        body = b"|".join(re.escape(p.encode()) for p in system)
+        parts.append(rb"(?:" + body + rb")(?=" + _END + rb"|" + _PYTHON_PATHS + rb")")
+    return re.compile(b"|".join(parts))
 
 
 def is_text(data: bytes) -> bool:

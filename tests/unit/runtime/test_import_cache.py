@@ -23,7 +23,8 @@ class FakeImport:
     def __init__(self) -> None:
         self.calls = 0
 
-    def __call__(self, prefix: Path, out_dir: Path) -> ImportedRuntime:
+    def __call__(self, prefix: Path, out_dir: Path, *, cache_dir: Path | None = None
+                 ) -> ImportedRuntime:
         self.calls += 1
         info = probe_prefix(prefix)
         out_dir.mkdir(parents=True, exist_ok=True)

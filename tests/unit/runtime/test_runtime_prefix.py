@@ -217,3 +217,17 @@ def test_python_shebang_and_trampoline() -> None:
         b"#!/bin/sh\n'''exec' \"$(dirname -- \"$(realpath -- \"$0\")\")\"/'python3.11' "
         b"\"$0\" \"$@\"\n' '''\nbody\n"
     )
+
+
+def test_the_system_prefix_is_replaced_only_where_it_is_pythons() -> None:
+    pattern = prefix_pattern(["/usr", "/srv/root/usr"])
+    data = (b"'prefix': '/usr', 'TZPATH': '/usr/share/zoneinfo:/usr/lib/zoneinfo', "
+            b"'LIBDEST': '/usr/lib/python3.11', '/usr/include/python3.11', "
+            b"'/usr/lib/libpython3.11.so', #!/usr/bin/env python3, /usr/bin/python3.11 "
+            b"/srv/root/usr/share\n")
+    assert replace_prefix(data, pattern, "/install") == (
+        b"'prefix': '/install', 'TZPATH': '/usr/share/zoneinfo:/usr/lib/zoneinfo', "
+        b"'LIBDEST': '/install/lib/python3.11', '/install/include/python3.11', "
+        b"'/install/lib/libpython3.11.so', #!/usr/bin/env python3, /install/bin/python3.11 "
+        b"/install/share\n")
+    assert python_shebang(b"#!/usr/bin/python3.11\n", pattern)

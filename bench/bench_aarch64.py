@@ -1,0 +1,115 @@
+"""aarch64 on an x86_64 machine: build time of an aarch64 bundle and its first HTTP 200 under qemu.
+
+Side by side, for one recipe (default jupyter-6), caches primed by an untimed build of each:
+
+- build, x86_64: ``builder build`` with pyenv's CPython 3.11.7 imported (the native case);
+- build, aarch64 on x86_64: ``builder build --target aarch64-unknown-linux-gnu`` with Debian's
+  arm64 python3.11 imported from an arm64 root (``runtime import /usr --sysroot ROOT``); the
+  build steps, sdist builds and checks run the aarch64 interpreter through qemu-user (binfmt);
+- first HTTP 200: the bundle's service definition in a Python-less minbase root of its own
+  architecture (amd64 natively, arm64 under qemu), as uid 1000, read-only, polled every 20 ms.
+
+Needs root (debootstrap, unshare, chroot) and qemu-user-static registered with binfmt_misc (what
+``./dev test`` sets up); the roots come from tests/rootfs.py's cache (``.cache/rootfs``).
+
+    python bench/bench_aarch64.py [--repeats 3] [RECIPE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from _common import ROOT, isolated_env, med, ratio, secs, table, timed, tool
+
+sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "integration")]
+
+from rootfs import ensure_rootfs  # noqa: E402
+from test_launch import TOKEN, IsolatedRoot, Jupyter, free_port, service_def_command  # noqa: E402
+
+AARCH64 = "aarch64-unknown-linux-gnu"
+PYTHON_PACKAGES = ("libpython3.11-dev", "python3.11")
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def builder(*args: str, env: dict[str, str]) -> tuple[float, str]:
+    seconds, proc = timed([tool("builder"), *args], env=env)
+    return seconds, proc.stdout.strip().splitlines()[-1]
+
+
+def first_200(archive: Path, root: Path, work: Path) -> float:
+    bundle = work / "bundle"
+    bundle.mkdir(parents=True)
+    subprocess.run(["tar", "--zstd", "-xf", str(archive), "-C", str(bundle)], check=True)
+    subprocess.run(["chmod", "-R", "a+rX", str(work)], check=True)
+    with IsolatedRoot(root=root, apps={"app": bundle}, scratch=work / "mnt") as iso:
+        port = free_port()
+        start = time.perf_counter()
+        started = iso.start(service_def_command(bundle, port),
+                            {"JUPYTER_TOKEN": TOKEN, "LAUNCH_IP": "127.0.0.1"},
+                            log=work / "serve.log")
+        Jupyter(port, "/").wait_ready(deadline=300, alive=started.alive)
+        return time.perf_counter() - start
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("recipe", nargs="?", type=Path, default=ROOT / "recipes/jupyter-6.toml")
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="bench-aarch64-"))
+    try:
+        env = isolated_env(BUILDER_CACHE_DIR=str(work / "cache"))
+        pyenv = subprocess.run(["pyenv", "prefix", "3.11.7"], capture_output=True, text=True,
+                               check=True).stdout.strip()
+        _s, x86_runtime = builder("runtime", "import", pyenv, "--out", str(work / "rt-x86"),
+                                  env=env)
+        python_root = ensure_rootfs("bookworm", include=PYTHON_PACKAGES, arch="arm64")
+        _s, arm_runtime = builder("runtime", "import", "/usr", "--sysroot", str(python_root),
+                                  "--out", str(work / "rt-arm"), env=env)
+        cases = {"x86_64": ["--python-from", x86_runtime],
+                 "aarch64 on x86_64": ["--target", AARCH64, "--python-from", arm_runtime]}
+        roots = {"x86_64": ensure_rootfs("bookworm"),
+                 "aarch64 on x86_64": ensure_rootfs("bookworm", arch="arm64")}
+        builds: dict[str, list[float]] = {k: [] for k in cases}
+        serves: dict[str, list[float]] = {k: [] for k in cases}
+        for name, extra in cases.items():
+            log(f"{name}: priming the caches (untimed)")
+            builder("build", str(args.recipe), *extra, "--out", str(work / f"prime-{name}"),
+                    env=env)
+        for i in range(args.repeats):
+            for name, extra in cases.items():
+                seconds, archive = builder("build", str(args.recipe), *extra, "--out",
+                                           str(work / f"out-{i}-{name}"), env=env)
+                builds[name].append(seconds)
+                serves[name].append(first_200(Path(archive), roots[name],
+                                              work / f"serve-{i}-{name}".replace(" ", "-")))
+            log(f"repeat {i + 1}/{args.repeats} done")
+        base_build, base_serve = med(builds["x86_64"]), med(serves["x86_64"])
+        rows = []
+        for name in cases:
+            rows.append([f"{args.recipe.stem} {name}: build", secs(med(builds[name])),
+                         secs(min(builds[name])), ratio(med(builds[name]), base_build)])
+        for name in cases:
+            rows.append([f"{args.recipe.stem} {name}: first HTTP 200", secs(med(serves[name])),
+                         secs(min(serves[name])), ratio(med(serves[name]), base_serve)])
+        print(f"# bench_aarch64 {datetime.date.today()} {platform.machine()} "
+              f"(median of {args.repeats}; ratio vs the native x86_64 row)")
+        print(table(["variant", "median s", "min s", "vs x86_64"], rows))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
