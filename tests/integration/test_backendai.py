@@ -29,10 +29,9 @@ import pytest
 from filelock import FileLock
 from rootfs import ensure_rootfs
 from servers import pyenv_prefix
-from test_launch import TOKEN, lab_bundle, stop
+from test_launch import TOKEN, stop
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-__all__ = ["lab_bundle"]  # a fixture this module uses
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
