@@ -60,7 +60,11 @@ def _build(recipe: str, runtime: Path, out: Path, cache: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def arm64_jupyter(tmp_path_factory: pytest.TempPathFactory, builder_cache: Path,
-                  arm64_runtime: Path) -> Path:
+                  arm64_runtime: Path, jupyter_bundle: Path) -> Path:
+    """jupyter-6 for aarch64. Its sdist (jupyter_contrib_nbextensions) is built into a pure
+    wheel by an interpreter of this machine: the x86_64 bundle (``jupyter_bundle``) built with
+    the same cache leaves that wheel there, as the hint of the cross build says to do."""
+    assert jupyter_bundle.is_file()
     return _build("jupyter-6", arm64_runtime, tmp_path_factory.mktemp("dist-arm64"),
                   builder_cache)
 
