@@ -83,10 +83,15 @@ def claim(parent: Path, *, prefix: str, suffix: str = "") -> Claim:
             fd = os.open(owner, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
         except FileExistsError:
             continue
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        if _same_file(fd, owner) and not path.exists():
-            os.write(fd, MARK + f"{os.getpid()}\n".encode())
-            return Claim(path=path, fd=fd)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            if _same_file(fd, owner) and not path.exists():
+                os.write(fd, MARK + f"{os.getpid()}\n".encode())
+                return Claim(path=path, fd=fd)
+        except OSError:  # e.g. ENOSPC writing the mark: leave no owner file behind
+            owner.unlink(missing_ok=True)
+            os.close(fd)
+            raise
         os.close(fd)  # a collector took it between open and flock: pick another name
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import tarfile
 from pathlib import Path
@@ -32,6 +33,8 @@ def recipe(directory: Path, steps: list[list[str]], *, base: str = "tiny") -> Pa
     document = tomlkit.parse((ROOT / "recipes" / f"{base}.toml").read_text())
     document["build"] = {"steps": steps}  # replaces the recipe's own [build], if it has one
     path.write_text(tomlkit.dumps(document))
+    if not (directory / "icons").exists():  # app.ui.icon is a path relative to the recipe
+        shutil.copytree(ROOT / "recipes" / "icons", directory / "icons")
     return path
 
 

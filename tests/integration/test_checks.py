@@ -264,7 +264,8 @@ def test_a_service_that_never_answers_fails_the_build(tmp_path: Path, local_inde
     assert re.search(
         rf"{re.escape(str(tmp_path))}/app\.toml: service: service check: no HTTP answer at "
         r"http://127\.0\.0\.1:\d+/ within 5 s \(last: connection refused\): "
-        r"/opt/apps/sleepy/bin/launch --port \{ports\[0\]\} --platform-auth --allow-root\n", err)
+        r"/opt/apps/sleepy/bin/launch --port \{ports\[0\]\} --platform-auth --allow-root "
+        r"--base-url /\n", err), err  # default_arguments appended, as Backend.AI does
     assert "  | starting, never serving" in err
     assert list(out.iterdir()) == [] and list(scratch.iterdir()) == []
 
