@@ -372,3 +372,18 @@ CONTROL = "must not contain control characters"
 def test_field_checks_at_their_boundaries(check: Callable[[str], str | None], value: str,
                                           reason: str | None) -> None:
     assert check(value) == reason
+
+
+def test_optional_keys_are_written_only_when_used(tmp_path: Path) -> None:
+    """Locks of recipes without kernels' wheelhouses, sdists, a [node] app or build headers have
+    no such key (older builders read them unchanged)."""
+    lock = make_lock("sha256:x")
+    node = NodeAppLock(requirement="code-server@4.1.0", npm_lock="sha256:" + "6" * 64,
+                       toolchain=(("x86_64", ZIG),), build_headers=())
+    path = _written(tmp_path, dataclasses.replace(lock, node=node))
+    data = json.loads(path.read_text())
+    assert "wheelhouse" not in data["targets"][X86] and "sdists" not in data
+    assert sorted(data["node"]) == ["npm_lock", "requirement", "toolchain"]
+    assert read_lock(tmp_path, refresh_command=REFRESH).node == node
+    _edit(path, lambda d: d["node"].update(build_headers=[]))
+    assert _refusal(tmp_path).what == "malformed lock file: node.build_headers must be dict"
