@@ -387,3 +387,25 @@ def test_optional_keys_are_written_only_when_used(tmp_path: Path) -> None:
     assert read_lock(tmp_path, refresh_command=REFRESH).node == node
     _edit(path, lambda d: d["node"].update(build_headers=[]))
     assert _refusal(tmp_path).what == "malformed lock file: node.build_headers must be dict"
+
+
+def test_without_requirement_hashes_the_entries_are_empty_strings() -> None:
+    """The build plan digests ``lock_to_dict(lock, requirement_hashes={})``: a stable shape (a
+    change here would change every bundle's input digest)."""
+    from builder.lock.codec import lock_to_dict
+
+    entry = lock_to_dict(full_lock(), requirement_hashes={})["targets"][X86]
+    assert entry["requirements"] == {"file": f"{X86}.txt", "sha256": ""}
+    assert entry["wheelhouse"]["3.9"]["requirements"] == {
+        "file": f"{X86}-wheelhouse-py3.9.txt", "sha256": ""}
+
+
+@pytest.mark.parametrize(("change", "what"), [
+    (lambda d: d["sdists"]["demo-1.0.tar.gz"].update(backend_path="src"),
+     "sdists.demo-1.0.tar.gz.backend_path must be list"),
+    (lambda d: d["targets"][X86]["requirements"].update(file="x.txt"),
+     f"{AT}requirements.file is 'x.txt', expected '{X86}.txt'"),
+])
+def test_more_fields_named_with_their_path(tmp_path: Path, change: Change, what: str) -> None:
+    _edit(_written(tmp_path, full_lock()), change)
+    assert _refusal(tmp_path).what == f"malformed lock file: {what}"
