@@ -227,3 +227,10 @@ def test_a_layer_counts_what_it_wrote(tmp_path: Path) -> None:
                                                              service_def_bytes=7)
     assert (app / "bin/run").read_bytes() == RUN_SCRIPT
     assert sorted(p.name for p in app.parent.iterdir()) == ["app"]
+
+
+def test_a_member_above_the_byte_budget_is_named(tmp_path: Path) -> None:
+    error = refusal(tmp_path, [manifest_member(manifest_dict(unpacked_bytes=25)),
+                               *base_members()])
+    assert error.what == ("member 'app/lib/data.txt' claims 10 bytes, more than the 5 left of "
+                          "the 25 bytes manifest.json declares")
