@@ -183,7 +183,6 @@ def _build_target(recipe: Recipe, lock: Lock, plan: TargetPlan,
         log(f"up to date: {plan.archive}")
         return BuiltBundle(target=target.target, archive=plan.archive, sidecar=plan.sidecar,
                            sbom=plan.sbom, sha256=cached[0], size=cached[1], cached=True)
-    check_can_run(arch_of(target.target), HOST_ARCH)
     wheels = fetch_wheels(target, index_url=recipe.packages.index_url,
                           glibc_floor=lock.glibc_floor, cache_dir=options.cache_dir, log=log)
     wheelhouse = _fetch_wheelhouse(recipe, lock, target, options, log)
@@ -239,6 +238,10 @@ class _Phases:
             log=self.log)
 
     def install(self) -> None:
+        # from here on the bundle's own interpreter runs (steps, checks): for another
+        # architecture that needs qemu. Checked only now, so that what no emulator can fix (a
+        # native sdist for another architecture, refused by the sdists phase) is said first.
+        check_can_run(arch_of(self.plan.target.target), HOST_ARCH)
         s = self.state
         sha_by_wheel = {p.filename: p.sha256 for p in self.plan.target.packages}
         self.log(f"installing {len(s.wheels) + len(s.built)} wheels")
