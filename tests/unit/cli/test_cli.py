@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -11,16 +10,6 @@ from factories import fake_pbs_archive
 from builder.cli.main import main
 
 ROOT = Path(__file__).resolve().parents[3]
-
-
-@pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    shutil.copytree(ROOT / "recipes", tmp_path / "recipes")
-    shutil.copytree(ROOT / "lockfiles", tmp_path / "lockfiles")
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("BUILDER_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.delenv("BUILDER_PBS_MIRROR", raising=False)
-    return tmp_path
 
 
 def test_malformed_recipe_lists_every_problem(project: Path,

@@ -28,16 +28,6 @@ from builder.recipe import parse as recipe_parse
 ROOT = Path(__file__).resolve().parents[3]
 
 
-@pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    shutil.copytree(ROOT / "recipes", tmp_path / "recipes")
-    shutil.copytree(ROOT / "lockfiles", tmp_path / "lockfiles")
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("BUILDER_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.delenv("BUILDER_PBS_MIRROR", raising=False)
-    return tmp_path
-
-
 def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
     assert main(list(argv)) == 1
     err = capsys.readouterr().err

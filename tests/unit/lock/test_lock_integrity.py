@@ -222,16 +222,6 @@ def test_upgrade_does_not_bless_an_edited_txt(tmp_path: Path) -> None:
         read_lock(tmp_path, refresh_command="r", upgrade=True)
 
 
-@pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    shutil.copytree(ROOT / "recipes", tmp_path / "recipes")
-    shutil.copytree(ROOT / "lockfiles", tmp_path / "lockfiles")
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("BUILDER_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.delenv("BUILDER_PBS_MIRROR", raising=False)
-    return tmp_path
-
-
 def test_cli_a_tampered_lock_fails_build_and_check(
         project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     lock = project / "lockfiles" / "tiny" / "lock.json"
