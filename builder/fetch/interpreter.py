@@ -24,8 +24,8 @@ from builder.errors import BuilderError
 from builder.fetch.tarsafe import check_member_name, open_tar_stream, safe_extract
 from builder.fsutil import atomic_write_text, canonical_json, rmtree, sha256_file
 from builder.lock.model import InterpreterPin
-from builder.lock.pbs import MIRROR_ENV, mirror_location
 from builder.net import NetTransport, NetworkError
+from builder.pbs import MIRROR_ENV, mirror_location
 from builder.runtime import import_runtime
 from builder.runtime.importer import IMPORT_FORMAT_VERSION, imported_filename, kept_files
 from builder.runtime.prefix import (

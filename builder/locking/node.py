@@ -20,7 +20,7 @@ from builder.fetch.wheels import fetch_packages
 from builder.host import HOST_ARCH, HOST_TRIPLE
 from builder.install import install_wheels
 from builder.lock.model import DebPin, LockedPackage, NodeAppLock, TargetLock
-from builder.lock.resolve import CommandRunner, resolve_requirements, run_command
+from builder.locking.resolve import resolve_requirements
 from builder.node.debheaders import resolve_debs
 from builder.node.lockfile import NodeLock, lock_node_app, read_node_lock
 from builder.node.npmenv import NpmSettings, isolated_npm_env
@@ -28,6 +28,7 @@ from builder.node.run import Runner
 from builder.node.run import run_command as run_node_command
 from builder.node.runtime import locate_node_runtime, repair_runtime
 from builder.recipe.model import NODE_RUNTIME_DIST, Recipe
+from builder.tools.run import CommandRunner, run_command
 
 # architectures a build may run on: the toolchain wheel is pinned for each
 BUILD_ARCHES = ("aarch64", "x86_64")
