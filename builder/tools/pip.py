@@ -21,6 +21,7 @@ from pathlib import Path
 
 from builder.errors import BuilderError
 from builder.host import arch_of
+from builder.tools.run import output_tail
 
 # the legacy manylinux aliases, by the glibc minor they stand for
 _LEGACY = {17: "manylinux2014", 12: "manylinux2010", 5: "manylinux1"}
@@ -106,8 +107,7 @@ def target_options(
 
 
 def pip_failure(proc: subprocess.CompletedProcess[str], *, what: str, where: str) -> BuilderError:
-    lines = [line for line in (proc.stderr or "").splitlines() if line.strip()]
-    tail = "\n".join(f"  | {line}" for line in lines[-15:])
+    tail = output_tail(proc.stderr or "", lines=15)
     return BuilderError(f"{what} failed (pip exit code {proc.returncode}):\n{tail}", where=where,
                         hint="check the requirement names and versions, and that the index "
                         "is reachable")
