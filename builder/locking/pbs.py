@@ -12,13 +12,12 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
-from typing import Protocol
 
 from packaging.version import InvalidVersion, Version
 
 from builder.errors import BuilderError, HashMismatchError
 from builder.lock.model import InterpreterPin
-from builder.net import NetTransport, NetworkError, local_path
+from builder.net import NetTransport, NetworkError, Transport, local_path
 from builder.pbs import DEFAULT_RELEASE_BASE, MIRROR_ENV, asset_url, mirror_location
 
 SUMS_NAME = "SHA256SUMS"
@@ -28,14 +27,6 @@ INSTALL_ONLY_FLAVORS = ("install_only", "install_only_stripped")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _SUMS_LINE = re.compile(r"^([0-9a-fA-F]{64})[ \t]+\*?(\S+)$")
 _VERSION_TAIL = r"\d+(?:(?:a|b|rc)\d+)?"
-
-
-class Transport(Protocol):
-    """What pin resolution needs from the outside world (``builder.net.NetTransport``)."""
-
-    def read_text(self, source: str) -> str: ...
-
-    def content_length(self, source: str) -> int | None: ...
 
 
 def asset_extension(flavor: str) -> str:
