@@ -3,7 +3,9 @@
 Shipped verbatim as ``app/share/launch/codeserver.py`` beside ``launch.py`` (``runtime.py``),
 which loads it for that kind and calls ``main`` with its own helpers (``make_state``, ``log``).
 Standard library only, CPython >= 3.8 (annotations are never evaluated), never imports builder
-or launch.py. Pure functions take the environment as a mapping; ``main`` is the edge.
+or launch.py. Pure functions take the environment as a mapping; ``main`` is the edge. What it
+shares with the launcher (``Parser``, ``tcp_port``, ``EXIT_CONFIG``, ...) is a copy, kept
+identical to the launcher's by tests/unit/launch/test_launcher_copies.py.
 
     launch [--port N] [--ip ADDR] [--bind-addr HOST:PORT] [--auth none|password]
            [--notebook-dir DIR] [--platform-auth] [--allow-root] [--dry-run] [-- OPTIONS...]
