@@ -5,12 +5,13 @@ top-level module such as ``net``), every unit to one layer of ``LAYERS``. A modu
 own unit and any unit listed before its own; an import of a unit listed after it (an upward
 import) fails this test with the file, line and import, and so does a cycle between modules.
 Imports inside functions count too (the CLI's lazy ones). A new unit must be placed in
-``LAYERS``: nothing is allowed silently.
+``LAYERS`` (and in the README's "Repository" map, checked below): nothing is allowed silently.
 """
 
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -184,6 +185,18 @@ def test_no_import_cycle_between_modules() -> None:
     found = list(imports(PACKAGE))
     problems = [describe_cycle(c, found) for c in cycles(found)]
     assert not problems, "\n".join(problems)
+
+
+def test_the_readme_map_lists_every_layer_and_unit_in_order() -> None:
+    """The README's map reads top-down: its units in reverse order of ``LAYERS``."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text.split("\n## Repository\n", 1)[1].split("\n## ", 1)[0]
+    block = section.split("```\n", 2)[1]
+    layer_names = [line.split()[0] for line in block.splitlines() if not line.startswith(" ")]
+    assert layer_names == [name for name, _ in reversed(LAYERS)]
+    units = [u for _, listed in LAYERS for u in listed if u not in ("builder", "__main__")]
+    named = [word for word in re.findall(r"`([a-z_]+)`", block) if word in units]
+    assert named == list(reversed(units)), "the README map's order differs from LAYERS"
 
 
 # --- the checker itself catches what it must ---------------------------------------------------
