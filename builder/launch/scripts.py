@@ -12,7 +12,7 @@ from builder.errors import InternalError
 
 # the launcher's own values (it runs after these scripts and reads what they set aside):
 # LOADER, read by ld.so before Python starts; SAVED, the prefix they are kept under; EXIT_CONFIG
-from builder.launch.runtime import EXIT_CONFIG, LOADER, SAVED
+from builder.launch.launcher import EXIT_CONFIG, LOADER, SAVED
 
 _SAFE = re.compile(r"^[A-Za-z0-9._+/-]+$")
 

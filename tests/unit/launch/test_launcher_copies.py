@@ -14,15 +14,15 @@ from pathlib import Path
 import pytest
 
 LAUNCH = Path(str(resources.files("builder.launch")))
-LAUNCHER = "runtime.py"
+LAUNCHER = "launcher.py"
 # mode module -> the names it defines on purpose differently from the launcher
 OWN = {
-    "runtime_codeserver.py": {
+    "launcher_codeserver.py": {
         "main": "the code-server mode's entry point (the launcher's main loads it)",
         "parse_args": "code-server's options (--bind-addr, --auth, options after --)",
         "server_environment": "code-server keeps the image's environment; Jupyter's does not",
     },
-    "runtime_kernels.py": {},
+    "launcher_kernels.py": {},
 }
 
 
@@ -54,17 +54,17 @@ def test_what_a_mode_shares_with_the_launcher_is_an_identical_copy(mode: str) ->
     assert not differ, (f"{mode} and {LAUNCHER} define {', '.join(differ)} differently: copy the "
                         f"launcher's version, or list the name in OWN with the reason")
     assert set(OWN[mode]) <= set(launcher) & set(copy), "OWN names a name no longer shared"
-    if mode == "runtime_codeserver.py":
+    if mode == "launcher_codeserver.py":
         assert {"Parser", "tcp_port", "EXIT_CONFIG", "_PORT"} <= set(shared)
 
 
 def test_the_copy_check_sees_a_change(tmp_path: Path) -> None:
     """The comparison is not blind: the copy as shipped compares equal, a changed one not."""
-    source = (LAUNCH / "runtime_codeserver.py").read_text(encoding="utf-8")
+    source = (LAUNCH / "launcher_codeserver.py").read_text(encoding="utf-8")
     changed = tmp_path / "codeserver.py"
     changed.write_text(source.replace("1 <= int(value) <= 65535", "1 <= int(value) <= 65534"))
     launcher = _top_level(LAUNCH / LAUNCHER)["tcp_port"]
-    assert _top_level(LAUNCH / "runtime_codeserver.py")["tcp_port"] == launcher
+    assert _top_level(LAUNCH / "launcher_codeserver.py")["tcp_port"] == launcher
     assert _top_level(changed)["tcp_port"] != launcher
 
 
@@ -84,10 +84,10 @@ def test_shipped_scripts_import_only_the_standard_library(shipped: str) -> None:
 
 def test_the_shell_scripts_use_the_launchers_own_values() -> None:
     """bin/launch sets LD_* aside under the prefix the launcher reads them back from."""
-    from builder.launch import runtime, scripts
+    from builder.launch import launcher, scripts
 
     assert (scripts.SAVED, scripts.LOADER, scripts.EXIT_CONFIG) == (
-        runtime.SAVED, runtime.LOADER, runtime.EXIT_CONFIG)
+        launcher.SAVED, launcher.LOADER, launcher.EXIT_CONFIG)
     text = scripts.render_launcher(name="a", version="1", python="python/bin/python3").decode()
-    for variable in runtime.LOADER:
-        assert f"{runtime.SAVED}{variable}=${variable}" in text
+    for variable in launcher.LOADER:
+        assert f"{launcher.SAVED}{variable}=${variable}" in text
