@@ -18,7 +18,7 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, TextIO
+from typing import BinaryIO, Protocol, TextIO
 
 from builder import __version__
 from builder.errors import BuilderError, HashMismatchError
@@ -338,9 +338,10 @@ def read_bytes(source: str, *, timeout: float = DEFAULT_TIMEOUT, limit: int = 16
     return b"".join(parts)
 
 
-def read_text(source: str, *, timeout: float = DEFAULT_TIMEOUT) -> str:
+def read_text(source: str, *, timeout: float = DEFAULT_TIMEOUT,
+              deadlines: Deadlines | None = None) -> str:
     """Read a small UTF-8 text file (e.g. SHA256SUMS) from any supported source."""
-    data = read_bytes(source, timeout=timeout)
+    data = read_bytes(source, timeout=timeout, deadlines=deadlines)
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -371,26 +372,38 @@ def content_length(source: str, *, timeout: float = DEFAULT_TIMEOUT) -> int | No
     return int(header) if header and header.isdigit() else None
 
 
+class Transport(Protocol):
+    """The one transport port: what stages and the agent need from the outside world (a local
+    path, ``file://`` or http(s) source). Locking reads SHA256SUMS and sizes, fetching and the
+    agent download archives and read small sidecars; tests pass fakes of the methods they use.
+    The real one is :class:`NetTransport`."""
+
+    def read_text(self, source: str) -> str: ...
+
+    def read_bytes(self, source: str, *, limit: int) -> bytes: ...
+
+    def content_length(self, source: str) -> int | None: ...
+
+    def fetch_to(self, source: str, dest: Path, *, expected_sha256: str | None, progress: bool,
+                 what: str, max_bytes: int | None = None) -> str: ...
+
+
 @dataclass(frozen=True, slots=True)
 class NetTransport:
-    """The real implementation of the small transport port the lock and fetch stages take."""
+    """The real :class:`Transport`: this module, every transfer bounded by ``deadlines``."""
 
-    timeout: float = DEFAULT_TIMEOUT
+    deadlines: Deadlines = field(default_factory=Deadlines)
 
     def read_text(self, source: str) -> str:
-        return read_text(source, timeout=self.timeout)
+        return read_text(source, deadlines=self.deadlines)
+
+    def read_bytes(self, source: str, *, limit: int) -> bytes:
+        return read_bytes(source, limit=limit, deadlines=self.deadlines)
 
     def content_length(self, source: str) -> int | None:
-        return content_length(source, timeout=self.timeout)
+        return content_length(source, timeout=self.deadlines.connect)
 
-    def fetch_to(
-        self, source: str, dest: Path, *, expected_sha256: str | None, progress: bool, what: str
-    ) -> str:
-        return fetch_to(
-            source,
-            dest,
-            expected_sha256=expected_sha256,
-            progress=progress,
-            what=what,
-            timeout=self.timeout,
-        )
+    def fetch_to(self, source: str, dest: Path, *, expected_sha256: str | None, progress: bool,
+                 what: str, max_bytes: int | None = None) -> str:
+        return fetch_to(source, dest, expected_sha256=expected_sha256, progress=progress,
+                        what=what, max_bytes=max_bytes, deadlines=self.deadlines)

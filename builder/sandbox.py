@@ -21,25 +21,33 @@ leaving: SIGTERM, SIGKILL after a grace period.
 
 from __future__ import annotations
 
-import ctypes
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import IO, cast
+from typing import IO
 
 from builder.errors import BuilderError
+from builder.tools.run import (
+    STOP_GRACE,
+    TAIL_LINES,
+    TIMED_OUT,
+    die_with_parent,
+    output_tail,
+    spawn,
+    stop_group,
+    wait,
+)
 
-TAIL_LINES = 25
-PR_SET_PDEATHSIG = 1  # linux/prctl.h
-STOP_GRACE = 5.0  # seconds a background command has to end after SIGTERM
+# re-exported: the steps, checks and .pyc compilation start processes through this module
+__all__ = ["SYSTEM_PATH", "Background", "Outcome", "Sandbox", "background", "die_with_parent",
+           "failure", "network_isolation", "run", "sandbox", "sandbox_env", "stop_group"]
 SYSTEM_PATH = ("/usr/local/bin", "/usr/bin", "/bin")
 # variables from the caller that a build command may keep (terminal, proxy-free locale; where
 # qemu-user finds the target's C library when building for another architecture)
@@ -76,8 +84,7 @@ class Outcome:
     timed_out: bool = False
 
     def tail(self, lines: int = TAIL_LINES) -> str:
-        shown = [line for line in self.output.splitlines() if line.strip()][-lines:]
-        return "\n".join(f"  | {line}" for line in shown) or "  | (no output)"
+        return output_tail(self.output, lines=lines, empty="  | (no output)")
 
 
 def sandbox_env(*, home: Path, path: Sequence[Path], source_date_epoch: int,
@@ -139,42 +146,15 @@ def network_isolation() -> tuple[str, ...] | None:
     return None
 
 
-@cache
-def _prctl() -> Callable[..., int] | None:
-    """libc's ``prctl`` (Linux), resolved once in the parent; None where there is none."""
-    try:
-        return cast("Callable[..., int]", ctypes.CDLL(None, use_errno=True).prctl)
-    except (OSError, AttributeError):
-        return None
-
-
-def die_with_parent() -> Callable[[], None] | None:
-    """A ``preexec_fn`` that has Linux SIGKILL the child when builder dies, however builder
-    dies (SIGKILL included: no cleanup of ours runs then); None where prctl is missing."""
-    prctl = _prctl()
-    if prctl is None:
-        return None
-
-    def preexec() -> None:
-        prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-
-    return preexec
-
-
 def _spawn(sandbox: Sandbox, argv: Sequence[str], *, cwd: Path,
            env: Mapping[str, str] | None, stdout: int | IO[bytes]) -> subprocess.Popen[bytes]:
     """Start ``argv`` in the sandbox: its environment, no network where possible, umask 022,
     stderr folded into ``stdout``, in a process group of its own (so it can be stopped whole),
     killed by the kernel if builder itself is killed."""
-    try:
-        return subprocess.Popen(sandbox.argv(argv), cwd=cwd, env=sandbox.env(env),
-                                stdout=stdout, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True, umask=0o022,
-                                preexec_fn=die_with_parent())  # noqa: PLW1509 - prctl only
-    except OSError as exc:
-        raise BuilderError(f"cannot run {argv[0]}: {exc.strerror or exc}", where=str(cwd),
-                           hint="is the command on the bundle's PATH (python/bin) or a path "
-                           "inside the app?") from exc
+    return spawn(sandbox.argv(argv), cwd=cwd, env=sandbox.env(env), stdout=stdout,
+                 stderr=subprocess.STDOUT, umask=0o022,
+                 hint="is the command on the bundle's PATH (python/bin) or a path inside the "
+                 "app?")
 
 
 def run(sandbox: Sandbox, argv: Sequence[str], *, cwd: Path, timeout: float,
@@ -183,18 +163,8 @@ def run(sandbox: Sandbox, argv: Sequence[str], *, cwd: Path, timeout: float,
     is killed when the bound passes)."""
     start = time.monotonic()
     proc = _spawn(sandbox, argv, cwd=cwd, env=env, stdout=subprocess.PIPE)
-    timed_out = False
-    try:
-        out, _ = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        timed_out = True
-        kill_group(proc)
-        out, _ = proc.communicate()
-    except BaseException:  # KeyboardInterrupt: leave no process behind
-        kill_group(proc)
-        proc.wait()
-        raise
-    return Outcome(argv=tuple(argv), returncode=124 if timed_out else proc.returncode,
+    out, _, timed_out = wait(proc, timeout=timeout)
+    return Outcome(argv=tuple(argv), returncode=TIMED_OUT if timed_out else proc.returncode,
                    output=out.decode("utf-8", "replace"), seconds=time.monotonic() - start,
                    timed_out=timed_out)
 
@@ -220,7 +190,7 @@ class Background:
         self._output.seek(0)
         text = self._output.read().decode("utf-8", "replace")
         code = self.proc.poll()
-        return Outcome(argv=self.argv, returncode=124 if code is None else code, output=text,
+        return Outcome(argv=self.argv, returncode=TIMED_OUT if code is None else code, output=text,
                        seconds=time.monotonic() - self._start, timed_out=timed_out)
 
 
@@ -236,24 +206,6 @@ def background(sandbox: Sandbox, argv: Sequence[str], *, cwd: Path,
             yield Background(proc, output, tuple(argv))
         finally:
             stop_group(proc, grace=grace)
-
-
-def stop_group(proc: subprocess.Popen[bytes], *, grace: float = STOP_GRACE) -> None:
-    """SIGTERM the process group ``proc`` leads, SIGKILL it after ``grace`` seconds (and
-    whatever of the group outlived its leader), then reap the leader."""
-    if proc.poll() is None:
-        with suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        with suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=grace)
-    kill_group(proc)
-    proc.wait()
-
-
-def kill_group(proc: subprocess.Popen[bytes]) -> None:
-    """SIGKILL the process group ``proc`` leads (it was started in a new session)."""
-    with suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
 
 
 def failure(outcome: Outcome, *, what: str, where: str, hint: str | None = None) -> BuilderError:

@@ -17,30 +17,27 @@ from __future__ import annotations
 import os
 import re
 import stat
-import struct
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from elftools.common.exceptions import ELFError
-from elftools.elf.elffile import ELFFile
-from elftools.elf.enums import ENUM_E_MACHINE
-from elftools.elf.gnuversions import GNUVerDefSection
-
 from builder.agent.store import Store
 from builder.bundle.inspect import inspect_bundle
-from builder.elf.read import MACHINES, format_version, parse_version
+from builder.elf.read import (
+    LIBSTDCXX,
+    elf_arch,
+    format_version,
+    highest_version_definition,
+    parse_version,
+)
 from builder.errors import BuilderError
 
-_MACHINE_NAMES = {number: name for name, number in ENUM_E_MACHINE.items()
-                  if isinstance(number, int)}
 _GLIBC_BANNER = re.compile(rb"GNU C Library[^\n\x00]{0,200}?release version (\d+)\.(\d+)")
 _GLIBC_FILE = re.compile(r"^libc-(\d+)\.(\d+)(?:\.\d+)?\.so$")
 _GLIBC_VERDEF = re.compile(r"^GLIBC_(\d+\.\d+(?:\.\d+)?)$")
 _GLIBCXX_VERDEF = re.compile(r"^GLIBCXX_(\d+\.\d+(?:\.\d+)?)$")
 _VERSION = re.compile(r"^\d+\.\d+(?:\.\d+)?$")
-LIBSTDCXX = "libstdc++.so.6"
 #: what a user installs to get ``libstdc++.so.6`` (the hint of a missing one)
 LIBSTDCXX_HINT = ("install libstdc++6 in the image (Debian, Ubuntu; the package is called "
                   "libstdc++ on Alpine, Fedora and RHEL)")
@@ -165,23 +162,6 @@ def resolve_in_root(root: Path, inner: str, *, max_links: int = 40) -> Path | No
     return root.joinpath(*done)
 
 
-def elf_arch(path: Path) -> str | None:
-    """The architecture in an ELF header (as in target triples); None if not ELF."""
-    try:
-        with path.open("rb") as fh:
-            head = fh.read(20)
-    except OSError:
-        return None
-    if len(head) < 20 or head[:4] != b"\x7fELF":
-        return None
-    (machine,) = struct.unpack("<H" if head[5] == 1 else ">H", head[18:20])
-    name = _MACHINE_NAMES.get(machine, f"EM_{machine}")
-    arch = MACHINES.get(name, f"unknown:{name}")
-    if arch == "ppc64le" and head[5] != 1:
-        return "ppc64"
-    return arch
-
-
 def _inner(root: Path, path: Path) -> str:
     return "/" + path.relative_to(root).as_posix()
 
@@ -224,29 +204,11 @@ def _glibc_version(root: Path, libc: Path) -> tuple[tuple[int, ...] | None, str]
         return (int(match[1]), int(match[2])), "its version string"
     if named := _GLIBC_FILE.match(real.name):
         return (int(named[1]), int(named[2])), f"its file name {real.name}"
-    if top := _highest_verdef(real, _GLIBC_VERDEF):
+    if top := highest_version_definition(real, _GLIBC_VERDEF):
         return top, "the highest GLIBC_x.y it defines"
     if version := _dpkg_version(root, "libc6"):
         return version, "the dpkg status of libc6"
     return None, "no version found"
-
-
-def _highest_verdef(path: Path, pattern: re.Pattern[str]) -> tuple[int, ...] | None:
-    """The highest version among the GNU version definitions ``pattern`` matches (its group 1:
-    ``x.y[.z]``), e.g. GLIBC_2.36 in libc.so.6 or GLIBCXX_3.4.30 in libstdc++.so.6."""
-    best: tuple[int, ...] | None = None
-    try:
-        with path.open("rb") as fh:
-            for section in ELFFile(fh).iter_sections():
-                if isinstance(section, GNUVerDefSection):
-                    for _verdef, auxiliaries in section.iter_versions():
-                        for aux in auxiliaries:
-                            if match := pattern.match(aux.name):
-                                version = parse_version(match[1])
-                                best = max(best or version, version)
-    except (ELFError, OSError, ValueError, struct.error):
-        return None
-    return best
 
 
 def _dpkg_version(root: Path, package: str) -> tuple[int, ...] | None:
@@ -287,7 +249,7 @@ def _libstdcxx(root: Path, dirs: list[Path], arch: str | None
         return None, None
     real = [resolve_in_root(root, _inner(root, p)) or p for p in found]
     pick = min(range(len(found)), key=lambda i: elf_arch(real[i]) != arch)  # its own arch
-    return _highest_verdef(real[pick], _GLIBCXX_VERDEF), _inner(root, found[pick])
+    return highest_version_definition(real[pick], _GLIBCXX_VERDEF), _inner(root, found[pick])
 
 
 def probe_rootfs(root: Path) -> ImageFacts:

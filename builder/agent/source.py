@@ -14,13 +14,14 @@ import re
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, TypeAlias
 
 from builder.agent.errors import RefusedBundleError
 from builder.agent.manifest_check import Expectation, canonical
 from builder.catalog.codec import load_catalog
 from builder.errors import BuilderError, UsageError
 from builder.net import NetworkError, is_url, local_path
+from builder.net import Transport as NetTransportPort
 from builder.oci.reference import SCHEME as OCI_SCHEME
 from builder.oci.reference import ImageRef, parse_reference
 
@@ -28,14 +29,8 @@ SUFFIX = ".tar.zst"
 MAX_SIDECAR_BYTES = 16 << 20
 _REF = re.compile(r"^(?P<name>[a-z0-9][a-z0-9._-]*)(?:@(?P<version>[^@/\s]+))?$")
 
-
-class Transport(Protocol):
-    """Reading small files and fetching archives (a port; the real one is in ``install``)."""
-
-    def read_bytes(self, source: str, *, limit: int) -> bytes: ...
-
-    def fetch_to(self, source: str, dest: Path, *, expected_sha256: str | None, progress: bool,
-                 what: str, max_bytes: int | None = None) -> str: ...
+# the one transport port (``builder.net.Transport``), under the name install() imports
+Transport: TypeAlias = NetTransportPort
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -189,10 +189,10 @@ def _index(args: argparse.Namespace) -> int:
 
 def _install(args: argparse.Namespace) -> int:
     from builder.agent.extract import Limits
-    from builder.agent.install import InstallOptions, NetAgentTransport, install
+    from builder.agent.install import InstallOptions, install
     from builder.agent.oci import OciOptions
     from builder.agent.source import resolve_source
-    from builder.net import Deadlines
+    from builder.net import Deadlines, NetTransport
     from builder.oci.http import UrllibHttp
 
     for flag in ("connect_timeout", "read_timeout", "deadline"):
@@ -200,7 +200,7 @@ def _install(args: argparse.Namespace) -> int:
             raise UsageError(f"--{flag.replace('_', '-')} must be more than 0 seconds")
     deadlines = Deadlines(connect=args.connect_timeout, read=args.read_timeout,
                           total=args.deadline, min_rate=args.min_rate)
-    transport = NetAgentTransport(deadlines)
+    transport = NetTransport(deadlines)
     source = resolve_source(args.source, index=args.index, sha256=args.sha256,
                             target=args.target or HOST_TRIPLE, transport=transport)
     if source.image is None and (args.plain_http or args.username or args.password_stdin):

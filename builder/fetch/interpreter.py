@@ -17,15 +17,15 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Literal
 
 from builder import __version__
 from builder.errors import BuilderError
 from builder.fetch.tarsafe import check_member_name, open_tar_stream, safe_extract
 from builder.fsutil import atomic_write_text, canonical_json, rmtree, sha256_file
 from builder.lock.model import InterpreterPin
-from builder.lock.pbs import MIRROR_ENV, mirror_location
-from builder.net import NetTransport, NetworkError
+from builder.net import NetTransport, NetworkError, Transport
+from builder.pbs import MIRROR_ENV, mirror_location
 from builder.runtime import import_runtime
 from builder.runtime.importer import IMPORT_FORMAT_VERSION, imported_filename, kept_files
 from builder.runtime.prefix import (
@@ -52,14 +52,6 @@ _FILENAME_TRIPLE = re.compile(
 )
 
 
-class Fetcher(Protocol):
-    """The part of the transport port downloads need (``builder.net.NetTransport``)."""
-
-    def fetch_to(
-        self, source: str, dest: Path, *, expected_sha256: str | None, progress: bool, what: str
-    ) -> str: ...
-
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class InterpreterSource:
     archive: Path
@@ -79,7 +71,7 @@ def fetch_interpreter(
     cache_dir: Path,
     mirror: str | None,
     progress: bool,
-    transport: Fetcher | None = None,
+    transport: Transport | None = None,
 ) -> Path:
     """A verified archive of ``pin`` in the cache: a hit is re-hashed, a miss is downloaded from
     ``mirror`` (if given) or the pin's URL and kept only when its sha256 matches."""

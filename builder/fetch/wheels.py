@@ -14,15 +14,9 @@ from pathlib import Path
 from builder.errors import BuilderError, HashMismatchError
 from builder.fsutil import rmtree, sha256_file
 from builder.lock.model import LockedPackage, TargetLock
-from builder.lock.resolve import (
-    CommandRunner,
-    isolated_pip_env,
-    pip_command,
-    pip_failure,
-    run_command,
-    target_options,
-)
 from builder.scratch import claimed_dir
+from builder.tools.pip import isolated_pip_env, pip_command, pip_failure, target_options
+from builder.tools.run import CommandRunner, run_command
 
 WHEELS_DIR = "wheels"  # under the cache
 

@@ -2,7 +2,7 @@
 
 From the recipe's ``[service]`` and what was installed, ``plan_launch`` plans ``app/bin/launch``
 (a POSIX sh front that execs the bundle's Python in isolated mode on ``share/launch/launch.py``,
-this package's ``runtime`` module), ``launch.json`` (what the launcher needs to know), Backend.AI's
+this package's ``launcher`` module), ``launch.json`` (what the launcher needs to know), Backend.AI's
 ``service-def.json``, an s6-overlay service directory (Kubeflow) and the kernels' wheelhouse;
 ``apply_launch`` writes them into the staged bundle. For a Node.js app (code-server), the
 build's node stage writes ``app/bin/<name>`` (``render_node_command``) and the preload it names,

@@ -11,7 +11,7 @@ from packaging.version import InvalidVersion, Version
 from builder.errors import BuilderError
 from builder.launch.model import Flavor, JupyterServer
 
-# launcher setting -> trait, per flavor (see runtime.config_values for the settings)
+# launcher setting -> trait, per flavor (see launcher.config_values for the settings)
 _COMMON = {
     "allowed_kernelspecs": "KernelSpecManager.allowed_kernelspecs",  # jupyter_client >= 7
     "ensure_native_kernel": "KernelSpecManager.ensure_native_kernel",

@@ -28,17 +28,17 @@ from builder.recipe.model import ImagePython, Kernels, ServiceKind
 LAUNCH_FORMAT_VERSION = 3  # of launch.json; bump with any change to what the launcher reads
 LAUNCH_DIR = f"{APP}/{SHARE_LAUNCH}"
 # the service kinds' extra launcher files (relative to LAUNCH_DIR) and their sources here
-MODES = {ServiceKind.CODE_SERVER: ("codeserver.py", "runtime_codeserver.py"),
-         ServiceKind.JUPYTER: ("kernels.py", "runtime_kernels.py")}
+MODES = {ServiceKind.CODE_SERVER: ("codeserver.py", "launcher_codeserver.py"),
+         ServiceKind.JUPYTER: ("kernels.py", "launcher_kernels.py")}
 # how a service's s6 run script says which variables still ask for a token or password
 CREDENTIALS = {ServiceKind.JUPYTER: "JUPYTER_TOKEN", ServiceKind.CODE_SERVER:
                "PASSWORD/HASHED_PASSWORD"}
 WHEELHOUSE_DIR = "app/share/wheelhouse"
 
 
-def runtime_source() -> bytes:
+def launcher_source() -> bytes:
     """The launcher module shipped as ``app/share/launch/launch.py``."""
-    return files("builder.launch").joinpath("runtime.py").read_bytes()
+    return files("builder.launch").joinpath("launcher.py").read_bytes()
 
 
 def node_env_source() -> bytes:
@@ -142,7 +142,7 @@ def plan_launch(inputs: LaunchInputs) -> LaunchPlan:
         PlannedFile(path="app/bin/launch", executable=True,
                     data=render_launcher(name=recipe.name, version=recipe.version,
                                          python=inputs.python)),
-        PlannedFile(path=f"{LAUNCH_DIR}/launch.py", data=runtime_source()),
+        PlannedFile(path=f"{LAUNCH_DIR}/launch.py", data=launcher_source()),
         PlannedFile(path=f"{LAUNCH_DIR}/launch.json", data=canonical_json(launch).encode()),
         PlannedFile(path=f"{s6}/run", executable=True,
                     data=render_s6_run(name=recipe.name, final_root=recipe.final_root,

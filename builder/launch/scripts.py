@@ -10,9 +10,10 @@ import shlex
 
 from builder.errors import InternalError
 
-LOADER = ("LD_LIBRARY_PATH", "LD_PRELOAD", "LD_AUDIT")  # read by ld.so before Python starts
-SAVED = "BUILDER_LAUNCH_SAVED_"  # runtime.SAVED
-EXIT_CONFIG = 78  # runtime.EXIT_CONFIG
+# the launcher's own values (it runs after these scripts and reads what they set aside):
+# LOADER, read by ld.so before Python starts; SAVED, the prefix they are kept under; EXIT_CONFIG
+from builder.launch.launcher import EXIT_CONFIG, LOADER, SAVED
+
 _SAFE = re.compile(r"^[A-Za-z0-9._+/-]+$")
 
 

@@ -16,23 +16,16 @@ from __future__ import annotations
 
 import fnmatch
 import os
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
 
-from elftools.common.exceptions import ELFError
-from elftools.elf.elffile import ELFFile
-from elftools.elf.gnuversions import GNUVerNeedSection
-
 from builder.elf import is_elf, read_elf
-from builder.elf.read import format_version
+from builder.elf.read import LIBSTDCXX, format_version, read_elf_extras
 from builder.errors import BuilderError
 from builder.recipe.node import Exemption
 
-LIBSTDCXX = "libstdc++.so.6"
-_CXX_RE = re.compile(r"^(GLIBCXX|CXXABI)_(\d+(?:\.\d+)*)$")
 _FOREIGN_OSABI = frozenset({"ELFOSABI_FREEBSD", "ELFOSABI_NETBSD", "ELFOSABI_OPENBSD",
                             "ELFOSABI_SOLARIS"})
 
@@ -116,38 +109,15 @@ def _platform(arch: str, osabi: str, needed: tuple[str, ...], interp: str | None
     return Platform.TARGET
 
 
-def _elf_extras(path: Path) -> tuple[str, tuple[int, ...] | None, bool]:
-    """OS ABI, highest GLIBCXX version needed, and whether debug sections are present."""
-    try:
-        with path.open("rb") as fh:
-            elf = ELFFile(fh)
-            osabi = str(elf["e_ident"]["EI_OSABI"])
-            best: tuple[int, ...] | None = None
-            debug = False
-            for section in elf.iter_sections():
-                if section.name.startswith((".debug_", ".zdebug_")):
-                    debug = True
-                if isinstance(section, GNUVerNeedSection):
-                    for verneed, auxiliaries in section.iter_versions():
-                        if verneed.name != LIBSTDCXX:
-                            continue
-                        for aux in auxiliaries:
-                            match = _CXX_RE.match(aux.name)
-                            if match and match.group(1) == "GLIBCXX":
-                                version = tuple(int(p) for p in match.group(2).split("."))
-                                best = version if best is None or version > best else best
-            return osabi, best, debug
-    except (ELFError, ValueError, OSError) as exc:
-        raise BuilderError(f"cannot read ELF file: {exc}", where=str(path)) from exc
-
-
 def read_native(path: Path, *, rel: str, target_arch: str) -> NativeFile:
     info = read_elf(path)
-    osabi, glibcxx, debug = _elf_extras(path)
+    extras = read_elf_extras(path)
     return NativeFile(
         path=rel, size=path.stat().st_size, arch=info.arch,
-        platform=_platform(info.arch, osabi, info.needed, info.interpreter, target_arch),
-        glibc=info.max_glibc, glibcxx=glibcxx, needed=info.needed, has_debug=debug,
+        platform=_platform(info.arch, extras.osabi, info.needed, info.interpreter,
+                           target_arch),
+        glibc=info.max_glibc, glibcxx=extras.glibcxx, needed=info.needed,
+        has_debug=extras.has_debug,
         verdict=Verdict.OK,
     )
 
@@ -197,4 +167,4 @@ def audit_tree(root: Path, *, target_arch: str, glibc_floor: tuple[int, ...],
 
 def runtime_glibcxx(node: Path) -> tuple[int, ...] | None:
     """The highest GLIBCXX version the runtime's ``node`` binary needs (None: no libstdc++)."""
-    return _elf_extras(node)[1]
+    return read_elf_extras(node).glibcxx

@@ -23,7 +23,6 @@ from builder.node.debheaders import Headers, fetch_debian_headers, fetch_pinned_
 from builder.node.install import Phase, StepResult, apply_install, plan_install
 from builder.node.lockfile import NodeLock, read_node_lock
 from builder.node.npmenv import DEFAULT_REGISTRY, NpmSettings, isolated_npm_env, node_shim_dir
-from builder.node.run import Runner, run_command
 from builder.node.runtime import NodeRuntime, locate_node_runtime, locate_zig, repair_runtime
 from builder.node.toolchain import Toolchain, write_toolchain
 from builder.node.trim import (
@@ -36,6 +35,7 @@ from builder.node.trim import (
     plan_trim,
 )
 from builder.recipe.node import NodeAppSpec
+from builder.tools.run import Runner, run_in
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -101,7 +101,7 @@ def build_env(*, toolchain: Toolchain, runtime: NodeRuntime, base: Mapping[str, 
 def build_node_app(
     request: NodeBuildRequest,
     *,
-    runner: Runner = run_command,
+    runner: Runner = run_in,
     base_env: Mapping[str, str] | None = None,
     log: Callable[[str], None] = lambda _msg: None,
 ) -> NodeBuildResult:

@@ -24,7 +24,7 @@ from builder import net
 from builder.errors import BuilderError
 from builder.fsutil import sha256_file
 from builder.lock.model import DebPin
-from builder.node.run import Runner, run_checked
+from builder.tools.run import Runner, run_checked
 
 KRB5_HEADER_PACKAGES = ("comerr-dev", "krb5-multidev", "libkrb5-dev")
 KRB5_HEADERS = ("krb5.h", "gssapi/gssapi.h", "gssapi/gssapi_krb5.h")

@@ -25,9 +25,9 @@ from typing import Any
 
 from builder.errors import BuilderError, Problem, ValidationError
 from builder.fsutil import atomic_write_bytes
-from builder.node.run import Runner, run_checked
 from builder.node.runtime import NodeRuntime
 from builder.recipe.node import NodeAppSpec
+from builder.tools.run import Runner, run_checked
 
 PACKAGE_JSON = "package.json"
 PACKAGE_LOCK = "package-lock.json"

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Protocol
 
 from builder.node.audit import TreeAudit, Verdict
-from builder.node.run import Runner, run_checked
+from builder.tools.run import Runner, run_checked
 
 
 class Category(StrEnum):

@@ -51,8 +51,8 @@ from builder.launch import (
     plan_launch,
 )
 from builder.layout import APP, MANIFEST, AppLayout, StagedApp
-from builder.lock.api import default_lock_dir, load_fresh_lock
 from builder.lock.model import Lock, TargetLock
+from builder.locking.api import default_lock_dir, load_fresh_lock
 from builder.pipeline.node import NODE_DIR, NodeStage, build_node_stage
 from builder.pipeline.plan import TargetPlan, plan_target, select_targets
 from builder.pipeline.preflight import check_build_dirs

@@ -28,7 +28,7 @@ from builder.launch.plan import node_env_source
 from builder.launch.scripts import NODE_ENV_JS, render_node_command
 from builder.layout import NODE
 from builder.lock.model import Lock
-from builder.lock.node import TOOL_GLIBC_FLOOR, node_cache
+from builder.locking.node import TOOL_GLIBC_FLOOR, node_cache
 from builder.node.audit import Verdict
 from builder.node.build import NodeBuildRequest, NodeBuildResult, build_node_app
 from builder.node.tools import installed_tool

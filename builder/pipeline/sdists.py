@@ -14,7 +14,7 @@ from builder.fetch.wheels import fetch_packages
 from builder.host import HOST_ARCH, HOST_TRIPLE, arch_of
 from builder.layout import StagedApp
 from builder.lock.model import Lock, TargetLock
-from builder.lock.sdists import TOOL_GLIBC_FLOOR
+from builder.locking.sdists import TOOL_GLIBC_FLOOR
 from builder.sdist import BuildSystem, BuiltWheel, SdistInput, build_or_reuse
 
 

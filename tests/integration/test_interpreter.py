@@ -29,7 +29,7 @@ from builder.fetch.interpreter import (
     fetch_interpreter,
     interpreter_from,
 )
-from builder.lock.pbs import resolve_pin
+from builder.locking.pbs import resolve_pin
 from builder.net import NetworkError
 from builder.runtime import import_runtime
 from builder.runtime.vendor import unresolved_needs

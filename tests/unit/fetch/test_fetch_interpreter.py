@@ -29,7 +29,7 @@ from builder.fetch.interpreter import (
 )
 from builder.fetch.tarsafe import UnsafeMemberError
 from builder.lock.model import InterpreterPin
-from builder.lock.pbs import resolve_pin
+from builder.locking.pbs import resolve_pin
 from builder.net import NetTransport, NetworkError
 
 

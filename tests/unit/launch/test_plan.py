@@ -211,7 +211,7 @@ def test_a_code_server_service_ships_its_launcher_mode(tmp_path: Path) -> None:
         "app/share/s6/services.d/vscode/finish", "app/share/s6/services.d/vscode/run",
         "service-def.json"]
     assert planned["app/share/launch/codeserver.py"] == \
-        files("builder.launch").joinpath("runtime_codeserver.py").read_bytes()
+        files("builder.launch").joinpath("launcher_codeserver.py").read_bytes()
     launch = json.loads(planned["app/share/launch/launch.json"])
     jsonschema.validate(launch, schema("launch.schema.json"))
     assert launch["kind"] == "code-server" and launch["port"] == 8080
@@ -241,5 +241,5 @@ def test_code_server_service_def_matches_the_golden_file(tmp_path: Path) -> None
 
 
 def test_the_digest_covers_every_shipped_file() -> None:
-    assert {"runtime.py", "runtime_codeserver.py", "node-env.js", "scripts.py",
+    assert {"launcher.py", "launcher_codeserver.py", "node-env.js", "scripts.py",
             "launch.schema.json"} <= set(launch_sources())

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from builder.errors import BuilderError, ValidationError
-from builder.lock.api import load_fresh_lock
 from builder.lock.codec import read_lock, write_lock
 from builder.lock.model import InterpreterPin, Lock, LockedPackage, TargetLock, WheelhouseLock
-from builder.lock.resolve import resolve_target
+from builder.locking.api import load_fresh_lock
+from builder.locking.resolve import resolve_target
 from builder.recipe import lock_digest, parse_recipe_text
 from builder.recipe.model import ImagePython, ServiceKind
 

@@ -6,8 +6,8 @@ import pytest
 from factories import make_lock
 
 from builder.errors import BuilderError
-from builder.lock.api import default_lock_dir, load_fresh_lock, refresh_command
 from builder.lock.codec import read_lock, requirements_text, write_lock
+from builder.locking.api import default_lock_dir, load_fresh_lock, refresh_command
 from builder.recipe import lock_digest, parse_recipe_text
 
 ROOT = Path(__file__).resolve().parents[3]

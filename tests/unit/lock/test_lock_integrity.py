@@ -15,9 +15,9 @@ from factories import make_lock
 
 from builder.cli.main import main
 from builder.errors import BuilderError
-from builder.lock.api import load_fresh_lock, upgrade_lock
 from builder.lock.codec import content_digest, read_lock, seal, write_lock
 from builder.lock.model import LOCK_FORMAT_VERSION
+from builder.locking.api import load_fresh_lock, upgrade_lock
 from builder.recipe import parse_recipe_text
 
 ROOT = Path(__file__).resolve().parents[3]

@@ -20,7 +20,7 @@ from builder.node.debheaders import (
     parse_print_uris,
     resolve_debs,
 )
-from builder.node.run import run_command
+from builder.tools.run import run_in
 
 
 class FakeApt:
@@ -125,12 +125,12 @@ def _deb(tmp_path: Path, header: str) -> tuple[Path, DebPin]:
 def test_pinned_debs_are_checked_cached_and_unpacked(tmp_path: Path) -> None:
     deb, pin = _deb(tmp_path, "krb5.h")
     headers = fetch_pinned_headers((pin,), tmp_path / "h1", cache_dir=tmp_path / "cache",
-                                   runner=run_command, expect=("krb5.h",))
+                                   runner=run_in, expect=("krb5.h",))
     assert (headers.include_dir / "krb5.h").is_file()
     assert [(d.name, d.sha256) for d in headers.debs] == [(pin.filename, pin.sha256)]
     deb.unlink()  # the second build needs no download: the cache has it by sha256
     again = fetch_pinned_headers((pin,), tmp_path / "h2", cache_dir=tmp_path / "cache",
-                                 runner=run_command, expect=("krb5.h",))
+                                 runner=run_in, expect=("krb5.h",))
     assert (again.include_dir / "krb5.h").is_file()
 
 
@@ -140,7 +140,7 @@ def test_a_changed_deb_is_refused_with_what_to_do(tmp_path: Path) -> None:
     wrong = replace(pin, sha256="0" * 64)
     with pytest.raises(BuilderError) as err:
         fetch_pinned_headers((wrong,), tmp_path / "h", cache_dir=tmp_path / "cache",
-                             runner=run_command)
+                             runner=run_in)
     assert err.value.what.startswith(f"cannot get {pin.filename} (pinned by the lock)")
     assert err.value.hint is not None and "lock again" in err.value.hint
     assert not (tmp_path / "cache/debs" / wrong.sha256 / pin.filename).exists()

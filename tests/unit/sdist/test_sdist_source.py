@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 
 from builder.errors import BuilderError
-from builder.lock.resolve import pip_command
 from builder.sdist.build import SdistInput, cache_key, unmet_requirements, wheel_is_pure
 from builder.sdist.source import (
     LEGACY_BACKEND,
@@ -21,6 +20,7 @@ from builder.sdist.source import (
     read_build_system,
     unpack_sdist,
 )
+from builder.tools.pip import pip_command
 
 
 def sdist(tmp_path: Path, files: dict[str, str], name: str = "demo-1.0") -> Path:
@@ -156,7 +156,7 @@ def test_the_cache_key_covers_every_input(tmp_path: Path) -> None:
 def test_pip_target_lets_only_the_allowed_projects_be_sdists() -> None:
     """The patch pip_target applies, checked in a child process (it changes pip globally)."""
     code = (
-        "from builder.lock.pip_target import _allow_sdists\n"
+        "from builder.tools.pip_target import _allow_sdists\n"
         "_allow_sdists(['Demo_X'])\n"
         "from pip._internal.models.format_control import FormatControl\n"
         "from pip._internal.cli import cmdoptions\n"

@@ -22,8 +22,9 @@ from builder.fetch.sdists import fetch_sdist
 from builder.fetch.wheels import fetch_packages
 from builder.host import HOST_ARCH, HOST_TRIPLE
 from builder.lock.model import LockedPackage, SdistLock, TargetLock
-from builder.lock.resolve import CommandRunner, resolve_requirements, run_command
+from builder.locking.resolve import resolve_requirements
 from builder.sdist import BuildSystem, read_build_system, requires_for_build, unpack_sdist
+from builder.tools.run import CommandRunner, run_command
 
 # architectures a build may run on: build dependencies are pinned for each
 BUILD_ARCHES = ("aarch64", "x86_64")

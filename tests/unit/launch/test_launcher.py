@@ -1,4 +1,4 @@
-"""The launcher's pure parts (builder.launch.runtime runs inside bundles; tested here as-is)."""
+"""The launcher's pure parts (builder.launch.launcher runs inside bundles; tested here as-is)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from builder.launch import runtime as rt
-from builder.launch import runtime_codeserver as cs
-from builder.launch import runtime_kernels as rk
+from builder.launch import launcher as rt
+from builder.launch import launcher_codeserver as cs
+from builder.launch import launcher_kernels as rk
 
 IMAGE = {
     "PATH": "/usr/bin:/bin", "HOME": "/home/u", "PYTHONPATH": "/junk", "PYTHONHOME": "/junk",

@@ -9,14 +9,9 @@ import pytest
 
 from builder.errors import BuilderError
 from builder.lock.model import InterpreterPin
-from builder.lock.resolve import (
-    isolated_pip_env,
-    packages_from_report,
-    platform_tags,
-    resolve_target,
-    target_environment,
-)
+from builder.locking.resolve import packages_from_report, resolve_target
 from builder.recipe import parse_recipe_text
+from builder.tools.pip import isolated_pip_env, platform_tags, target_environment
 
 RECIPE = """\
 format_version = 1
@@ -142,7 +137,7 @@ def test_resolve_target_runs_pip_for_the_target(tmp_path: Path) -> None:
     assert lock.target == "aarch64-unknown-linux-gnu"
     assert [p.name for p in lock.packages] == ["arm-only", "dep-a", "dep-b", "top"]
     (argv, env), = fake.calls
-    assert argv[1:3] == ["-m", "builder.lock.pip_target"]
+    assert argv[1:3] == ["-m", "builder.tools.pip_target"]
     assert json.loads(argv[3])["platform_machine"] == "aarch64"
     assert argv[4:7] == ["--", "--isolated", "install"]
     for flag in ("--dry-run", "--ignore-installed", "--only-binary=:all:",

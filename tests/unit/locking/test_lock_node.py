@@ -12,10 +12,10 @@ import pytest
 from factories import NODE_RECIPE as RECIPE
 
 from builder.errors import BuilderError
-from builder.lock.api import load_fresh_lock
 from builder.lock.codec import lock_to_dict, read_lock, write_lock
 from builder.lock.model import DebPin, InterpreterPin, Lock, LockedPackage, NodeAppLock, TargetLock
-from builder.lock.node import check_npm_lock, lock_node, npm_lock_digest
+from builder.locking.api import load_fresh_lock
+from builder.locking.node import check_npm_lock, lock_node, npm_lock_digest
 from builder.node.lockfile import read_node_lock, root_package_json
 from builder.recipe import Recipe, lock_digest, parse_recipe_text
 

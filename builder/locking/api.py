@@ -11,10 +11,10 @@ from pathlib import Path
 from builder.errors import BuilderError
 from builder.lock.codec import read_lock, write_lock
 from builder.lock.model import Lock, SdistLock, TargetLock
-from builder.lock.node import check_npm_lock, lock_node
-from builder.lock.pbs import resolve_pin
-from builder.lock.resolve import resolve_target
-from builder.lock.sdists import lock_sdists
+from builder.locking.node import check_npm_lock, lock_node
+from builder.locking.pbs import resolve_pin
+from builder.locking.resolve import resolve_target
+from builder.locking.sdists import lock_sdists
 from builder.recipe import Recipe, lock_digest
 
 

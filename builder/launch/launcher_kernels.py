@@ -1,5 +1,5 @@
 """A Jupyter service's kernels: shipped as ``app/share/launch/kernels.py`` beside the launcher
-(``launch.py``, builder's ``runtime`` module), which loads it for a Jupyter service.
+(``launch.py``, builder's ``launcher`` module), which loads it for a Jupyter service.
 
 Standard library only, CPython >= 3.8, never imports builder. Notebooks name the kernelspec
 ``python3``: it is the image's Python where the image has one that can run a kernel (its own

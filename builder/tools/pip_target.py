@@ -2,7 +2,7 @@
 
 pip's ``--platform/--python-version/--abi`` choose wheel tags for another machine, but markers
 (``platform_machine == "aarch64"``) are still evaluated against the running interpreter. This
-module, run as ``python -m builder.lock.pip_target ENV_JSON [SDISTS_JSON] -- PIP_ARGS...``,
+module, run as ``python -m builder.tools.pip_target ENV_JSON [SDISTS_JSON] -- PIP_ARGS...``,
 replaces the marker environment in pip's vendored ``packaging`` before pip starts, so an aarch64
 lock made on x86_64 takes the aarch64 branch of every marker.
 
@@ -23,7 +23,7 @@ from typing import Any
 
 def main(argv: list[str]) -> int:
     if not argv or "--" not in argv[1:3]:
-        print("usage: python -m builder.lock.pip_target ENV_JSON [SDISTS_JSON] -- PIP_ARGS...",
+        print("usage: python -m builder.tools.pip_target ENV_JSON [SDISTS_JSON] -- PIP_ARGS...",
               file=sys.stderr)
         return 2
     split = argv.index("--")

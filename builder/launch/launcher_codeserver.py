@@ -1,9 +1,11 @@
 """The launcher's code-server (VS Code in the browser) mode: service kind "code-server".
 
-Shipped verbatim as ``app/share/launch/codeserver.py`` beside ``launch.py`` (``runtime.py``),
+Shipped verbatim as ``app/share/launch/codeserver.py`` beside ``launch.py`` (``launcher.py``),
 which loads it for that kind and calls ``main`` with its own helpers (``make_state``, ``log``).
 Standard library only, CPython >= 3.8 (annotations are never evaluated), never imports builder
-or launch.py. Pure functions take the environment as a mapping; ``main`` is the edge.
+or launch.py. Pure functions take the environment as a mapping; ``main`` is the edge. What it
+shares with the launcher (``Parser``, ``tcp_port``, ``EXIT_CONFIG``, ...) is a copy, kept
+identical to the launcher's by tests/unit/launch/test_launcher_copies.py.
 
     launch [--port N] [--ip ADDR] [--bind-addr HOST:PORT] [--auth none|password]
            [--notebook-dir DIR] [--platform-auth] [--allow-root] [--dry-run] [-- OPTIONS...]
@@ -29,7 +31,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple, NoReturn
 
-EXIT_CONFIG = 78  # runtime.EXIT_CONFIG
+EXIT_CONFIG = 78  # launcher.EXIT_CONFIG
 AUTH_MODES = ("none", "password")
 PASSWORD_VARIABLES = ("PASSWORD", "HASHED_PASSWORD")  # read (then hidden) by code-server itself
 # Not for the server: the node runtime's own knobs (bin/code-server unsets them too), $PORT and
@@ -53,7 +55,7 @@ KUBEFLOW_REWRITE = "notebooks.kubeflow.org/http-rewrite-uri: /"
 
 class Parser(argparse.ArgumentParser):
     """argparse whose usage and configuration errors exit ``EXIT_CONFIG`` (78), not 2
-    (runtime.Parser): s6's finish script does not restart a refused configuration."""
+    (launcher.Parser): s6's finish script does not restart a refused configuration."""
 
     def error(self, message: str) -> NoReturn:
         self.print_usage(sys.stderr)

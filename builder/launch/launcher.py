@@ -11,9 +11,9 @@ as a mapping; ``main`` is the edge.
     launch exec image|bundle [--prepend NAME=VALUE] -- ARGV...   (kernels and terminals)
 
 Service kind "code-server" (``launch.json`` ``kind``) is another mode with its own options and
-environment: ``codeserver.py`` beside this file (``runtime_codeserver.py`` in builder), loaded
+environment: ``codeserver.py`` beside this file (``launcher_codeserver.py`` in builder), loaded
 by ``main``. A Jupyter service's kernels (which Python is ``python3``, ipykernel for the
-image's Python) are ``kernels.py`` beside this file (``runtime_kernels.py``), loaded likewise.
+image's Python) are ``kernels.py`` beside this file (``launcher_kernels.py``), loaded likewise.
 
     launch install-kernel PYTHON   (ipykernel for the image's PYTHON, by hand)
 """

@@ -1,4 +1,4 @@
-"""The launcher's code-server mode (runtime_codeserver, shipped as share/launch/codeserver.py)."""
+"""The launcher's code-server mode (launcher_codeserver, shipped as share/launch/codeserver.py)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from builder.launch import runtime as rt
-from builder.launch import runtime_codeserver as cs
-from builder.launch.plan import runtime_source
+from builder.launch import launcher as rt
+from builder.launch import launcher_codeserver as cs
+from builder.launch.plan import launcher_source
 
 LAUNCH = {"name": "vscode", "version": "4.139.1", "kind": "code-server", "port": 8080,
           "env": {}, "server": {"entry": "bin/code-server", "python_script": False, "args": []}}
@@ -132,7 +132,7 @@ def launch_dir(tmp_path: Path) -> Path:
     app = tmp_path / "app"
     here = app / "share" / "launch"
     here.mkdir(parents=True)
-    (here / "launch.py").write_bytes(runtime_source())
+    (here / "launch.py").write_bytes(launcher_source())
     (here / rt.CODE_SERVER_MODULE).write_bytes(Path(cs.__file__).read_bytes())
     (here / "launch.json").write_text(json.dumps(LAUNCH))
     (app / "bin").mkdir()

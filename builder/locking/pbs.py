@@ -9,21 +9,17 @@ from __future__ import annotations
 
 import json
 import re
-import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
-from pathlib import Path
-from typing import Protocol
 
 from packaging.version import InvalidVersion, Version
 
 from builder.errors import BuilderError, HashMismatchError
 from builder.lock.model import InterpreterPin
-from builder.net import NetTransport, NetworkError, is_url, local_path
+from builder.net import NetTransport, NetworkError, Transport, local_path
+from builder.pbs import DEFAULT_RELEASE_BASE, MIRROR_ENV, asset_url, mirror_location
 
-DEFAULT_RELEASE_BASE = "https://github.com/astral-sh/python-build-standalone/releases/download"
-MIRROR_ENV = "BUILDER_PBS_MIRROR"
 SUMS_NAME = "SHA256SUMS"
 TABLE_FORMAT_VERSION = 1
 INSTALL_ONLY_FLAVORS = ("install_only", "install_only_stripped")
@@ -31,14 +27,6 @@ INSTALL_ONLY_FLAVORS = ("install_only", "install_only_stripped")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _SUMS_LINE = re.compile(r"^([0-9a-fA-F]{64})[ \t]+\*?(\S+)$")
 _VERSION_TAIL = r"\d+(?:(?:a|b|rc)\d+)?"
-
-
-class Transport(Protocol):
-    """What pin resolution needs from the outside world (``builder.net.NetTransport``)."""
-
-    def read_text(self, source: str) -> str: ...
-
-    def content_length(self, source: str) -> int | None: ...
 
 
 def asset_extension(flavor: str) -> str:
@@ -49,20 +37,6 @@ def asset_extension(flavor: str) -> str:
 def asset_filename(*, python_version: str, release: str, triple: str, flavor: str) -> str:
     """``cpython-3.11.7+20240107-x86_64-unknown-linux-gnu-install_only.tar.gz``."""
     return f"cpython-{python_version}+{release}-{triple}-{flavor}{asset_extension(flavor)}"
-
-
-def asset_url(base: str, release: str, filename: str) -> str:
-    """``{base}/{release}/{filename}`` with the name percent-encoded (``+`` -> ``%2B``)."""
-    return f"{base.rstrip('/')}/{urllib.parse.quote(release, safe='')}/" + urllib.parse.quote(
-        filename, safe=""
-    )
-
-
-def mirror_location(mirror: str, release: str, filename: str) -> str:
-    """Where a mirror keeps a release file: a URL below a base URL, or a path below a directory."""
-    if is_url(mirror):
-        return asset_url(mirror, release, filename)
-    return str(Path(mirror) / release / filename)
 
 
 def parse_sha256sums(text: str, *, where: str = SUMS_NAME) -> dict[str, str]:
@@ -190,8 +164,9 @@ def parse_table(text: str, *, where: str) -> tuple[TableEntry, ...]:
 
 
 def builtin_table() -> tuple[TableEntry, ...]:
-    resource = resources.files("builder.lock").joinpath("pbs_assets.json")
-    return parse_table(resource.read_text(encoding="utf-8"), where="builder/lock/pbs_assets.json")
+    resource = resources.files("builder.locking").joinpath("pbs_assets.json")
+    return parse_table(resource.read_text(encoding="utf-8"),
+                       where="builder/locking/pbs_assets.json")
 
 
 def _table_sums(

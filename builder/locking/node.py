@@ -20,14 +20,13 @@ from builder.fetch.wheels import fetch_packages
 from builder.host import HOST_ARCH, HOST_TRIPLE
 from builder.install import install_wheels
 from builder.lock.model import DebPin, LockedPackage, NodeAppLock, TargetLock
-from builder.lock.resolve import CommandRunner, resolve_requirements, run_command
+from builder.locking.resolve import resolve_requirements
 from builder.node.debheaders import resolve_debs
 from builder.node.lockfile import NodeLock, lock_node_app, read_node_lock
 from builder.node.npmenv import NpmSettings, isolated_npm_env
-from builder.node.run import Runner
-from builder.node.run import run_command as run_node_command
 from builder.node.runtime import locate_node_runtime, repair_runtime
 from builder.recipe.model import NODE_RUNTIME_DIST, Recipe
+from builder.tools.run import CommandRunner, Runner, run_command, run_in
 
 # architectures a build may run on: the toolchain wheel is pinned for each
 BUILD_ARCHES = ("aarch64", "x86_64")
@@ -66,7 +65,7 @@ def lock_node(
     lock_dir: Path,
     cache_dir: Path,
     runner: CommandRunner = run_command,
-    apt_runner: Runner = run_node_command,
+    apt_runner: Runner = run_in,
     log: Callable[[str], None] = lambda _msg: None,
 ) -> NodeAppLock:
     node = recipe.node
@@ -137,4 +136,4 @@ def _resolve_npm(recipe: Recipe, *, targets: Sequence[TargetLock], lock_dir: Pat
         env = isolated_npm_env(runtime=runtime, config_dir=Path(tmp) / "npm",
                                settings=NpmSettings(cache_dir=node_cache(cache_dir) / "npm"))
         return lock_node_app(recipe.node.app, lock_dir=lock_dir, runtime=runtime, env=env,
-                             runner=run_node_command, work_dir=Path(tmp), log=log)
+                             runner=run_in, work_dir=Path(tmp), log=log)

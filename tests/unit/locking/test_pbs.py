@@ -8,7 +8,7 @@ import pytest
 from factories import RELEASE, TRIPLE, fake_mirror, fake_pbs_archive, sha256_of
 
 from builder.errors import BuilderError, HashMismatchError
-from builder.lock.pbs import (
+from builder.locking.pbs import (
     DEFAULT_RELEASE_BASE,
     TableEntry,
     asset_filename,

@@ -1,0 +1,1 @@
+"""Lower layer: running external tools (processes, pip) the stages share."""
