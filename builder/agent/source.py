@@ -131,7 +131,11 @@ def _from_catalog(name: str, version: str | None, *, index: str, given: str | No
     if given is not None and given != entry.sha256:
         raise RefusedBundleError(f"--sha256 {given} disagrees with the {vouched}: {entry.sha256}",
                                  where=entry.filename, hint="check which one is right")
+    image = entry.image
     return ResolvedSource(
+        fs_image=None if image is None else FsImage(
+            kind=image.kind, location=loaded.file_location(image.filename),
+            sha256=image.sha256, size=image.size),
         location=loaded.archive_location(entry),
         expect=Expectation(sha256=entry.sha256, size=entry.size, name=entry.name,
                            version=entry.version, target=entry.target,

@@ -199,3 +199,39 @@ def test_an_extracted_entry_record_is_unchanged(tmp_path: Path) -> None:
     data = record("d" * 64).to_dict()
     plain = {k: v for k, v in data.items() if k not in ("image", "mounted_with")}
     assert EntryRecord.from_dict(plain).to_dict() == plain
+
+
+def test_the_catalog_lists_the_image_and_install_by_name_finds_it(tmp_path: Path) -> None:
+    from builder.catalog import write_index
+
+    dist = tmp_path / "dist"
+    bundle = make_bundle(dist)
+    plain = make_bundle(dist, name="plain")
+    info = add_image(bundle, tmp_path / "work")
+    index, _catalog = write_index(dist)
+    data = json.loads(index.read_text())
+    listed = {b["name"]: b for b in data["bundles"]}
+    assert listed["demo"]["image"] == info.to_dict()
+    assert "image" not in listed["plain"]  # indexes of bundles without images are unchanged
+    source = resolve_source("demo", index=str(dist), sha256=None, target=X86, transport=T)
+    assert source.fs_image is not None
+    assert source.fs_image.location == str(dist / info.filename)
+    assert (source.fs_image.sha256, source.fs_image.size) == (info.sha256, info.size)
+    assert resolve_source("plain", index=str(dist), sha256=None, target=X86,
+                          transport=T).fs_image is None
+    assert plain.sha256 != bundle.sha256
+
+
+def test_the_catalog_refuses_a_sidecar_whose_image_is_missing_or_differs(tmp_path: Path) -> None:
+    from builder.catalog import write_index
+
+    dist = tmp_path / "dist"
+    bundle = make_bundle(dist)
+    info = add_image(bundle, tmp_path / "work")
+    image = dist / info.filename
+    image.write_bytes(image.read_bytes()[:-1] + b"x")
+    with pytest.raises(BuilderError, match="does not describe this image"):
+        write_index(dist)
+    image.unlink()
+    with pytest.raises(BuilderError, match="which is not there"):
+        write_index(dist)
