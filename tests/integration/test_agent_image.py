@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -51,8 +52,7 @@ def imaged(tmp_path: Path) -> Fabricated:
 def store(tmp_path: Path) -> Iterator[Path]:
     root = tmp_path / "store"
     yield root
-    entries = root / "entries"
-    for entry in sorted(entries.iterdir()) if entries.is_dir() else []:
+    for entry in sorted(root.glob("**/entries/*")):
         unmount(entry)  # a failed test leaves no mount behind
 
 
@@ -122,6 +122,8 @@ def test_a_mount_that_went_away_comes_back_after_its_image_is_hashed(
     assert first.returncode == 0, first.stderr
     entry = Path(json.loads(first.stdout)["path"])
     unmount(entry)  # what a reboot does
+    gone = agent("mounts", "demo", "--store", str(store))
+    assert gone.returncode == 1 and "the image of demo 1.0 is not mounted" in gone.stderr
     again = agent("install", str(imaged.archive), "--store", str(store))
     assert again.returncode == 0, again.stderr
     assert "mounting" in again.stderr and "again" in again.stderr
@@ -278,3 +280,73 @@ def test_build_without_the_tool_is_a_clear_error(tmp_path: Path, runtime_archive
     assert "Traceback" not in built.stderr
     assert not (tmp_path / "out").exists() or list((tmp_path / "out").glob("*.tar.zst")) == []
 
+
+
+def first_200(entry: Path, home: Path) -> None:
+    """``bin/launch`` of the mounted entry (no Python on PATH) answers 200 within 120 s; the
+    server is stopped after."""
+    import http.client
+
+    from servers import free_port
+
+    port = free_port()
+    home.mkdir()
+    env = {"PATH": "/nonexistent", "HOME": str(home), "LANG": "C.UTF-8", "TMPDIR": str(home),
+           "JUPYTER_TOKEN": "image-test", "LAUNCH_IP": "127.0.0.1"}
+    argv = [str(entry / "app" / "bin" / "launch"), "--port", str(port)]
+    if os.geteuid() == 0:
+        argv.append("--allow-root")
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, proc.stderr.read().decode()[-2000:] if proc.stderr \
+                else "exited"
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            try:
+                conn.request("GET", "/tree", headers={"Authorization": "token image-test"})
+                if conn.getresponse().status == 200:
+                    return
+            except OSError:
+                pass
+            finally:
+                conn.close()
+            time.sleep(0.1)
+        pytest.fail("no HTTP 200 from the mounted entry's bin/launch within 120 s")
+    finally:
+        os.killpg(proc.pid, 9)
+        proc.wait(timeout=30)
+        if proc.stderr is not None:
+            proc.stderr.close()
+
+
+@pytest.mark.slow
+def test_jupyter_from_a_mounted_image_answers_200(jupyter_bundle: Path, runtime_archive: Path,
+                                                  builder_cache: Path, tmp_path: Path,
+                                                  store: Path) -> None:
+    """The real jupyter-6 bundle: `build --image` on the up-to-date bundle adds its image; a
+    kernel loop mount and a squashfuse mount each serve the launcher's first 200; verify reads
+    the mount; gc unmounts both."""
+    from conftest import run_builder
+
+    if shutil.which("mksquashfs") is None:
+        pytest.skip("mksquashfs not installed (apt-get install squashfs-tools)")
+    built = run_builder("build", "recipes/jupyter-6.toml", "--python-from",
+                        str(runtime_archive), "--out", str(jupyter_bundle.parent), "--image",
+                        "squashfs", cache=builder_cache)
+    assert built.returncode == 0, built.stderr[-3000:]
+    methods = [m for m in (MountMethod.KERNEL, MountMethod.FUSE) if m in this_node().methods()]
+    if not methods:
+        pytest.skip("this machine can mount no squashfs image (kernel or squashfuse)")
+    for method in methods:
+        done = agent("install", str(jupyter_bundle), "--store", str(store / str(method)),
+                     "--mount", str(method), "--json")
+        assert done.returncode == 0, done.stderr
+        entry = Path(json.loads(done.stdout)["path"])
+        assert mount_source(entry) in ("squashfs", "fuse.squashfuse")
+        first_200(entry, tmp_path / f"home-{method}")
+        assert agent("verify", "jupyter-6", "--store", str(store / str(method))).returncode == 0
+        assert agent("gc", "--store", str(store / str(method)), "--max-bytes",
+                     "0").returncode == 0
+        assert mounts_at(entry) == 0

@@ -235,3 +235,19 @@ def test_the_catalog_refuses_a_sidecar_whose_image_is_missing_or_differs(tmp_pat
     image.unlink()
     with pytest.raises(BuilderError, match="which is not there"):
         write_index(dist)
+
+
+def test_mounts_of_an_image_entry_whose_mount_went_away_is_an_error(tmp_path: Path) -> None:
+    from builder.agent.errors import StoreError
+    from builder.agent.mounts import mounts_for
+
+    store = Store(root=tmp_path / "store")
+    store.ensure()
+    sha = "e" * 64
+    store.entry_path(sha).mkdir()  # not mounted: a reboot
+    store.image_record_file(sha).write_text(json.dumps(record(sha).to_dict()))
+    store.set_name(record(sha))
+    with pytest.raises(StoreError) as caught:
+        mounts_for(store, "demo")
+    assert caught.value.what == "the image of demo 1.0 is not mounted"
+    assert "builder agent install" in str(caught.value.hint)
