@@ -53,8 +53,35 @@ def test_a_sound_superblock_passes() -> None:
 def test_unsound_superblocks_are_refused(head: bytes, size: int, message: str) -> None:
     with pytest.raises(RefusedBundleError) as caught:
         check_superblock(head, file_size=size, where="img")
-    assert message in caught.value.what
+    sound = message.startswith("not a squashfs image")
+    assert caught.value.what == (message if sound else f"not a sound squashfs image: {message}")
     assert caught.value.where == "img"
+    assert caught.value.hint == "the image is malformed or malicious; nothing was mounted"
+
+
+def test_every_problem_of_a_superblock_is_named_at_once() -> None:
+    with pytest.raises(RefusedBundleError) as caught:
+        check_superblock(superblock(inodes=0, compression=0), file_size=4096, where="img")
+    assert caught.value.what == ("not a sound squashfs image: unknown compressor 0; "
+                                 "no inodes")
+
+
+@pytest.mark.parametrize(("fields", "sound"), [
+    ({"block_size": 4096, "block_log": 12}, True),
+    ({"block_size": 2048, "block_log": 11}, False),
+    ({"block_size": 1 << 20, "block_log": 20}, True),
+    ({"block_size": 1 << 21, "block_log": 21}, False),
+    ({"table": 4095}, True),
+    ({"table": 4096}, False),  # a table starting at bytes_used lies outside
+    ({"table": 0xFFFFFFFFFFFFFFFF}, True),  # an absent table
+])
+def test_superblock_bounds(fields: dict[str, int], sound: bool) -> None:
+    head = superblock(**fields)
+    if sound:
+        check_superblock(head, file_size=4096, where="img")
+    else:
+        with pytest.raises(RefusedBundleError, match=r"^img: not a sound squashfs image"):
+            check_superblock(head, file_size=4096, where="img")
 
 
 def test_a_real_image_passes_and_its_truncation_does_not(tmp_path: Path) -> None:
