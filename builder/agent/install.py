@@ -25,13 +25,15 @@ from typing import BinaryIO
 from builder import net
 from builder.agent.errors import RefusedBundleError
 from builder.agent.extract import Limits, extract_bundle
+from builder.agent.image import install_mounted
 from builder.agent.manifest_check import CheckedManifest, Counted, check_manifest, check_sizes
+from builder.agent.mount import MountMethod, Node, choose_method, this_node
 from builder.agent.oci import OciOptions, pull_entry
 from builder.agent.source import ResolvedSource, Transport
 from builder.agent.store import EntryRecord, Store, disk_usage
 from builder.agent.verify import entry_differences
 from builder.bundle.record import Difference
-from builder.errors import BuilderError, HashMismatchError
+from builder.errors import BuilderError, HashMismatchError, UsageError
 from builder.fsutil import CHUNK, rmtree
 from builder.layout import MANIFEST
 
@@ -67,11 +69,23 @@ class InstallOptions:
     oci: OciOptions = field(default_factory=OciOptions)  # for oci:// sources
     # an entry already in the store: read only the files changed since it was installed (ctime)
     quick_check: bool = True
+    # a source listing a mountable image: mount it unless ``extract`` (--extract), with
+    # ``mount`` (--mount kernel|fuse) or the node's best method; extract where none works
+    extract: bool = False
+    mount: MountMethod | None = None
+    node: Node | None = None  # what the node offers (None: this node, probed when needed)
 
 
 def install(source: ResolvedSource, store: Store, *, transport: Transport,
             options: InstallOptions, log: Callable[[str], None] = lambda _m: None
             ) -> InstallResult:
+    method = mount_method(source, options, log)
+    if method is not None and source.fs_image is not None:
+        done = install_mounted(source, source.fs_image, store, transport=transport,
+                               method=method, node=options.node or this_node(),
+                               progress=options.progress, log=log)
+        return InstallResult(record=done.record, path=store.entry_path(done.record.sha256),
+                             fresh=done.fresh)
     store.ensure()
     sha = source.sha256
     with store.lock(sha):
@@ -94,6 +108,25 @@ def install(source: ResolvedSource, store: Store, *, transport: Transport,
         store.discard_all_leftovers()
     return InstallResult(record=record, path=store.entry_path(sha), fresh=fresh,
                          repaired=tuple(damage))
+
+
+def mount_method(source: ResolvedSource, options: InstallOptions,
+                 log: Callable[[str], None]) -> MountMethod | None:
+    """How to mount the source's image; None: extract the archive (no image listed,
+    ``--extract``, or a node that cannot mount)."""
+    if options.extract:
+        return None
+    if source.fs_image is None:
+        if options.mount is not None:
+            raise UsageError(f"--mount {options.mount}: {source.location} lists no image",
+                             hint="build it with `builder build --image squashfs`, or leave "
+                             "--mount out to extract the archive")
+        return None
+    method = choose_method(options.node or this_node(), options.mount)
+    if method is None:
+        log("this node can mount no squashfs image (no root for a loop mount, no squashfuse):"
+            " extracting the archive")
+    return method
 
 
 def _install_locked(source: ResolvedSource, store: Store, transport: Transport,

@@ -31,6 +31,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from builder.agent.errors import StoreError
+from builder.agent.mount import is_mounted
 from builder.agent.store import EntryRecord, Store
 from builder.errors import BuilderError, UsageError
 from builder.layout import APP, MANIFEST, SERVICE_DEF
@@ -124,8 +126,13 @@ def plan_mounts(record: EntryRecord, entry: Path, *,
 def mounts_for(store: Store, ref: str, *, defs_dir: str = SERVICE_DEFS_ROOT) -> MountPlan:
     """The plan for an installed entry (by name, name@version or sha256); counts as a use."""
     record = store.resolve(ref)
+    entry = store.entry_path(record.sha256)
+    if record.image is not None and not is_mounted(entry):  # a mounted entry after a reboot
+        raise StoreError(f"the image of {record.name} {record.version} is not mounted",
+                         where=str(entry), hint="install the bundle again (`builder agent "
+                         "install`): it hashes the stored image and mounts it")
     store.touch(record.sha256)
-    return plan_mounts(record, store.entry_path(record.sha256), defs_dir=defs_dir)
+    return plan_mounts(record, entry, defs_dir=defs_dir)
 
 
 def _refuse_chars(plan: MountPlan, chars: str, fmt: MountFormat) -> None:

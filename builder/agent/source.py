@@ -34,10 +34,21 @@ Transport: TypeAlias = NetTransportPort
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class FsImage:
+    """A mountable image of the bundle (``builder build --image``), as its sidecar lists it."""
+
+    kind: str  # "squashfs"
+    location: str  # a local path or a URL, beside the archive
+    sha256: str
+    size: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ResolvedSource:
     location: str  # a local path or a URL of the archive; oci://REGISTRY/REPO@sha256:...
     expect: Expectation
     image: ImageRef | None = None  # an OCI image, pinned by its manifest digest
+    fs_image: FsImage | None = None  # a mountable image the sidecar or catalog lists
 
     @property
     def sha256(self) -> str:
@@ -115,7 +126,11 @@ def _from_catalog(name: str, version: str | None, *, index: str, given: str | No
     if given is not None and given != entry.sha256:
         raise RefusedBundleError(f"--sha256 {given} disagrees with the {vouched}: {entry.sha256}",
                                  where=entry.filename, hint="check which one is right")
+    image = entry.image
     return ResolvedSource(
+        fs_image=None if image is None else FsImage(
+            kind=image.kind, location=loaded.file_location(image.filename),
+            sha256=image.sha256, size=image.size),
         location=loaded.archive_location(entry),
         expect=Expectation(sha256=entry.sha256, size=entry.size, name=entry.name,
                            version=entry.version, target=entry.target,
@@ -137,6 +152,7 @@ def _from_archive(archive: str, given: str | None, transport: Transport) -> Reso
                               expect=Expectation(sha256=given, vouched_by="--sha256"))
     vouched = f"sidecar {sidecar_at}"
     recorded, manifest = sidecar
+    fs_image = _fs_image(manifest.pop("image", None), archive=archive, where=str(sidecar_at))
     if given is not None and given != recorded["sha256"]:
         raise RefusedBundleError(f"--sha256 {given} disagrees with the {vouched}: "
                                  f"{recorded['sha256']}", where=archive,
@@ -146,7 +162,32 @@ def _from_archive(archive: str, given: str | None, transport: Transport) -> Reso
         expect=Expectation(sha256=recorded["sha256"], size=recorded["size"],
                            name=manifest.get("name"), version=manifest.get("version"),
                            target=manifest.get("target"), manifest=canonical(manifest),
-                           vouched_by=vouched))
+                           vouched_by=vouched),
+        fs_image=fs_image)
+
+
+IMAGE_KINDS = ("squashfs",)
+
+
+def _fs_image(data: Any, *, archive: str, where: str) -> FsImage | None:
+    """The sidecar's (or catalog's) ``image`` object; its file is beside the archive."""
+    if data is None:
+        return None
+    try:
+        kind, filename, sha, size = data["kind"], data["filename"], data["sha256"], data["size"]
+        if not (kind in IMAGE_KINDS and isinstance(filename, str)
+                and re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._+-]*", filename)
+                and isinstance(sha, str) and re.fullmatch(r"[0-9a-f]{64}", sha)
+                and isinstance(size, int) and not isinstance(size, bool) and size > 0):
+            raise ValueError("image.kind/filename/sha256/size malformed")
+    except (ValueError, KeyError, TypeError) as exc:
+        raise RefusedBundleError(f"unreadable image entry: {exc}", where=where,
+                                 hint="rebuild the sidecar, or install with --extract") from exc
+    if is_url(archive):
+        location = urllib.parse.urljoin(archive, filename)
+    else:
+        location = str(Path(archive).with_name(filename))
+    return FsImage(kind=kind, location=location, sha256=sha, size=size)
 
 
 def _read_sidecar(location: str, transport: Transport

@@ -13,6 +13,8 @@ archive's sha256 for ``.tar.zst`` installs, the image manifest's digest (its 64 
 <store>/leases/<sha256>.<pid> in use by a process: never evicted while that process lives
 <store>/uses/<sha256>         last use (seconds since the epoch), rewritten atomically
 <store>/names/<name>.json     the entry a name means: the last one installed under that name
+<store>/images/<sha256>.squashfs  a mounted entry's image (``builder.agent.image``); the entry
+                              is its mount point, its record ``images/<sha256>.complete``
 ```
 
 Every file others read is written atomically; an entry appears by one ``rename`` of a complete
@@ -40,6 +42,7 @@ from typing import Any, Protocol
 from filelock import FileLock, Timeout
 
 from builder.agent.errors import StoreError
+from builder.agent.mount import unmount
 from builder.catalog.model import version_key
 from builder.errors import BuilderError, UsageError
 from builder.fsutil import atomic_write_text, canonical_json, rmtree
@@ -102,6 +105,10 @@ class EntryRecord:
     oci_reference: str | None = None
     # sha256 of manifest.json as installed (it names the RECORD's hash; it cannot name its own)
     manifest_sha256: str | None = None
+    # a mounted entry (builder.agent.image): the image's kind ("squashfs") and how it is
+    # mounted ("kernel" | "fuse"); None for an extracted entry
+    image: str | None = None
+    mounted_with: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = {"format_version": RECORD_FORMAT_VERSION, "sha256": self.sha256,
@@ -115,6 +122,9 @@ class EntryRecord:
             data["oci_reference"] = self.oci_reference
         if self.manifest_sha256 is not None:
             data["manifest_sha256"] = self.manifest_sha256
+        if self.image is not None:
+            data["image"] = self.image
+            data["mounted_with"] = self.mounted_with
         return data
 
     @classmethod
@@ -172,8 +182,25 @@ class Store:
     def entry_path(self, sha256: str) -> Path:
         return self.entries_dir / check_sha256(sha256)
 
+    # -- hooks for mounted entries (builder.agent.image) -----------------------------------------
+
+    def image_file(self, sha256: str) -> Path:
+        """The image a mounted entry is mounted from."""
+        return self.root / "images" / f"{check_sha256(sha256)}.squashfs"
+
+    def image_record_file(self, sha256: str) -> Path:
+        """A mounted entry's record (its entry directory is the read-only image)."""
+        return self.root / "images" / f"{check_sha256(sha256)}{RECORD}"
+
+    def _drop_image(self, sha256: str) -> None:
+        """Unmount a mounted entry (lazily: a process still reading keeps its view) and remove
+        its record and image (lock held); nothing for an extracted entry."""
+        unmount(self.entry_path(sha256))
+        self.image_record_file(sha256).unlink(missing_ok=True)
+        self.image_file(sha256).unlink(missing_ok=True)
+
     def ensure(self) -> None:
-        for sub in ("entries", "tmp", "locks", "pins", "leases", "uses", "names"):
+        for sub in ("entries", "tmp", "locks", "pins", "leases", "uses", "names", "images"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
 
     # -- locks ---------------------------------------------------------------------------------
@@ -217,8 +244,11 @@ class Store:
     def record(self, sha256: str) -> EntryRecord | None:
         """The record of a whole entry; None when there is none (or it is not whole)."""
         try:
-            data = json.loads((self.entry_path(sha256) / RECORD).read_text(encoding="utf-8"))
-            record = EntryRecord.from_dict(data)
+            try:
+                text = (self.entry_path(sha256) / RECORD).read_text(encoding="utf-8")
+            except FileNotFoundError:  # a mounted entry keeps its record beside its image
+                text = self.image_record_file(sha256).read_text(encoding="utf-8")
+            record = EntryRecord.from_dict(json.loads(text))
         except (OSError, ValueError, TypeError):
             return None
         return record if record.sha256 == sha256 else None
@@ -267,8 +297,10 @@ class Store:
             rmtree(path)
             count += 1
         entry = self.entry_path(sha256)
-        if entry.exists() and self.record(sha256) is None:  # not whole: never published whole
-            self._trash(entry, sha256)
+        if self.record(sha256) is None and (entry.exists() or self.image_file(sha256).exists()):
+            self._drop_image(sha256)  # a mount (or image) whose record was never written
+            if entry.exists():  # not whole: never published whole
+                self._trash(entry, sha256)
             count += 1
         return count
 
@@ -298,6 +330,7 @@ class Store:
     def evict(self, sha256: str) -> None:
         """Remove an entry (its lock held): one rename out of entries/, then delete."""
         record = self.record(sha256)
+        self._drop_image(sha256)
         self._trash(self.entry_path(sha256), sha256)
         (self.root / "uses" / sha256).unlink(missing_ok=True)
         for lease in self._lease_files(sha256):

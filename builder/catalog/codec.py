@@ -11,7 +11,13 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-from builder.catalog.model import INDEX_FILENAME, INDEX_FORMAT_VERSION, Catalog, CatalogEntry
+from builder.catalog.model import (
+    INDEX_FILENAME,
+    INDEX_FORMAT_VERSION,
+    Catalog,
+    CatalogEntry,
+    CatalogImage,
+)
 from builder.catalog.schema_check import problems
 from builder.errors import BuilderError, production_assert
 from builder.net import is_remote, local_path
@@ -27,13 +33,18 @@ def index_schema() -> dict[str, Any]:
 
 
 def entry_to_dict(entry: CatalogEntry) -> dict[str, Any]:
-    return {
+    data = {
         "name": entry.name, "version": entry.version, "target": entry.target,
         "arch": entry.arch, "libc": entry.libc, "input_digest": entry.input_digest,
         "sha256": entry.sha256, "size": entry.size, "filename": entry.filename,
         "glibc_floor": entry.glibc_floor, "summary": entry.summary, "ui": entry.ui,
         "files": entry.files, "unpacked_bytes": entry.unpacked_bytes,
     }
+    if entry.image is not None:  # only bundles built with --image: other indexes unchanged
+        image = entry.image
+        data["image"] = {"kind": image.kind, "filename": image.filename,
+                         "sha256": image.sha256, "size": image.size, "tool": image.tool}
+    return data
 
 
 def catalog_to_dict(catalog: Catalog) -> dict[str, Any]:
@@ -49,7 +60,8 @@ def catalog_from_dict(data: Any, *, where: str) -> Catalog:
         more = f"\n  ... and {len(found) - 20} more" if len(found) > 20 else ""
         raise BuilderError(f"not a valid catalog index ({len(found)} problem(s)):\n  {shown}{more}",
                            where=where, hint="rebuild it with: builder index DIR")
-    entries = [CatalogEntry(**item) for item in data["bundles"]]
+    entries = [CatalogEntry(**{**item, "image": CatalogImage(**item["image"])})
+               if "image" in item else CatalogEntry(**item) for item in data["bundles"]]
     return Catalog.of(entries)
 
 
@@ -60,11 +72,15 @@ class LoadedCatalog:
 
     def archive_location(self, entry: CatalogEntry) -> str:
         """Where an entry's archive is: beside the index (a URL or a path)."""
+        return self.file_location(entry.filename)
+
+    def file_location(self, filename: str) -> str:
+        """A file listed in the index (an archive, an image): beside it (a URL or a path)."""
         if is_remote(self.location):
-            return urllib.parse.urljoin(self.location, urllib.parse.quote(entry.filename))
+            return urllib.parse.urljoin(self.location, urllib.parse.quote(filename))
         path = local_path(self.location)
         production_assert(path is not None, f"no local path for {self.location}")
-        return str(Path(str(path)).parent / entry.filename)
+        return str(Path(str(path)).parent / filename)
 
 
 def index_location(source: str) -> str:

@@ -22,6 +22,17 @@ def version_key(version: str) -> tuple[int, Version | str]:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class CatalogImage:
+    """A bundle's mountable image (``builder build --image``), beside its archive."""
+
+    kind: str  # "squashfs"
+    filename: str  # relative to the index
+    sha256: str
+    size: int
+    tool: str  # the mkfs tool and version that wrote it
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CatalogEntry:
     name: str
     version: str
@@ -37,6 +48,7 @@ class CatalogEntry:
     ui: dict[str, Any]
     files: int
     unpacked_bytes: int
+    image: CatalogImage | None = None
 
     @property
     def sort_key(self) -> tuple[Any, ...]:

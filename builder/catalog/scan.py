@@ -14,7 +14,7 @@ from typing import Any
 
 from builder.bundle.inspect import inspect_bundle
 from builder.catalog.codec import catalog_from_dict, catalog_to_dict
-from builder.catalog.model import INDEX_FILENAME, Catalog, CatalogEntry
+from builder.catalog.model import INDEX_FILENAME, Catalog, CatalogEntry, CatalogImage
 from builder.errors import BuilderError
 from builder.fsutil import atomic_write_text, canonical_json, sha256_file
 
@@ -43,16 +43,40 @@ def _manifest_for(archive: Path, sha256: str, size: int) -> dict[str, Any]:
     return {k: v for k, v in data.items() if k != "archive"}
 
 
+def _image_for(archive: Path, listed: Any) -> CatalogImage | None:
+    """The image the sidecar lists, checked against the file beside the archive."""
+    if listed is None:
+        return None
+    sidecar = _sidecar_of(archive)
+    try:
+        image = CatalogImage(kind=listed["kind"], filename=listed["filename"],
+                             sha256=listed["sha256"], size=listed["size"], tool=listed["tool"])
+    except (KeyError, TypeError) as exc:
+        raise BuilderError(f"unreadable image entry in the sidecar: {exc}", where=str(sidecar),
+                           hint="rebuild the bundle with --image") from exc
+    path = archive.with_name(str(image.filename))
+    if not path.is_file():
+        raise BuilderError(f"the sidecar lists the image {image.filename}, which is not there",
+                           where=str(sidecar),
+                           hint="copy the image beside the archive, or rebuild with --image")
+    if path.stat().st_size != image.size or sha256_file(path) != image.sha256:
+        raise BuilderError("the sidecar does not describe this image (sha256 or size differ)",
+                           where=str(path), hint="the image was replaced or damaged; rebuild it")
+    return image
+
+
 def entry_for(archive: Path) -> CatalogEntry:
     sha256 = sha256_file(archive)
     size = archive.stat().st_size
     m = _manifest_for(archive, sha256, size)
+    image = _image_for(archive, m.get("image"))
     try:
         return CatalogEntry(
             name=m["name"], version=m["version"], target=m["target"], arch=m["arch"],
             libc=m["libc"], input_digest=m["input_digest"], sha256=sha256, size=size,
             filename=archive.name, glibc_floor=m["glibc_floor"], summary=m["summary"],
             ui=m["ui"], files=m["sizes"]["files"], unpacked_bytes=m["sizes"]["unpacked_bytes"],
+            image=image,
         )
     except (KeyError, TypeError) as exc:
         raise BuilderError(f"the manifest lacks {exc}", where=str(archive),

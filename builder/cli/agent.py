@@ -90,6 +90,12 @@ def _register_install(cmds: Any) -> None:
     install.add_argument("--username", help="oci://: registry account (with --password-stdin)")
     install.add_argument("--password-stdin", action="store_true",
                          help="oci://: read the password or token from standard input")
+    how = install.add_mutually_exclusive_group()
+    how.add_argument("--extract", action="store_true",
+                     help="extract the archive even when the bundle has a mountable image")
+    how.add_argument("--mount", choices=["kernel", "fuse"], default=None,
+                     help="mount the bundle's image this way (default: a kernel loop mount "
+                     "where the agent may, squashfuse otherwise, else extraction)")
     install.add_argument("--json", action="store_true", help="machine-readable output")
     install.set_defaults(handler=_install)
 
@@ -190,6 +196,7 @@ def _index(args: argparse.Namespace) -> int:
 def _install(args: argparse.Namespace) -> int:
     from builder.agent.extract import Limits
     from builder.agent.install import InstallOptions, install
+    from builder.agent.mount import MountMethod
     from builder.agent.oci import OciOptions
     from builder.agent.source import resolve_source
     from builder.net import Deadlines, NetTransport
@@ -214,7 +221,10 @@ def _install(args: argparse.Namespace) -> int:
         if args.max_unpacked_bytes else Limits()
     result = install(source, _store(args, lock_timeout=args.lock_timeout), transport=transport,
                      options=InstallOptions(progress=env.progress(), limits=limits, oci=oci,
-                                            quick_check=not args.check_all),
+                                            quick_check=not args.check_all,
+                                            extract=args.extract,
+                                            mount=MountMethod(args.mount) if args.mount
+                                            else None),
                      log=env.log)
     if result.repaired:
         env.log(f"repaired {result.record.name} {result.record.version}: the installed entry "
@@ -228,6 +238,7 @@ def _install(args: argparse.Namespace) -> int:
         print(json.dumps({"path": str(result.path), "fresh": result.fresh, "sha256": r.sha256,
                           "name": r.name, "version": r.version, "target": r.target,
                           "source": r.source, "oci_reference": r.oci_reference,
+                          "image": r.image, "mounted_with": r.mounted_with,
                           "repaired": [d.to_dict() for d in result.repaired]},
                          indent=2, sort_keys=True))
     else:

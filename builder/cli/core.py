@@ -40,6 +40,9 @@ def register(sub: Any) -> None:
                        help="use this interpreter archive or installed CPython instead of "
                        "downloading python-build-standalone")
     build.add_argument("--lock-dir", type=Path)
+    build.add_argument("--image", choices=["squashfs"], default=None,
+                       help="also write a reproducible, mountable filesystem image of the "
+                       "bundle beside the archive (listed in the sidecar; needs mksquashfs)")
     build.set_defaults(handler=_build)
 
     inspect = sub.add_parser("inspect", help="print the manifest of a bundle")
@@ -96,6 +99,7 @@ def _lock(args: argparse.Namespace) -> int:
 
 
 def _build(args: argparse.Namespace) -> int:
+    from builder.bundle.image import ImageKind
     from builder.pipeline import BuildOptions, build
 
     options = BuildOptions(
@@ -108,9 +112,12 @@ def _build(args: argparse.Namespace) -> int:
         python_from=args.python_from,
         source_date_epoch=env.source_date_epoch(),
         progress=env.progress(),
+        image=None if args.image is None else ImageKind(args.image),
     )
     for bundle in build(options, log=env.log):
         print(bundle.archive)
+        if bundle.image is not None:
+            print(bundle.archive.with_name(bundle.image.filename))
     return 0
 
 

@@ -18,6 +18,7 @@ from typing import Any
 from builder import __version__
 from builder.bundle.archive import write_archive
 from builder.bundle.describe import TreeFacts, describe_tree, drop_foreign, version_text
+from builder.bundle.image import ImageInfo, ImageKind, find_tool, image_path, write_image
 from builder.bundle.manifest import InterpreterInfo, Manifest, PackageInfo
 from builder.bundle.record import RECORD_FILE, write_record
 from builder.check import plan_checks, run_checks
@@ -79,6 +80,7 @@ class BuildOptions:
     python_from: Path | None
     source_date_epoch: int
     progress: bool
+    image: ImageKind | None = None  # also write a mountable image of the bundle (--image)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -90,6 +92,7 @@ class BuiltBundle:
     sha256: str
     size: int
     cached: bool  # True when an identical build already existed
+    image: ImageInfo | None = None  # with --image: the mountable image beside the archive
 
 
 def build(options: BuildOptions, *, log: Callable[[str], None]) -> tuple[BuiltBundle, ...]:
@@ -98,6 +101,8 @@ def build(options: BuildOptions, *, log: Callable[[str], None]) -> tuple[BuiltBu
     lock_dir = options.lock_dir or default_lock_dir(options.recipe_path, recipe.name)
     lock = load_fresh_lock(recipe, lock_dir=lock_dir)
     check_build_dirs(out_dir=options.out_dir, cache_dir=options.cache_dir)
+    if options.image is not None:
+        find_tool(options.image)  # missing: a clear error before anything is built
     collect_leftovers(options, log=log)
     results = []
     for triple in select_targets(recipe, options.targets, host_arch=HOST_ARCH):
@@ -172,6 +177,7 @@ class _Staging:
     launch: LaunchInfo | None = None
     manifest: dict[str, Any] | None = None
     result: tuple[str, int] | None = None  # the archive's sha256 and size
+    image: ImageInfo | None = None  # with --image
 
 
 def _build_target(recipe: Recipe, lock: Lock, plan: TargetPlan,
@@ -181,8 +187,10 @@ def _build_target(recipe: Recipe, lock: Lock, plan: TargetPlan,
     cached = _cached(plan.archive, plan.sidecar) if plan.sbom.is_file() else None
     if cached is not None:
         log(f"up to date: {plan.archive}")
+        image = None if options.image is None else _cached_image(plan, options, log)
         return BuiltBundle(target=target.target, archive=plan.archive, sidecar=plan.sidecar,
-                           sbom=plan.sbom, sha256=cached[0], size=cached[1], cached=True)
+                           sbom=plan.sbom, sha256=cached[0], size=cached[1], cached=True,
+                           image=image)
     wheels = fetch_wheels(target, index_url=recipe.packages.index_url,
                           glibc_floor=lock.glibc_floor, cache_dir=options.cache_dir, log=log)
     wheelhouse = _fetch_wheelhouse(recipe, lock, target, options, log)
@@ -209,7 +217,8 @@ def _build_target(recipe: Recipe, lock: Lock, plan: TargetPlan,
             raise InternalError("the archive phase did not run")
         sha256, size = state.result
     return BuiltBundle(target=target.target, archive=plan.archive, sidecar=plan.sidecar,
-                       sbom=plan.sbom, sha256=sha256, size=size, cached=False)
+                       sbom=plan.sbom, sha256=sha256, size=size, cached=False,
+                       image=state.image)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -370,10 +379,60 @@ class _Phases:
             sha256 = sha256_file(tmp)
             size = tmp.stat().st_size
         atomic_write_text(plan.sbom, canonical_json(cyclonedx_sbom(s.manifest, app=s.app.app)))
-        sidecar = {**s.manifest,
-                   "archive": {"filename": plan.archive.name, "sha256": sha256, "size": size}}
-        atomic_write_text(plan.sidecar, canonical_json(sidecar))  # last: it vouches for both
+        if self.options.image is not None:
+            s.image = _image_of(plan.archive, self.options, work=s.stage / "image",
+                                log=self.log)
+        _write_sidecar(plan.sidecar, s.manifest, archive=plan.archive.name, sha256=sha256,
+                       size=size, image=s.image)
         s.result = (sha256, size)
+
+
+def _write_sidecar(path: Path, manifest: dict[str, Any], *, archive: str, sha256: str,
+                   size: int, image: ImageInfo | None) -> None:
+    """The manifest, the archive's sha256 and size, and the image's (written last: it vouches
+    for them all)."""
+    sidecar = {**manifest, "archive": {"filename": archive, "sha256": sha256, "size": size}}
+    if image is not None:
+        sidecar["image"] = image.to_dict()
+    atomic_write_text(path, canonical_json(sidecar))
+
+
+def _image_of(archive: Path, options: BuildOptions, *, work: Path,
+              log: Callable[[str], None]) -> ImageInfo:
+    """The image of the archive just written (or vouched for by its sidecar), beside it."""
+    if options.image is None:  # pragma: no cover (callers check)
+        raise InternalError("no image kind asked for")
+    dest = image_path(archive, options.image)
+    log(f"writing the {options.image} image")
+    work.mkdir()
+    with atomic_output(dest) as tmp:
+        info = write_image(archive, tmp, kind=options.image, mtime=options.source_date_epoch,
+                           work=work)
+    return replace(info, filename=dest.name)
+
+
+def _cached_image(plan: TargetPlan, options: BuildOptions,
+                  log: Callable[[str], None]) -> ImageInfo:
+    """An up-to-date bundle asked for with --image: its image if the sidecar vouches for it,
+    else made now from the archive and added to the sidecar."""
+    if options.image is None:  # pragma: no cover (callers check)
+        raise InternalError("no image kind asked for")
+    sidecar = json.loads(plan.sidecar.read_text(encoding="utf-8"))  # _cached read it already
+    dest = image_path(plan.archive, options.image)
+    recorded = sidecar.get("image")
+    if (isinstance(recorded, dict) and recorded.get("kind") == options.image
+            and recorded.get("filename") == dest.name and dest.is_file()
+            and recorded.get("size") == dest.stat().st_size
+            and recorded.get("sha256") == sha256_file(dest)):
+        return ImageInfo(kind=options.image, filename=dest.name, sha256=recorded["sha256"],
+                         size=recorded["size"], tool=str(recorded.get("tool")))
+    with claimed_dir(options.cache_dir / STAGE_DIR, prefix="builder-image-") as stage:
+        image = _image_of(plan.archive, options, work=stage / "image", log=log)
+    manifest = {k: v for k, v in sidecar.items() if k not in ("archive", "image")}
+    archive = sidecar["archive"]
+    _write_sidecar(plan.sidecar, manifest, archive=archive["filename"],
+                   sha256=archive["sha256"], size=archive["size"], image=image)
+    return image
 
 
 def _describe(recipe: Recipe, target: TargetLock, bundle_root: Path, app: StagedApp, *,
