@@ -30,13 +30,15 @@ ROOT = Path(__file__).resolve().parents[1]
 PINS = ROOT / "tests" / "debpins"
 CACHE = ROOT / ".cache" / "rootfs"
 # python3.11-minimal's interpreter, the stdlib (libpython3.11-stdlib), the headers the importer
-# reads the version from (libpython3.11-dev), and every library its extension modules link
+# reads the version from (libpython3.11-dev), every library its extension modules link, and the
+# C/C++ runtime manylinux wheels may link (libgcc-s1, libstdc++6: pyzmq's libzmq needs both when
+# a build imports it under qemu with this tree as QEMU_LD_PREFIX)
 PACKAGES = (
     "python3.11-minimal", "libpython3.11-minimal", "libpython3.11-stdlib", "libpython3.11",
     "libpython3.11-dev", "libc6", "libbz2-1.0", "libcom-err2", "libcrypt1", "libdb5.3",
     "libexpat1", "libffi8", "libgssapi-krb5-2", "libk5crypto3", "libkeyutils1", "libkrb5-3",
     "libkrb5support0", "liblzma5", "libncursesw6", "libnsl2", "libreadline8", "libsqlite3-0",
-    "libssl3", "libtinfo6", "libtirpc3", "libuuid1", "zlib1g",
+    "libssl3", "libtinfo6", "libtirpc3", "libuuid1", "zlib1g", "libgcc-s1", "libstdc++6",
 )
 KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
 SUITES = (("debian", "bookworm"), ("debian", "bookworm-updates"),
@@ -79,6 +81,9 @@ def ensure_debroot(arch: str, *, cache_dir: Path) -> Path:
             shutil.rmtree(final)
         unpacked.root.rename(final)
         shutil.rmtree(work)
+        for stale in CACHE.glob(f"debs-python3.11-{arch}-*"):  # trees of earlier pins
+            if stale != final:
+                shutil.rmtree(stale, ignore_errors=True)
     return final
 
 

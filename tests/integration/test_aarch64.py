@@ -138,13 +138,13 @@ def _dropped_debugpy_helpers(bundle: Path) -> None:
     assert all("/debugpy/" in f and not (bundle / f).exists() for f in dropped)
 
 
-def _serve_and_compute(iso: IsolatedRoot, bundle: Path, base_url: str, log: Path) -> float:
-    """The service definition's command as uid 1000: seconds to the first HTTP 200 at
-    ``base_url``, then a kernel computing 6*7 on aarch64."""
+def _serve_and_compute(iso: IsolatedRoot, bundle: Path, log: Path) -> float:
+    """The service definition's command as uid 1000: seconds to the first HTTP 200 (``/``
+    and its redirects: /tree or /lab), then a kernel computing 6*7 on aarch64."""
     port = free_port()
     started = iso.start(service_def_command(bundle, port),
                         {"JUPYTER_TOKEN": TOKEN, "LAUNCH_IP": "127.0.0.1"}, log=log)
-    client = Jupyter(port, base_url)
+    client = Jupyter(port, "/")
     try:
         seconds = client.wait_ready(deadline=240, alive=started.alive)
         assert _uid(started.proc.pid) == 1000
@@ -166,7 +166,7 @@ def test_jupyter_6_for_aarch64_serves_in_a_python_less_arm64_root(
                             {"LANG": "C.UTF-8"}, log=tmp_path / "version.log")
         assert version.proc.wait(timeout=300) == 0, version.output()
         assert version.output().strip().splitlines()[-1] == "6.5.7"
-        seconds = _serve_and_compute(iso, bundle, "/", tmp_path / "serve.log")
+        seconds = _serve_and_compute(iso, bundle, tmp_path / "serve.log")
         print(f"aarch64 jupyter-6: first HTTP 200 under qemu after {seconds:.1f} s")
 
 
@@ -181,7 +181,7 @@ def test_jupyterlab_4_for_aarch64_serves_in_a_python_less_arm64_root(
     assert any("aarch64" in w for w in wheels) and not any("x86_64" in w for w in wheels), wheels
     apps = {"jupyterlab-4": bundle}
     with IsolatedRoot(root=arm64_root, apps=apps, scratch=tmp_path / "mnt") as iso:
-        seconds = _serve_and_compute(iso, bundle, "/lab", tmp_path / "serve.log")
+        seconds = _serve_and_compute(iso, bundle, tmp_path / "serve.log")
         print(f"aarch64 jupyterlab-4: first HTTP 200 under qemu after {seconds:.1f} s")
 
 

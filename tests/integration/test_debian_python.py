@@ -93,7 +93,7 @@ def test_jupyterlab_4_on_debians_python_installs_the_images_kernel_with_the_adde
                "JUPYTER_TOKEN": TOKEN, "LAUNCH_IP": "127.0.0.1"}
         started = iso.start(service_def_command(bundle, port), env, log=tmp_path / "serve.log",
                             cwd=home)
-        client = Jupyter(port, "/lab")
+        client = Jupyter(port, "/")  # / redirects to /lab
         try:
             client.wait_ready(deadline=120, alive=started.alive)
             specs = client.kernelspecs()["kernelspecs"]
