@@ -5,9 +5,9 @@ The interpreter is Debian's arm64 python3.11 from pinned ``.deb`` files unpacked
 --sysroot ROOT``: its libraries come from that tree, not from the host. tiny, jupyter-6 and
 jupyterlab-4 are built for aarch64 with it (the build runs the aarch64 interpreter under qemu
 with ``QEMU_LD_PREFIX`` = the same tree, which holds libc6), then run in the Python-less arm64
-minbase root (debootstrap --foreign, second stage under qemu, cached; binfmt_misc runs every
-aarch64 program through qemu-aarch64-static, which ``./dev test`` installs and registers). On
-an aarch64 host the same tests run natively.
+minbase root (``debootstrap --foreign`` unpacked, not configured: no qemu second stage;
+cached; binfmt_misc runs every aarch64 program through qemu-aarch64-static, which ``./dev test``
+installs and registers). On an aarch64 host the same tests run natively.
 """
 
 from __future__ import annotations
