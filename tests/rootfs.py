@@ -65,14 +65,20 @@ def ensure_rootfs(suite: str, include: tuple[str, ...] = (), *, arch: str = ARCH
 
     ``include`` names Debian packages to add (debootstrap ``--include``); each set of packages
     is a separate cached root. ``arch`` is a Debian architecture (default: the host's); a
-    foreign one is bootstrapped with ``--foreign`` and its second stage runs under qemu-user
-    in a chroot (binfmt_misc), so its programs also run in it afterwards."""
+    foreign one is bootstrapped with ``--foreign``. Its second stage (configuring every package
+    in a chroot under qemu-user: minutes) runs only when ``include`` asks for packages; a plain
+    foreign minbase root is the first stage alone, its packages unpacked, not configured
+    (no /etc/passwd, an empty dpkg status), with the mount points a container has. That is
+    what running a bundle needs: its dynamic loader, C and C++ runtime, /bin/sh, env."""
     reason = can_isolate() or can_emulate(arch)
     if reason:
         pytest.skip(reason)
     CACHE.mkdir(parents=True, exist_ok=True)
     packages = sorted(set(include))
-    key = f"{suite}-minbase-{arch}" + "".join(f"+{p}" for p in packages)
+    foreign = ["--foreign"] if arch != ARCH else []
+    unpacked_only = bool(foreign) and not packages
+    key = (f"{suite}-minbase-{arch}" + "".join(f"+{p}" for p in packages)
+           + ("-unpacked" if unpacked_only else ""))
     final = CACHE / key
     lock_name = f".{suite}.lock" if not packages and arch == ARCH else f".{key}.lock"
     with FileLock(str(CACHE / lock_name)):
@@ -82,13 +88,19 @@ def ensure_rootfs(suite: str, include: tuple[str, ...] = (), *, arch: str = ARCH
         if work.exists():
             shutil.rmtree(work)
         extra = [f"--include={','.join(packages)}"] if packages else []
-        foreign = ["--foreign"] if arch != ARCH else []
         proc = subprocess.run(
             ["debootstrap", "--variant=minbase", f"--arch={arch}", *foreign, *extra, suite,
              str(work), MIRROR],
             capture_output=True, text=True, check=False, timeout=1800,
         )
-        if proc.returncode == 0 and foreign:
+        if proc.returncode == 0 and unpacked_only:
+            shutil.rmtree(work / "debootstrap")  # the second stage's scripts
+            for deb in (work / "var/cache/apt/archives").glob("*.deb"):
+                deb.unlink()
+            for mount_point in ("dev", "opt", "proc", "sys", "tmp"):
+                (work / mount_point).mkdir(exist_ok=True)
+            (work / "tmp").chmod(0o1777)
+        elif proc.returncode == 0 and foreign:
             proc = subprocess.run(
                 ["chroot", str(work), "/debootstrap/debootstrap", "--second-stage"],
                 capture_output=True, text=True, check=False, timeout=3600,

@@ -44,3 +44,11 @@ def test_cli_prints_github_matrix_json(capsys: pytest.CaptureFixture[str],
     data = json.loads(capsys.readouterr().out)
     assert data == matrix_json(build_matrix(Path("recipes"), names=("tiny",)))
     assert {cell["recipe"] for cell in data["include"]} == {"recipes/tiny.toml"}
+
+
+def test_the_readme_names_the_runner_release_ci_builds_aarch64_on() -> None:
+    """README's "aarch64 on x86_64" and the matrix agree on where aarch64 is built."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## aarch64 on x86_64", 1)[1].split("\n## ", 1)[0]
+    assert f"`{RUNNERS['aarch64-unknown-linux-gnu']}`" in section
+    assert "runs-on: ${{ matrix.runner }}" in (ROOT / "ci" / "release.yml").read_text()
