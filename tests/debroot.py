@@ -53,7 +53,7 @@ def ensure_debroot(arch: str, *, cache_dir: Path) -> Path:
     """The unpacked root of the pinned packages for Debian architecture ``arch``."""
     from builder.errors import BuilderError
     from builder.node.debheaders import fetch_pinned_headers, parse_print_uris
-    from builder.node.run import run_command
+    from builder.tools.run import run_command
 
     text = pins_file(arch).read_text()
     pins = parse_print_uris(text, packages=PACKAGES)
