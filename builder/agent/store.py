@@ -13,6 +13,8 @@ archive's sha256 for ``.tar.zst`` installs, the image manifest's digest (its 64 
 <store>/leases/<sha256>.<pid> in use by a process: never evicted while that process lives
 <store>/uses/<sha256>         last use (seconds since the epoch), rewritten atomically
 <store>/names/<name>.json     the entry a name means: the last one installed under that name
+<store>/objects/<ab>/<sha256>.<mode>  every file of the entries' app/, once: entries hold hard
+                              links (:mod:`builder.agent.objects`)
 ```
 
 Every file others read is written atomically; an entry appears by one ``rename`` of a complete
@@ -102,6 +104,8 @@ class EntryRecord:
     oci_reference: str | None = None
     # sha256 of manifest.json as installed (it names the RECORD's hash; it cannot name its own)
     manifest_sha256: str | None = None
+    # bytes this install added to the disk (the rest was linked from the store's objects)
+    new_bytes: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = {"format_version": RECORD_FORMAT_VERSION, "sha256": self.sha256,
@@ -115,6 +119,8 @@ class EntryRecord:
             data["oci_reference"] = self.oci_reference
         if self.manifest_sha256 is not None:
             data["manifest_sha256"] = self.manifest_sha256
+        if self.new_bytes is not None:
+            data["new_bytes"] = self.new_bytes
         return data
 
     @classmethod
@@ -169,11 +175,15 @@ class Store:
     def tmp_dir(self) -> Path:
         return self.root / "tmp"
 
+    @property
+    def objects_dir(self) -> Path:
+        return self.root / "objects"
+
     def entry_path(self, sha256: str) -> Path:
         return self.entries_dir / check_sha256(sha256)
 
     def ensure(self) -> None:
-        for sub in ("entries", "tmp", "locks", "pins", "leases", "uses", "names"):
+        for sub in ("entries", "tmp", "locks", "pins", "leases", "uses", "names", "objects"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
 
     # -- locks ---------------------------------------------------------------------------------
