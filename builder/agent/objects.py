@@ -68,7 +68,7 @@ class ObjectStore:
             os.link(written, path)
             return
         except FileNotFoundError:
-            Path(path).parent.mkdir(mode=0o755, exist_ok=True)
+            Path(path).parent.mkdir(mode=0o755, parents=True, exist_ok=True)
             with contextlib.suppress(FileExistsError):
                 os.link(written, path)
             return
