@@ -43,7 +43,7 @@ from builder.agent.objects import ObjectStore
 from builder.agent.tarstream import ArchiveReader, Member, TarStream
 from builder.bundle.record import MAX_RECORD_BYTES, RECORD_FILE, Item, compare, parse
 from builder.errors import BuilderError
-from builder.fetch.tarsafe import TAR_ERRORS, UnsafeMemberError, check_member_name
+from builder.fetch.tarsafe import TAR_ERRORS, UnsafeMemberError, check_member_name, member_path
 from builder.layout import APP, MANIFEST, SERVICE_DEF
 
 _DIRS = ("dir", "implicit-dir")
@@ -129,7 +129,7 @@ def extract_bundle(
     if state.kinds.get(APP) not in _DIRS:
         raise RefusedBundleError("the archive has no app/ directory", where=where)
     _check_links_resolve_inside(state)
-    check_record(manifest, state.dest, state.found, where=where)
+    check_record(manifest, state.dest, state.found, where=where, recorded=state.expected)
     return manifest, Counted(app_files=state.app_files, app_bytes=state.app_bytes,
                              service_def_bytes=state.service_def_bytes,
                              disk_bytes=state.disk_bytes, new_bytes=state.new_bytes)
@@ -243,7 +243,7 @@ def _name_of(member: Member, state: _State) -> str:
     """The member's name, normalised (``./a//b`` is ``a/b``); unsafe names refused."""
     name = member.name
     try:
-        rel = str(check_member_name(name, where=state.where))
+        rel = member_path(name, where=state.where)
     except UnsafeMemberError as exc:
         raise _refuse(state, exc.what) from exc
     if "\x00" in name or rel in ("", "."):
@@ -460,10 +460,11 @@ def _check_links_resolve_inside(state: _State) -> None:
 
 
 def check_record(manifest: CheckedManifest, dest: Path, found: dict[str, Item], *,
-                 where: str) -> None:
+                 where: str, recorded: dict[str, Item] | None = None) -> None:
     """The bundle's RECORD (named in manifest.json with its sha256) must describe exactly what
     was written: every path, type, mode, size and sha256. A bundle without one (built before
-    RECORDs) passes; ``found`` is what the extraction wrote, hashed on the way."""
+    RECORDs) passes; ``found`` is what the extraction wrote, hashed on the way; ``recorded``: the
+    RECORD already parsed (from the bytes written with the sha256 checked here)."""
     named = manifest.data.get("record")
     if named is None:
         return
@@ -474,7 +475,8 @@ def check_record(manifest: CheckedManifest, dest: Path, found: dict[str, Item], 
     if item.size > MAX_RECORD_BYTES or item.digest != named["sha256"]:
         raise RefusedBundleError(f"{RECORD_FILE} is not the one manifest.json names (sha256 "
                                  f"{item.digest}, expected {named['sha256']})", where=where)
-    recorded = parse((dest / RECORD_FILE).read_bytes(), where=where)
+    if recorded is None:
+        recorded = parse((dest / RECORD_FILE).read_bytes(), where=where)
     differences = compare(recorded, {p: i for p, i in found.items() if p != RECORD_FILE})
     if differences:
         shown = "\n  ".join(str(d) for d in differences[:10])
