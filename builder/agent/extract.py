@@ -82,10 +82,10 @@ class _State:
     inodes: set[int] = field(default_factory=set)  # of the files written or linked (counted once)
 
 
-def _mismatch(where: str) -> Callable[[str], BuilderError]:
+def _mismatch(where: str, expected: str) -> Callable[[str], BuilderError]:
     def error(actual: str) -> BuilderError:
         return RefusedBundleError(f"the archive changed while it was read (sha256 {actual}, "
-                                  "expected another)", where=where,
+                                  f"expected {expected})", where=where,
                                   hint="something rewrote the file; try again")
     return error
 
@@ -110,7 +110,7 @@ def extract_bundle(
     state = _State(dest=dest, dest_str=str(dest), where=where, limits=limits, kinds={}, links=[],
                    objects=objects, disk_bytes=_blocks(dest))
     state.new_bytes = state.disk_bytes
-    error = mismatch or _mismatch(where)
+    error = mismatch or _mismatch(where, sha256)
     archive = ArchiveReader(raw)
     try:
         tar = TarStream(archive.chunks())
@@ -124,6 +124,8 @@ def extract_bundle(
     except TAR_ERRORS as exc:
         _not_vouched_first(archive, sha256, error, exc)
         raise RefusedBundleError(f"truncated or corrupt archive: {exc}", where=where) from exc
+    finally:
+        archive.close()  # the reading thread never outlives the extraction
     if digest != sha256 or (size is not None and count != size):
         raise error(digest)
     if state.kinds.get(APP) not in _DIRS:
