@@ -12,7 +12,15 @@ the packages, on an interpreter the node must already have. For reference: ``sha
 The bundle is built once, untimed (``builder runtime import "$(pyenv prefix 3.11.7)"`` then
 ``builder build``), unless ``--bundle ARCHIVE`` (with its sidecar beside it) is given.
 
+``--store`` measures the store alone (issue 16), interleaved, the page cache dropped before
+every cold run (root; otherwise said in the header): ``agent install ARCHIVE`` on an empty store
+against ``sha256sum`` + ``tar --zstd -xf`` of the same file (wall and CPU seconds, children's
+user + sys: the CPU ratio is the one a shared machine does not blur), the warm node, and the disk
+(``du`` semantics: each inode once) of one store holding two apps (``--second-app``) and two
+builds of one app (``--second-build``) against two stores holding one entry each.
+
     python bench/bench_agent.py [--repeats 3] [--bundle ARCHIVE] [--no-cold-baselines]
+    python bench/bench_agent.py --store --bundle A [--second-app B] [--second-build C] [--repeats 5]
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ import argparse
 import datetime
 import os
 import platform
+import resource
 import shutil
 import subprocess
 import sys
@@ -162,6 +171,132 @@ class AgentBench:
                       "on disk"], rows)
 
 
+def drop_caches() -> bool:
+    """Write back and drop the page cache (root only); False when that is not allowed."""
+    os.sync()
+    try:
+        Path("/proc/sys/vm/drop_caches").write_text("3\n", encoding="ascii")
+    except OSError:
+        return False
+    return True
+
+
+def cpu_timed(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """(wall seconds, CPU seconds: user + sys of the command and its children)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    seconds, _ = timed(argv, env=env)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return seconds, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def du(*roots: Path) -> int:
+    """Bytes on disk below the roots, each inode once (hard links counted once, like ``du``)."""
+    seen: dict[tuple[int, int], int] = {}
+    for root in roots:
+        for folder, dirs, names in os.walk(root):
+            for name in [*dirs, *names, "."] if folder == str(root) else [*dirs, *names]:
+                st = os.lstat(os.path.join(folder, name))  # noqa: PTH118
+                seen[(st.st_dev, st.st_ino)] = st.st_blocks * 512
+    return sum(seen.values())
+
+
+class StoreBench:
+    """Issue 16: the cold install against tar, the warm node, and the store's disk."""
+
+    def __init__(self, bundle: Path, work: Path) -> None:
+        self.bundle, self.work = bundle, work
+        self.env = isolated_env()
+        self.wall: dict[str, list[float]] = {}
+        self.cpu: dict[str, list[float]] = {}
+        self.dropped = True
+        self.disk: list[list[str]] = []
+
+    def _add(self, label: str, wall: float, cpu: float) -> None:
+        self.wall.setdefault(label, []).append(wall)
+        self.cpu.setdefault(label, []).append(cpu)
+
+    def install(self, archive: Path, store: Path) -> tuple[float, float]:
+        return cpu_timed([tool("builder"), "agent", "install", str(archive), "--store",
+                          str(store)], self.env)
+
+    def reference(self, dest: Path) -> tuple[float, float]:
+        dest.mkdir()
+        hashed = cpu_timed(["sha256sum", str(self.bundle)], self.env)
+        extracted = cpu_timed(["tar", "--zstd", "-xf", str(self.bundle), "-C", str(dest)],
+                              self.env)
+        return hashed[0] + extracted[0], hashed[1] + extracted[1]
+
+    def cold(self, repeats: int) -> None:
+        for i in range(repeats):
+            store, dest = self.work / f"cold-{i}", self.work / f"tar-{i}"
+            runs = [("agent install, cold node (local archive)",
+                     lambda store=store: self.install(self.bundle, store)),
+                    (REFERENCE, lambda dest=dest: self.reference(dest))]
+            for label, run in runs if i % 2 == 0 else runs[::-1]:  # interleaved
+                self.dropped &= drop_caches()
+                self._add(label, *run())
+            self._add("agent install, warm node (entry in the store)",
+                      *self.install(self.bundle, self.work / f"cold-{i}"))
+            shutil.rmtree(self.work / f"cold-{i}")
+            shutil.rmtree(self.work / f"tar-{i}")
+            log(f"repeat {i + 1}/{repeats}: done")
+
+    def pair(self, label: str, second: Path) -> None:
+        """One store with both entries against a store for each."""
+        together, alone_a, alone_b = (self.work / n for n in ("both", "alone-a", "alone-b"))
+        self.install(self.bundle, together)
+        self.dropped &= drop_caches()
+        wall, cpu = self.install(second, together)
+        self._add(f"agent install of {label} into a store holding the first", wall, cpu)
+        self.install(self.bundle, alone_a)
+        self.install(second, alone_b)
+        full = du(alone_a) + du(alone_b)
+        shared = du(together)
+        self.disk.append([label, mib(full), mib(shared), ratio(shared, full),
+                          mib(shared - du(alone_a))])
+        for path in (together, alone_a, alone_b):
+            shutil.rmtree(path)
+
+    def report(self) -> str:
+        base_wall = med(self.wall[REFERENCE])
+        base_cpu = med(self.cpu[REFERENCE])
+        rows = [[label, secs(med(self.wall[label])), secs(min(self.wall[label])),
+                 ratio(med(self.wall[label]), base_wall), secs(med(self.cpu[label])),
+                 ratio(med(self.cpu[label]), base_cpu)] for label in self.wall]
+        out = table(["variant", "median s", "min s", "wall vs tar", "CPU s", "CPU vs tar"],
+                    rows)
+        if self.disk:
+            out += "\n\n" + table(["store holding", "two stores (one entry each)",
+                                    "one store (both)", "ratio", "added by the second"],
+                                   self.disk)
+        return out
+
+
+REFERENCE = "  reference: sha256sum + tar --zstd -xf of the same file"
+
+
+def store_main(args: argparse.Namespace) -> int:
+    if args.bundle is None:
+        raise SystemExit("error: --store needs --bundle ARCHIVE (with its sidecar beside it)")
+    bundle = args.bundle.resolve()
+    with tempfile.TemporaryDirectory(prefix="bench-store-") as tmp:
+        bench = StoreBench(bundle, Path(tmp))
+        bench.cold(args.repeats)
+        if args.second_app:
+            bench.pair(f"two apps ({args.second_app.name.split('-x86_64')[0]})",
+                       args.second_app.resolve())
+        if args.second_build:
+            bench.pair("two builds of one app", args.second_build.resolve())
+        print(f"# agent store: {bundle.name} ({mib(bundle.stat().st_size)}), "
+              f"{datetime.date.today()}, {len(os.sched_getaffinity(0))} cores, load "
+              f"{os.getloadavg()[0]:.1f}, repeats={args.repeats}, page cache "
+              f"{'dropped before each cold run' if bench.dropped else 'NOT dropped (not root)'}")
+        print("# wall/CPU ratio = median / reference median; CPU = user + sys of the command "
+              "and its children; disk in du semantics (each inode once)\n")
+        print(bench.report())
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=3)
@@ -170,9 +305,17 @@ def main() -> int:
     parser.add_argument("--pyenv-version", default="3.11.7")
     parser.add_argument("--no-cold-baselines", action="store_true",
                         help="skip pip/uv with an empty cache (they download from PyPI)")
+    parser.add_argument("--store", action="store_true",
+                        help="the store alone: cold install vs tar, warm node, disk (issue 16)")
+    parser.add_argument("--second-app", type=Path, metavar="ARCHIVE",
+                        help="--store: another app's bundle, for the disk of two apps")
+    parser.add_argument("--second-build", type=Path, metavar="ARCHIVE",
+                        help="--store: another build of the same app, for the disk of two builds")
     args = parser.parse_args()
     if args.repeats < 1:
         parser.error("--repeats must be >= 1")
+    if args.store:
+        return store_main(args)
     python = pyenv_python(args.pyenv_version)
     with tempfile.TemporaryDirectory(prefix="bench-agent-") as tmp:
         work = Path(tmp)

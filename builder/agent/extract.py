@@ -10,8 +10,17 @@ One sequential pass over the zstd tar stream; nothing is trusted:
   duplicates, hard links, devices, fifos, sparse files, set-uid/set-gid bits, members written
   through a symlink or a file, and symlinks leaving ``app/`` are refused, the last also after
   the fact by resolving every link (chains of links that are each harmless alone).
-- Every byte read goes through a sha256; after the tar stream the rest of the file is read too,
-  and the digest must be the expected one (the file cannot change under us unnoticed).
+- Every byte read goes through a sha256 (in the reading thread of
+  :class:`builder.agent.tarstream.ArchiveReader`, overlapped with the extraction); after the tar
+  stream the rest of the file is read too, and the digest must be the expected one before the
+  caller may publish anything (the file cannot change under us unnoticed). When a member is
+  refused, the rest of the file is still hashed: an archive that is not the one vouched for is
+  reported as that, whatever it holds.
+- With a store's :class:`builder.agent.objects.ObjectStore`, a file of ``app/`` whose RECORD line
+  (the RECORD comes before the files in a builder archive and is checked against manifest.json's
+  hash as soon as it is written) names an object the store holds is hashed, not written: its
+  bytes must have the RECORD's sha256, then the object is hard-linked; every other file is
+  written and becomes an object. Sizes on disk are counted as files are written (no second walk).
 
 Files are created with ``O_EXCL | O_NOFOLLOW`` below a directory this process made, modes
 normalised to 0644/0755. On any refusal the caller removes the work directory.
@@ -23,23 +32,22 @@ import hashlib
 import os
 import posixpath
 import stat
-import tarfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, BinaryIO, cast
-
-import zstandard
+from typing import IO, BinaryIO
 
 from builder.agent.errors import RefusedBundleError
 from builder.agent.manifest_check import CheckedManifest, Counted
+from builder.agent.objects import ObjectStore
+from builder.agent.tarstream import ArchiveReader, Member, TarStream
 from builder.bundle.record import MAX_RECORD_BYTES, RECORD_FILE, Item, compare, parse
 from builder.errors import BuilderError
-from builder.fetch.tarsafe import TAR_ERRORS, UnsafeMemberError, check_member_name
-from builder.fsutil import CHUNK, HashingReader
+from builder.fetch.tarsafe import TAR_ERRORS, UnsafeMemberError, check_member_name, member_path
 from builder.layout import APP, MANIFEST, SERVICE_DEF
 
 _DIRS = ("dir", "implicit-dir")
+_LAYER_READ = 64 << 10
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -65,6 +73,21 @@ class _State:
     budget_files: int = 0
     # what was written, as the RECORD describes it (hashed while written)
     found: dict[str, Item] = field(default_factory=dict)
+    objects: ObjectStore | None = None
+    # the RECORD's lines once its bytes were written with the sha256 manifest.json names
+    expected: dict[str, Item] | None = None
+    record_sha256: str | None = None
+    disk_bytes: int = 0  # blocks of every inode the entry holds (each object once)
+    new_bytes: int = 0  # blocks this extraction wrote
+    inodes: set[int] = field(default_factory=set)  # of the files written or linked (counted once)
+
+
+def _mismatch(where: str, expected: str) -> Callable[[str], BuilderError]:
+    def error(actual: str) -> BuilderError:
+        return RefusedBundleError(f"the archive changed while it was read (sha256 {actual}, "
+                                  f"expected {expected})", where=where,
+                                  hint="something rewrote the file; try again")
+    return error
 
 
 def extract_bundle(
@@ -76,36 +99,52 @@ def extract_bundle(
     on_manifest: Callable[[bytes], CheckedManifest],
     limits: Limits,
     where: str,
+    objects: ObjectStore | None = None,
+    mismatch: Callable[[str], BuilderError] | None = None,
 ) -> tuple[CheckedManifest, Counted]:
-    """Extract the archive read from ``raw`` into ``dest`` (created here, must not exist)."""
-    reader = HashingReader(raw)
+    """Extract the archive read from ``raw`` into ``dest`` (created here, must not exist).
+
+    ``objects``: the store's objects (files linked from there, new ones added). ``mismatch``:
+    the error for an archive whose sha256 is not ``sha256`` (given the actual digest)."""
     dest.mkdir(mode=0o755)
-    state = _State(dest=dest, dest_str=str(dest), where=where, limits=limits, kinds={}, links=[])
+    state = _State(dest=dest, dest_str=str(dest), where=where, limits=limits, kinds={}, links=[],
+                   objects=objects, disk_bytes=_blocks(dest))
+    state.new_bytes = state.disk_bytes
+    error = mismatch or _mismatch(where, sha256)
+    archive = ArchiveReader(raw)
     try:
-        decompressor = zstandard.ZstdDecompressor().stream_reader(
-            cast(BinaryIO, reader), closefd=False, read_across_frames=True)
-        with decompressor, tarfile.open(fileobj=decompressor, mode="r|") as tar:
-            manifest = _first_member(tar, state, on_manifest)
-            while (member := tar.next()) is not None:
-                _extract_member(tar, member, state)
-                cast(Any, tar).members.clear()  # a stream needs no index: keep memory flat
-        reader.drain()
-    except BuilderError:
+        tar = TarStream(archive.chunks())
+        manifest = _first_member(tar, state, on_manifest)
+        while (member := tar.next()) is not None:
+            _extract_member(tar, member, state)
+        digest, count = archive.finish()
+    except BuilderError as exc:
+        _not_vouched_first(archive, sha256, error, exc)
         raise
-    except tarfile.FilterError as exc:  # pragma: no cover (no filter is used)
-        raise RefusedBundleError(f"unsafe member: {exc}", where=where) from exc
     except TAR_ERRORS as exc:
+        _not_vouched_first(archive, sha256, error, exc)
         raise RefusedBundleError(f"truncated or corrupt archive: {exc}", where=where) from exc
-    if reader.digest.hexdigest() != sha256 or (size is not None and reader.count != size):
-        raise RefusedBundleError(
-            f"the archive changed while it was read (sha256 {reader.digest.hexdigest()}, "
-            f"expected {sha256})", where=where, hint="something rewrote the file; try again")
+    finally:
+        archive.close()  # the reading thread never outlives the extraction
+    if digest != sha256 or (size is not None and count != size):
+        raise error(digest)
     if state.kinds.get(APP) not in _DIRS:
         raise RefusedBundleError("the archive has no app/ directory", where=where)
     _check_links_resolve_inside(state)
-    check_record(manifest, state.dest, state.found, where=where)
+    check_record(manifest, state.dest, state.found, where=where, recorded=state.expected)
     return manifest, Counted(app_files=state.app_files, app_bytes=state.app_bytes,
-                             service_def_bytes=state.service_def_bytes)
+                             service_def_bytes=state.service_def_bytes,
+                             disk_bytes=state.disk_bytes, new_bytes=state.new_bytes)
+
+
+def _not_vouched_first(archive: ArchiveReader, sha256: str,
+                       error: Callable[[str], BuilderError], exc: BaseException) -> None:
+    """After a refusal: an archive that is not the one vouched for is reported as that (the
+    rest of the file hashed), whatever else is wrong with it."""
+    archive.close()
+    actual = archive.rest_digest()
+    if actual != sha256:
+        raise error(actual) from exc
 
 
 @dataclass(slots=True)
@@ -128,13 +167,13 @@ class LayerExtraction:
                        budget_files=self.manifest.files)
         state.found[APP] = Item("d", 0o755)
         self.state = state
-        with tarfile.open(fileobj=stream, mode="r|") as tar:
-            while (member := tar.next()) is not None:
-                name = _layer_member_name(member.name, state)
-                if name is not None:
-                    member.name = name
-                    _extract_member(tar, member, state)
-                cast(Any, tar).members.clear()
+        # read in small pieces: nothing far past a hostile member is read
+        tar = TarStream(iter(lambda: stream.read(_LAYER_READ), b""))
+        while (member := tar.next()) is not None:
+            name = _layer_member_name(member.name, state)
+            if name is not None:
+                member.name = name
+                _extract_member(tar, member, state)
         _check_links_resolve_inside(state)
 
     def counted(self, service_def_bytes: int | None) -> Counted:
@@ -160,7 +199,7 @@ def _refuse(state: _State, what: str) -> RefusedBundleError:
     return RefusedBundleError(what, where=state.where)
 
 
-def _first_member(tar: tarfile.TarFile, state: _State,
+def _first_member(tar: TarStream, state: _State,
                   on_manifest: Callable[[bytes], CheckedManifest]) -> CheckedManifest:
     member = tar.next()
     if member is None:
@@ -172,8 +211,7 @@ def _first_member(tar: tarfile.TarFile, state: _State,
     if member.size > state.limits.max_metadata_bytes:
         raise _refuse(state, f"manifest.json claims {member.size} bytes, more than the "
                              f"{state.limits.max_metadata_bytes} allowed")
-    fh = tar.extractfile(member)
-    raw = fh.read() if fh is not None else b""
+    raw = tar.read_all()
     manifest = on_manifest(raw)
     if manifest.unpacked_bytes > state.limits.max_unpacked_bytes:
         raise _refuse(state, f"manifest.json declares {manifest.unpacked_bytes} bytes unpacked, "
@@ -189,6 +227,9 @@ def _first_member(tar: tarfile.TarFile, state: _State,
                            hint="free space, e.g. with `builder agent gc`")
     _write_file(state, MANIFEST, raw, mode=0o644)
     state.kinds[MANIFEST] = "file"
+    named = manifest.data.get("record")
+    if isinstance(named, dict) and isinstance(named.get("sha256"), str):
+        state.record_sha256 = named["sha256"]
     return manifest
 
 
@@ -200,11 +241,11 @@ def _free_bytes(path: Path) -> int | None:
     return st.f_bavail * st.f_frsize
 
 
-def _name_of(member: tarfile.TarInfo, state: _State) -> str:
+def _name_of(member: Member, state: _State) -> str:
     """The member's name, normalised (``./a//b`` is ``a/b``); unsafe names refused."""
     name = member.name
     try:
-        rel = str(check_member_name(name, where=state.where))
+        rel = member_path(name, where=state.where)
     except UnsafeMemberError as exc:
         raise _refuse(state, exc.what) from exc
     if "\x00" in name or rel in ("", "."):
@@ -212,7 +253,7 @@ def _name_of(member: tarfile.TarInfo, state: _State) -> str:
     return rel
 
 
-def _extract_member(tar: tarfile.TarFile, member: tarfile.TarInfo, state: _State) -> None:
+def _extract_member(tar: TarStream, member: Member, state: _State) -> None:
     state.members += 1
     if state.members > state.limits.max_members:
         raise _refuse(state, f"more than {state.limits.max_members} members")
@@ -233,7 +274,7 @@ def _extract_member(tar: tarfile.TarFile, member: tarfile.TarInfo, state: _State
         _regular(tar, member, rel, state)
 
 
-def _check_kind(member: tarfile.TarInfo, rel: str, state: _State) -> None:
+def _check_kind(member: Member, rel: str, state: _State) -> None:
     """Where a member may be and what it may be, from its header alone."""
     name = member.name
     if rel == SERVICE_DEF:
@@ -276,9 +317,16 @@ def _check_parents(rel: str, state: _State) -> None:
 
 
 def _mkdir(state: _State, rel: str) -> None:
-    path = state.dest / rel
-    path.mkdir(mode=0o755)
-    path.chmod(0o755)  # whatever the umask
+    path = f"{state.dest_str}/{rel}"
+    os.mkdir(path, 0o755)  # noqa: PTH102 (str paths: fast)
+    os.chmod(path, 0o755)  # noqa: PTH101, S103 (whatever the umask; str paths: fast)
+    blocks = _blocks(path)
+    state.disk_bytes += blocks
+    state.new_bytes += blocks
+
+
+def _blocks(path: str | Path) -> int:
+    return os.lstat(path).st_blocks * 512
 
 
 def _symlink(state: _State, rel: str, linkname: str) -> None:
@@ -291,14 +339,17 @@ def _symlink(state: _State, rel: str, linkname: str) -> None:
     target = posixpath.normpath(posixpath.join(posixpath.dirname(rel), linkname))
     if not (target == APP or target.startswith(APP + "/")):
         raise _refuse(state, f"symlink leaving app/: {rel!r} -> {linkname!r}")
-    (state.dest / rel).symlink_to(linkname)
+    path = f"{state.dest_str}/{rel}"
+    os.symlink(linkname, path)  # noqa: PTH211 (str paths: fast)
+    blocks = _blocks(path)
+    state.disk_bytes += blocks
+    state.new_bytes += blocks
     state.kinds[rel] = "link"
     state.found[rel] = Item("l", digest=linkname)
     state.links.append(rel)
 
 
-def _regular(tar: tarfile.TarFile, member: tarfile.TarInfo, rel: str,
-             state: _State) -> None:
+def _regular(tar: TarStream, member: Member, rel: str, state: _State) -> None:
     is_service_def = rel == SERVICE_DEF
     if is_service_def:
         if member.size > state.limits.max_metadata_bytes:
@@ -313,13 +364,17 @@ def _regular(tar: tarfile.TarFile, member: tarfile.TarInfo, rel: str,
         if state.app_files + 1 > state.budget_files:
             raise _refuse(state, f"more files than the {state.budget_files} manifest.json "
                                  f"declares (at {rel!r})")
-    fh = tar.extractfile(member)
-    if fh is None:  # pragma: no cover (isreg members always have data)
-        raise _refuse(state, f"unreadable member {rel!r}")
     mode = 0o755 if member.mode & 0o111 else 0o644
-    written, digest = _write_file(state, rel, fh, mode=mode, limit=member.size)
+    linked = None if is_service_def else _link_object(tar, member, rel, mode, state)
+    if linked is not None:
+        written, digest = linked
+    else:
+        written, digest = _write_file(state, rel, tar.data(), mode=mode, limit=member.size,
+                                      adopt=not is_service_def)
     state.kinds[rel] = "file"
     state.found[rel] = Item("f", mode, written, digest)
+    if rel == RECORD_FILE:
+        _read_record_early(state, digest, written)
     if is_service_def:
         state.service_def_bytes = written
     else:
@@ -327,27 +382,72 @@ def _regular(tar: tarfile.TarFile, member: tarfile.TarInfo, rel: str,
         state.app_bytes += written
 
 
-def _write_file(state: _State, rel: str, data: bytes | IO[bytes], *, mode: int,
-                limit: int | None = None) -> tuple[int, str]:
-    """Write one file; returns its size and sha256 (hashed on the way: no second read)."""
+def _link_object(tar: TarStream, member: Member, rel: str, mode: int, state: _State
+                 ) -> tuple[int, str] | None:
+    """When the RECORD names this file and the store holds its object: the member's bytes are
+    hashed (not written) and must be the RECORD's, then the object is linked. None otherwise
+    (nothing was read)."""
+    if state.objects is None or state.expected is None:
+        return None
+    want = state.expected.get(rel)
+    if want is None or want.kind != "f" or (want.mode, want.size) != (mode, member.size):
+        return None
+    st = state.objects.link_into(want.digest, mode, want.size, f"{state.dest_str}/{rel}")
+    if st is None:
+        return None
+    digest = hashlib.sha256()
+    read = 0
+    for chunk in tar.data():
+        read += len(chunk)
+        digest.update(chunk)
+    if digest.hexdigest() != want.digest:  # the RECORD lies about this member
+        raise _refuse(state, f"{rel}: content differs from the RECORD (sha256 "
+                             f"{digest.hexdigest()}, the RECORD says {want.digest})")
+    if st.st_ino not in state.inodes:  # linked twice in one entry: counted once
+        state.inodes.add(st.st_ino)
+        state.disk_bytes += st.st_blocks * 512
+    return read, digest.hexdigest()
+
+
+def _read_record_early(state: _State, digest: str, size: int) -> None:
+    """The RECORD, written with the sha256 manifest.json names: its lines let later files be
+    linked from the store's objects (:func:`check_record` checks it again at the end)."""
+    if state.objects is None or state.record_sha256 is None or digest != state.record_sha256 \
+            or size > MAX_RECORD_BYTES:
+        return
+    path = state.dest / RECORD_FILE
+    state.expected = parse(path.read_bytes(), where=state.where)
+
+
+def _write_file(state: _State, rel: str, data: bytes | Iterable[bytes], *, mode: int,
+                limit: int | None = None, adopt: bool = False) -> tuple[int, str]:
+    """Write one file; returns its size and sha256 (hashed on the way: no second read).
+    ``adopt``: make it the store's object for its content (when the store has objects)."""
     path = f"{state.dest_str}/{rel}"  # rel is normalised and checked: no "..", not absolute
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     written = 0
     digest = hashlib.sha256()
-    with os.fdopen(fd, "wb") as out:
-        if isinstance(data, bytes):
-            out.write(data)
-            digest.update(data)
-            written = len(data)
-        else:
-            while chunk := data.read(CHUNK):
-                written += len(chunk)
-                if limit is not None and written > limit:  # pragma: no cover (tarfile bounds it)
-                    raise _refuse(state, f"member {rel!r} is longer than its header says")
-                digest.update(chunk)
-                out.write(chunk)
-        os.fchmod(out.fileno(), mode)
-    return written, digest.hexdigest()
+    try:
+        for chunk in (data,) if isinstance(data, bytes) else data:
+            written += len(chunk)
+            if limit is not None and written > limit:  # pragma: no cover (the reader bounds it)
+                raise _refuse(state, f"member {rel!r} is longer than its header says")
+            digest.update(chunk)
+            view = memoryview(chunk)
+            while view:
+                view = view[os.write(fd, view):]
+        os.fchmod(fd, mode)
+        hexdigest = digest.hexdigest()
+        if adopt and state.objects is not None:
+            state.objects.adopt(fd, path, hexdigest, mode)
+        st = os.fstat(fd)
+    finally:
+        os.close(fd)
+    blocks = st.st_blocks * 512
+    state.inodes.add(st.st_ino)
+    state.disk_bytes += blocks
+    state.new_bytes += blocks
+    return written, hexdigest
 
 
 def _check_links_resolve_inside(state: _State) -> None:
@@ -362,10 +462,11 @@ def _check_links_resolve_inside(state: _State) -> None:
 
 
 def check_record(manifest: CheckedManifest, dest: Path, found: dict[str, Item], *,
-                 where: str) -> None:
+                 where: str, recorded: dict[str, Item] | None = None) -> None:
     """The bundle's RECORD (named in manifest.json with its sha256) must describe exactly what
     was written: every path, type, mode, size and sha256. A bundle without one (built before
-    RECORDs) passes; ``found`` is what the extraction wrote, hashed on the way."""
+    RECORDs) passes; ``found`` is what the extraction wrote, hashed on the way; ``recorded``: the
+    RECORD already parsed (from the bytes written with the sha256 checked here)."""
     named = manifest.data.get("record")
     if named is None:
         return
@@ -376,7 +477,8 @@ def check_record(manifest: CheckedManifest, dest: Path, found: dict[str, Item], 
     if item.size > MAX_RECORD_BYTES or item.digest != named["sha256"]:
         raise RefusedBundleError(f"{RECORD_FILE} is not the one manifest.json names (sha256 "
                                  f"{item.digest}, expected {named['sha256']})", where=where)
-    recorded = parse((dest / RECORD_FILE).read_bytes(), where=where)
+    if recorded is None:
+        recorded = parse((dest / RECORD_FILE).read_bytes(), where=where)
     differences = compare(recorded, {p: i for p, i in found.items() if p != RECORD_FILE})
     if differences:
         shown = "\n  ".join(str(d) for d in differences[:10])

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,13 +29,14 @@ from builder.agent.extract import Limits, extract_bundle
 from builder.agent.image import install_mounted
 from builder.agent.manifest_check import CheckedManifest, Counted, check_manifest, check_sizes
 from builder.agent.mount import MountMethod, Node, choose_method, this_node
+from builder.agent.objects import ObjectStore
 from builder.agent.oci import OciOptions, pull_entry
 from builder.agent.source import ResolvedSource, Transport
 from builder.agent.store import EntryRecord, Store, disk_usage
 from builder.agent.verify import entry_differences
 from builder.bundle.record import Difference
 from builder.errors import BuilderError, HashMismatchError, UsageError
-from builder.fsutil import CHUNK, rmtree
+from builder.fsutil import rmtree
 from builder.layout import MANIFEST
 
 
@@ -142,13 +144,15 @@ def _install_locked(source: ResolvedSource, store: Store, transport: Transport,
                                            options=options.oci, limits=options.limits,
                                            where=where, log=log)
         else:
-            manifest, counted = _extract_archive(source, work, transport, options, log)
+            manifest, counted = _extract_archive(source, work, transport, options, log,
+                                                 store=store)
         record = EntryRecord(
             sha256=source.sha256, name=manifest.name, version=manifest.version,
             target=manifest.target, arch=manifest.arch, libc=manifest.libc,
             input_digest=manifest.input_digest, glibc_floor=manifest.glibc_floor,
             files=manifest.files, unpacked_bytes=manifest.unpacked_bytes,
-            disk_bytes=disk_usage(work / "entry"),
+            disk_bytes=counted.disk_bytes or disk_usage(work / "entry"),
+            new_bytes=counted.new_bytes or None,
             service_def=counted.service_def_bytes is not None,
             installed_at=store.clock(), source=where,
             oci_reference=None if source.image is None else str(source.image),
@@ -166,27 +170,36 @@ def _install_locked(source: ResolvedSource, store: Store, transport: Transport,
 
 
 def _extract_archive(source: ResolvedSource, work: Path, transport: Transport,
-                     options: InstallOptions, log: Callable[[str], None]
+                     options: InstallOptions, log: Callable[[str], None], *, store: Store
                      ) -> tuple[CheckedManifest, Counted]:
     where = source.location
-    with _open_verified(source, work, transport, options.progress,
-                        options.limits.max_unpacked_bytes) as fh:
+    expect = source.expect
+
+    def mismatch(actual: str) -> BuilderError:
+        return HashMismatchError(what="bundle archive", where=where, expected=expect.sha256,
+                                 actual=actual, hint=f"the {expect.vouched_by} promises other "
+                                 "bytes; nothing was installed")
+
+    with _open_sized(source, work, transport, options.progress,
+                     options.limits.max_unpacked_bytes) as fh:
         log(f"extracting {where}")
         manifest, counted = extract_bundle(
-            fh, work / "entry", sha256=source.sha256, size=source.expect.size,
-            on_manifest=lambda raw: check_manifest(raw, source.expect, where=where),
-            limits=options.limits, where=where)
+            fh, work / "entry", sha256=source.sha256, size=expect.size,
+            on_manifest=lambda raw: check_manifest(raw, expect, where=where),
+            limits=options.limits, where=where, objects=ObjectStore(store.objects_dir),
+            mismatch=mismatch)
     check_sizes(manifest, counted, where=where)
     return manifest, counted
 
 
 @contextlib.contextmanager
-def _open_verified(source: ResolvedSource, work: Path, transport: Transport,
-                   progress: bool, max_bytes: int) -> Iterator[BinaryIO]:
-    """The archive, open, its sha256 (and size) already checked; never opened as tar before."""
+def _open_sized(source: ResolvedSource, work: Path, transport: Transport,
+                progress: bool, max_bytes: int) -> Iterator[BinaryIO]:
+    """The archive, open, its size checked; a download's sha256 checked too (a local file's is
+    checked while it is extracted, in one read: :func:`extract_bundle` refuses the archive, and
+    nothing is published, when it is not the one vouched for)."""
     expect = source.expect
     path = net.local_path(source.location)
-    downloaded = path is None
     if path is None:
         path = work / "bundle.tar.zst"
         # the promised archive size when the sidecar or catalog states one, else the cap
@@ -198,17 +211,8 @@ def _open_verified(source: ResolvedSource, work: Path, transport: Transport,
     except OSError as exc:
         raise BuilderError(f"cannot read: {exc.strerror or exc}", where=source.location) from exc
     with fh:
-        size = path.stat().st_size
+        size = os.fstat(fh.fileno()).st_size
         if expect.size is not None and size != expect.size:
             raise RefusedBundleError(f"the archive has {size} bytes, the {expect.vouched_by} "
                                      f"says {expect.size}", where=source.location)
-        digest = hashlib.sha256()
-        while not downloaded and (chunk := fh.read(CHUNK)):  # fetch_to hashed the download
-            digest.update(chunk)
-        if not downloaded and digest.hexdigest() != expect.sha256:
-            raise HashMismatchError(what="bundle archive", where=source.location,
-                                    expected=expect.sha256, actual=digest.hexdigest(),
-                                    hint=f"the {expect.vouched_by} promises other bytes; "
-                                    "nothing was installed")
-        fh.seek(0)
         yield fh

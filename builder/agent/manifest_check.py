@@ -9,7 +9,7 @@ with what was actually extracted.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from importlib.resources import files
 from typing import Any
@@ -130,6 +130,10 @@ class Counted:
     app_files: int
     app_bytes: int
     service_def_bytes: int | None  # None: no service-def.json
+    # observations, not contents (left out of ==): blocks of every inode of the entry (each
+    # once), and the blocks the extraction wrote (the rest was linked from the store's objects)
+    disk_bytes: int = field(default=0, compare=False)
+    new_bytes: int = field(default=0, compare=False)
 
 
 def check_sizes(manifest: CheckedManifest, counted: Counted, *, where: str) -> None:

@@ -15,6 +15,8 @@ archive's sha256 for ``.tar.zst`` installs, the image manifest's digest (its 64 
 <store>/names/<name>.json     the entry a name means: the last one installed under that name
 <store>/images/<sha256>.squashfs  a mounted entry's image (``builder.agent.image``); the entry
                               is its mount point, its record ``images/<sha256>.complete``
+<store>/objects/<ab>/<sha256>.<mode>  every file of the entries' app/, once: entries hold hard
+                              links (:mod:`builder.agent.objects`)
 ```
 
 Every file others read is written atomically; an entry appears by one ``rename`` of a complete
@@ -109,6 +111,8 @@ class EntryRecord:
     # mounted ("kernel" | "fuse"); None for an extracted entry
     image: str | None = None
     mounted_with: str | None = None
+    # bytes this install added to the disk (the rest was linked from the store's objects)
+    new_bytes: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = {"format_version": RECORD_FORMAT_VERSION, "sha256": self.sha256,
@@ -125,6 +129,8 @@ class EntryRecord:
         if self.image is not None:
             data["image"] = self.image
             data["mounted_with"] = self.mounted_with
+        if self.new_bytes is not None:
+            data["new_bytes"] = self.new_bytes
         return data
 
     @classmethod
@@ -179,6 +185,10 @@ class Store:
     def tmp_dir(self) -> Path:
         return self.root / "tmp"
 
+    @property
+    def objects_dir(self) -> Path:
+        return self.root / "objects"
+
     def entry_path(self, sha256: str) -> Path:
         return self.entries_dir / check_sha256(sha256)
 
@@ -200,7 +210,8 @@ class Store:
         self.image_file(sha256).unlink(missing_ok=True)
 
     def ensure(self) -> None:
-        for sub in ("entries", "tmp", "locks", "pins", "leases", "uses", "names", "images"):
+        for sub in ("entries", "tmp", "locks", "pins", "leases", "uses", "names", "images",
+                    "objects"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
 
     # -- locks ---------------------------------------------------------------------------------

@@ -175,8 +175,14 @@ def write_record(bundle_root: Path) -> tuple[str, int, int]:
 def parse(raw: bytes, *, where: str) -> dict[str, Item]:
     items: dict[str, Item] = {}
     try:
-        for number, line in enumerate(raw.decode("utf-8").splitlines(), 1):
-            row = json.loads(line)
+        lines = raw.decode("utf-8").splitlines()
+        try:  # one JSON document: much faster than a json.loads per line
+            rows = json.loads("[" + ",".join(lines) + "]")
+            if not isinstance(rows, list) or len(rows) != len(lines):
+                raise ValueError("not one array a line")
+        except ValueError:  # the line at fault, for the message
+            rows = [json.loads(line) for line in lines]
+        for number, row in enumerate(rows, 1):
             items[_checked_path(row[0], number)] = _item(row, number)
     except (ValueError, IndexError, TypeError, KeyError) as exc:
         raise BuilderError(f"unreadable RECORD: {exc}", where=where,

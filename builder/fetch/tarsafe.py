@@ -87,6 +87,19 @@ def check_member_name(name: str, *, where: str) -> PurePosixPath:
     return path
 
 
+def member_path(name: str, *, where: str) -> str:
+    """:func:`check_member_name` as a string, with plain string operations (the agent's
+    extraction calls it for every member): ``./a//b/`` is ``a/b``, ``.`` (or empty) is ``.``."""
+    if name.startswith("/"):
+        raise UnsafeMemberError(f"member with an absolute path: {name!r}", where=where,
+                                hint="the archive is malformed or malicious; nothing was used")
+    parts = [p for p in name.split("/") if p and p != "."]
+    if ".." in parts:
+        raise UnsafeMemberError(f"member leaving the destination: {name!r}", where=where,
+                                hint="the archive is malformed or malicious; nothing was used")
+    return "/".join(parts) or "."
+
+
 def safe_filter(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo:
     """tarfile extraction filter: our name checks, then tarfile's ``data`` filter."""
     check_member_name(member.name, where=member.name)

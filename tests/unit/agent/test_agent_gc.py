@@ -46,6 +46,18 @@ def state(sha: str, size: int, used: float, *, pinned: bool = False,
                       leases=leases)
 
 
+def du(*entries: Path) -> int:
+    """Bytes on disk of the entries together, each inode once (``du`` semantics; the entries'
+    record files left out, as the store leaves them out of ``disk_bytes``)."""
+    seen: dict[tuple[int, int], int] = {}
+    for entry in entries:
+        for path in [entry, *entry.rglob("*")]:
+            if path.name != ".complete":
+                st = path.lstat()
+                seen[(st.st_dev, st.st_ino)] = st.st_blocks * 512
+    return sum(seen.values())
+
+
 def test_plan_evicts_least_recently_used_first_until_it_fits() -> None:
     states = [state("a", 100, used=3), state("b", 100, used=1), state("c", 100, used=2)]
     plan = plan_gc(states, max_bytes=150)
@@ -88,10 +100,13 @@ def test_gc_evicts_lru_and_reports_what_it_freed(store: Store, tmp_path: Path) -
     one, two, three_ = three(store, tmp_path)
     store.clock.now = 2_000.0  # type: ignore[attr-defined]
     put(store, make_bundle(tmp_path / "dist", name="one", extra_files=5).archive)  # one is used
-    budget = one.disk_bytes + three_.disk_bytes
+    everything = du(*(store.entry_path(r.sha256) for r in (one, two, three_)))
+    budget = du(store.entry_path(one.sha256), store.entry_path(three_.sha256))
     report = collect_garbage(store, budget)
     assert [s.record.name for s in report.evicted] == ["two"]
-    assert report.freed_bytes == two.disk_bytes and report.fits
+    # the files two shares with one or three stay: only its own bytes are freed
+    assert report.plan.total_bytes == everything
+    assert report.freed_bytes == everything - budget < two.disk_bytes and report.fits
     assert not store.entry_path(two.sha256).exists()
     assert {r.name for r in store.records()} == {"one", "three"}
     with pytest.raises(StoreError, match="no entry two in the store"):
@@ -248,4 +263,6 @@ def test_a_dry_run_reports_the_plan_as_if_applied(store: Store, tmp_path: Path) 
     assert [s.record.name for s in report.evicted] == ["one", "two"]
     assert report.plan.evict == report.evicted
     assert report.after_bytes == report.plan.after_bytes == three_.disk_bytes
-    assert report.freed_bytes == one.disk_bytes + two.disk_bytes and report.fits
+    assert report.freed_bytes == du(*(store.entry_path(r.sha256) for r in (one, two, three_))) \
+        - three_.disk_bytes
+    assert report.freed_bytes < one.disk_bytes + two.disk_bytes and report.fits

@@ -1,0 +1,103 @@
+"""The store's content-addressed objects: every regular file below an entry's ``app/`` is a hard
+link to ``<store>/objects/<sha256[:2]>/<sha256>.<mode>``, so a file that several entries (two
+apps, two builds of one app) hold is on the disk once, and an install writes only the files the
+store does not hold yet.
+
+The object's name is its key: the sha256 of its bytes and its mode (``644`` or ``755``; the two
+modes an extraction writes). A hard link shares one inode, so a ``chmod`` or a write through any
+entry changes the object and every entry holding it: entries are read-only by contract, and
+``agent verify`` sees such a change in each of them. An object is reused only while it looks
+untouched: a regular file with the size its RECORD line gives, the mode of its name and the
+modification time every object gets when written (:data:`STAMP`, the archives' own 1980-01-01);
+any write sets the modification time, so a damaged object is not linked again: a fresh copy is
+written and replaces it under its name (entries holding the damaged inode keep it until they are
+repaired). Objects nobody links any more (link count 1) are removed by ``agent gc``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import secrets
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+STAMP = 315532800  # 1980-01-01T00:00:00Z, the mtime builder writes in archives
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectStore:
+    root: Path  # <store>/objects
+
+    def path(self, digest: str, mode: int) -> str:
+        return f"{self.root}/{digest[:2]}/{digest}.{mode:o}"
+
+    def usable(self, digest: str, mode: int, size: int) -> os.stat_result | None:
+        """The object's status if it exists and looks untouched (see the module's docstring)."""
+        try:
+            st = os.lstat(self.path(digest, mode))
+        except OSError:
+            return None
+        if not stat.S_ISREG(st.st_mode) or stat.S_IMODE(st.st_mode) != mode \
+                or st.st_size != size or st.st_mtime_ns != STAMP * 10**9:
+            return None
+        return st
+
+    def link_into(self, digest: str, mode: int, size: int, dest: str) -> os.stat_result | None:
+        """Hard-link the object as ``dest`` (which must not exist); its status, or None when
+        there is no usable object (or the file system refuses one more link)."""
+        st = self.usable(digest, mode, size)
+        if st is None:
+            return None
+        try:
+            os.link(self.path(digest, mode), dest)
+        except OSError as exc:
+            if exc.errno in (errno.EMLINK, errno.ENOENT, errno.EXDEV, errno.EPERM):
+                return None
+            raise
+        return st
+
+    def adopt(self, fd: int, written: str, digest: str, mode: int) -> None:
+        """Make the file just written (``fd`` open on ``written``) the object for its key: its
+        mtime set to :data:`STAMP`, linked under the object's name, replacing an unusable one."""
+        os.utime(fd, ns=(STAMP * 10**9, STAMP * 10**9))
+        path = self.path(digest, mode)
+        try:
+            os.link(written, path)
+            return
+        except FileNotFoundError:
+            Path(path).parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+            with contextlib.suppress(FileExistsError):
+                os.link(written, path)
+            return
+        except FileExistsError:
+            pass
+        except OSError as exc:
+            if exc.errno in (errno.EMLINK, errno.EXDEV, errno.EPERM):
+                return  # the entry keeps its own copy
+            raise
+        st = os.fstat(fd)
+        if self.usable(digest, mode, st.st_size) is None:  # damaged: the new copy replaces it
+            spare = f"{path}.{secrets.token_hex(4)}.new"
+            os.link(written, spare)
+            with contextlib.suppress(FileNotFoundError):  # gc took the spare: no object
+                Path(spare).replace(path)
+
+
+def orphans(root: Path) -> list[Path]:
+    """Objects no entry links any more (link count 1), and leftovers of interrupted renames."""
+    found: list[Path] = []
+    if not root.is_dir():
+        return found
+    with os.scandir(root) as shards:
+        for shard in shards:
+            if not shard.is_dir(follow_symlinks=False):
+                continue
+            with os.scandir(shard.path) as objects:
+                for entry in objects:
+                    st = entry.stat(follow_symlinks=False)
+                    if st.st_nlink <= 1 or entry.name.endswith(".new"):
+                        found.append(Path(entry.path))
+    return found

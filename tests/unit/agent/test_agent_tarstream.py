@@ -1,0 +1,151 @@
+"""The agent's own tar reader (``builder.agent.tarstream``): what tarfile writes, it reads the
+same, in every format and whatever the chunk sizes; corrupt or truncated streams are refused."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+from collections.abc import Iterator
+
+import pytest
+import zstandard
+from agent_factories import M, tar_bytes
+
+from builder.agent.tarstream import ArchiveReader, Member, TarStream
+
+LONG = "app/" + "d" * 120 + "/" + "f" * 120
+
+
+def chunked(data: bytes, size: int) -> Iterator[bytes]:
+    return (data[i:i + size] for i in range(0, len(data), size))
+
+
+def read_all(data: bytes, size: int = 1 << 20) -> list[tuple[Member, bytes]]:
+    stream = TarStream(chunked(data, size))
+    out = []
+    while (member := stream.next()) is not None:
+        out.append((member, stream.read_all() if member.isreg() else b""))
+    return out
+
+
+MEMBERS = [
+    M("manifest.json", b"{}"),
+    M("app", type=tarfile.DIRTYPE, mode=0o755),
+    M("app/bin/run", b"#!/bin/sh\n" * 100, mode=0o755),
+    M("app/link", type=tarfile.SYMTYPE, linkname="bin/run"),
+    M(LONG, b"long name"),
+    M("app/long-link", type=tarfile.SYMTYPE, linkname="x/" * 80 + "target"),
+    M("app/empty", b""),
+    M("app/block", b"z" * 512),
+    M("app/dev", type=tarfile.CHRTYPE),
+    M("app/hard", type=tarfile.LNKTYPE, linkname="app/bin/run"),
+    M("app/fifo", type=tarfile.FIFOTYPE),
+    M("app/suid", b"x", mode=0o4755),
+]
+
+
+@pytest.mark.parametrize("fmt", [tarfile.PAX_FORMAT, tarfile.GNU_FORMAT])
+@pytest.mark.parametrize("size", [1, 7, 512, 1 << 20])
+def test_reads_what_tarfile_reads(fmt: int, size: int) -> None:
+    data = tar_bytes(MEMBERS, fmt=fmt)
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
+        expected = [(m.name, m.type, m.mode, m.size if m.isreg() else 0, m.linkname,
+                     tar.extractfile(m).read() if m.isreg() else b"")  # type: ignore[union-attr]
+                    for m in tar]
+    got = [(m.name, m.type, m.mode, m.size if m.isreg() else 0, m.linkname, body)
+           for m, body in read_all(data, size)]
+    assert got == expected
+    kinds = [(m.isreg(), m.isdir(), m.issym(), m.islnk(), m.ischr(), m.isfifo())
+             for m, _ in read_all(data)]
+    assert kinds[1] == (False, True, False, False, False, False)
+    assert kinds[3] == (False, False, True, False, False, False)
+    assert kinds[8][4] and kinds[9][3] and kinds[10][5]
+
+
+def test_ustar_prefix_and_pax_path_override_the_name() -> None:
+    deep = "app/" + "p" * 90 + "/" + "q" * 60
+    data = tar_bytes([M(deep, b"1")], fmt=tarfile.USTAR_FORMAT)
+    assert [m.name for m, _ in read_all(data)] == [deep]
+    data = tar_bytes([M("app/harmless", b"x", pax={"path": "app/other"})])
+    assert [m.name for m, _ in read_all(data)] == ["app/other"]
+
+
+def test_pax_size_and_global_headers_apply() -> None:
+    info = tarfile.TarInfo("app/f")
+    info.size = 3
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT,
+                      pax_headers={"comment": "global"}) as tar:
+        tar.addfile(info, io.BytesIO(b"abc"))
+    assert [(m.name, body) for m, body in read_all(buf.getvalue())] == [("app/f", b"abc")]
+
+
+def test_gnu_sparse_is_reported_never_expanded() -> None:
+    data = tar_bytes([M("app/s", b"x", pax={"GNU.sparse.major": "1"})])
+    [(member, _)] = read_all(data)
+    assert member.issparse() and not member.isreg()
+    raw = bytearray(tar_bytes([M("app/t", b"")], fmt=tarfile.GNU_FORMAT))
+    raw[156:157] = tarfile.GNUTYPE_SPARSE
+    raw[148:156] = b"%06o\0 " % (sum(raw[:148]) + 256 + sum(raw[156:512]))
+    [(member, _)] = read_all(bytes(raw))
+    assert member.issparse() and not member.isreg()
+
+
+def test_base_256_sizes_are_read() -> None:
+    raw = bytearray(tar_bytes([M("app/f", b"abc")], fmt=tarfile.GNU_FORMAT))
+    raw[124:136] = b"\x80" + (3).to_bytes(11, "big")
+    raw[148:156] = b"%06o\0 " % (sum(raw[:148]) + 256 + sum(raw[156:512]))
+    assert [(m.size, body) for m, body in read_all(bytes(raw))] == [(3, b"abc")]
+
+
+def test_the_stream_ends_at_the_first_zero_block_or_a_block_boundary() -> None:
+    data = tar_bytes([M("app/a", b"1")])
+    assert len(read_all(data + b"garbage after the end" * 100)) == 1
+    one = tar_bytes([M("app/a", b"1")])
+    assert len(read_all(one[:1024])) == 1  # no end-of-archive blocks: accepted as tarfile does
+
+
+@pytest.mark.parametrize(("damage", "message"), [
+    (lambda d: d[:100], "truncated header"),
+    (lambda d: d[:512 + 100], "unexpected end of data"),
+    (lambda d: b"", "empty file"),
+    (lambda d: d[:148] + b"0000000\0" + d[156:], "bad checksum"),
+    (lambda d: resum(d[:124] + b"9" * 11 + b"\0" + d[136:]), "bad number"),
+])
+def test_corrupt_streams_are_refused(damage: object, message: str) -> None:
+    data = tar_bytes([M("app/a", b"x" * 1000)])
+    with pytest.raises(tarfile.ReadError, match=message):
+        read_all(damage(data))  # type: ignore[operator]
+
+
+def resum(data: bytes) -> bytes:
+    """The first header's checksum made right again."""
+    raw = bytearray(data)
+    raw[148:156] = b"%06o\0 " % (sum(raw[:148]) + 256 + sum(raw[156:512]))
+    return bytes(raw)
+
+
+def test_a_malformed_pax_record_is_refused() -> None:
+    data = bytearray(tar_bytes([M("app/a", b"x", pax={"path": "app/b"})]))
+    at = data.find(b"path=")
+    data[at - 3:at - 1] = b"99"  # the record's length no longer matches
+    data[148:156] = b"%06o\0 " % (sum(data[:148]) + 256 + sum(data[156:512]))
+    with pytest.raises(tarfile.ReadError, match="malformed pax record"):
+        read_all(bytes(data))
+
+
+def test_the_archive_reader_hashes_every_byte_and_decompresses_in_a_thread() -> None:
+    import hashlib
+
+    tar = tar_bytes(MEMBERS)
+    frame = zstandard.ZstdCompressor(write_checksum=True).compress(tar)
+    raw = frame + zstandard.ZstdCompressor().compress(b"")  # a second (empty) frame
+    reader = ArchiveReader(io.BytesIO(raw))
+    assert b"".join(reader.chunks()) == tar
+    assert reader.finish() == (hashlib.sha256(raw).hexdigest(), len(raw))
+    garbage = frame[:100] + b"not zstd" * 1000
+    bad = ArchiveReader(io.BytesIO(garbage))
+    with pytest.raises(zstandard.ZstdError):
+        b"".join(bad.chunks())
+    bad.close()
+    assert bad.rest_digest() == hashlib.sha256(garbage).hexdigest()
