@@ -83,9 +83,14 @@ def _after(states: Sequence[EntryState], usage: Usage | None, gone: Iterable[str
 
 def store_usage(states: Sequence[EntryState]) -> dict[str, dict[object, int]]:
     """For each entry, every inode below it (links not followed; its record file left out, as
-    its ``disk_bytes`` leaves it out) with the bytes it takes on disk."""
+    its ``disk_bytes`` leaves it out) with the bytes it takes on disk. A mounted entry is its
+    image file (``disk_bytes``), not the files the mount shows, which share no inode with the
+    store's objects."""
     usage: dict[str, dict[object, int]] = {}
     for state in states:
+        if state.record.image is not None:  # a mounted image: its file is what the disk holds
+            usage[state.record.sha256] = {("image", state.record.sha256): state.record.disk_bytes}
+            continue
         held: dict[object, int] = {}
         root = str(state.path)
         for directory, dirnames, filenames in os.walk(root):

@@ -266,3 +266,24 @@ def test_a_dry_run_reports_the_plan_as_if_applied(store: Store, tmp_path: Path) 
     assert report.freed_bytes == du(*(store.entry_path(r.sha256) for r in (one, two, three_))) \
         - three_.disk_bytes
     assert report.freed_bytes < one.disk_bytes + two.disk_bytes and report.fits
+
+
+def test_a_mounted_entry_counts_its_image_not_the_files_its_mount_shows(tmp_path: Path) -> None:
+    """A mounted entry's directory shows the image's files (another file system, no inode shared
+    with the objects): gc counts the image file the store holds, its ``disk_bytes``."""
+    from dataclasses import replace
+
+    from builder.agent.gc import store_usage
+
+    shown = tmp_path / "mounted"
+    (shown / "app").mkdir(parents=True)
+    (shown / "app" / "big").write_bytes(b"x" * 200_000)
+    extracted = state("a", 5, 1.0)
+    mounted = state("b", 7_000, 2.0)
+    mounted = EntryState(record=replace(mounted.record, image="squashfs", mounted_with="kernel"),
+                         path=shown, last_use=2.0, pinned=False, leases=())
+    extracted = EntryState(record=extracted.record, path=shown, last_use=1.0, pinned=False,
+                           leases=())
+    usage = store_usage([mounted, extracted])
+    assert sum(usage["b" * 64].values()) == 7_000
+    assert sum(usage["a" * 64].values()) >= 200_000  # the same tree, walked when extracted
