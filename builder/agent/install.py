@@ -39,20 +39,8 @@ from builder.errors import BuilderError, HashMismatchError, UsageError
 from builder.fsutil import rmtree
 from builder.layout import MANIFEST
 
-
-@dataclass(frozen=True, slots=True)
-class NetAgentTransport:
-    """The real transport: :mod:`builder.net`, every transfer bounded by ``deadlines``."""
-
-    deadlines: net.Deadlines = field(default_factory=net.Deadlines)
-
-    def read_bytes(self, source: str, *, limit: int) -> bytes:
-        return net.read_bytes(source, limit=limit, deadlines=self.deadlines)
-
-    def fetch_to(self, source: str, dest: Path, *, expected_sha256: str | None, progress: bool,
-                 what: str, max_bytes: int | None = None) -> str:
-        return net.fetch_to(source, dest, expected_sha256=expected_sha256, progress=progress,
-                            what=what, max_bytes=max_bytes, deadlines=self.deadlines)
+# the real transport is builder.net's (one for the whole builder); the old name stays for callers
+NetAgentTransport = net.NetTransport
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
