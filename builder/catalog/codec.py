@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from builder.catalog.model import INDEX_FILENAME, INDEX_FORMAT_VERSION, Catalog, CatalogEntry
-from builder.catalog.schema_check import problems
 from builder.errors import BuilderError, production_assert
 from builder.net import is_remote, local_path
+from builder.schema import problems
 
 MAX_INDEX_BYTES = 64 << 20
 

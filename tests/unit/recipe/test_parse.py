@@ -98,12 +98,12 @@ def _problems(text: str) -> list[str]:
          "r.toml:18: targets.triples[0]: 'riscv64-unknown-linux-gnu' is not one of: "
          "aarch64-unknown-linux-gnu, x86_64-unknown-linux-gnu"),
         ("[targets]", '[targets]\nglibc_floor = "2.5"',
-         "r.toml:18: targets.glibc_floor: '2.5' is below 2.17, the floor of "
-         "python-build-standalone"),
+         "r.toml:18: targets.glibc_floor: '2.5' is not 2.17 or later (the floor of "
+         "python-build-standalone)"),
         ('version = "1.0"', 'version = "1.0"\ncolour = "red"',
          "r.toml:6: app.colour: unknown key (allowed: name, version, summary, ui)"),
         ("format_version = 1", "format_version = 2",
-         "r.toml:1: format_version: unsupported format_version 2 (this builder reads 1)"),
+         "r.toml:1: format_version: 2 is not a format_version this builder reads (it reads 1)"),
     ],
 )
 def test_each_problem_is_located(old: str, new: str, expected: str) -> None:
@@ -157,7 +157,7 @@ def test_service_section() -> None:
     problems = _problems(text)
     assert problems == [
         "r.toml:22: service.port: 70000 is not a TCP port",
-        "r.toml:23: service.env.bad-name: is not an environment variable name",
+        "r.toml:23: service.env.bad-name: 'bad-name' is not an environment variable name",
     ]
 
 
