@@ -95,8 +95,6 @@ def _message(v: Violation) -> str:  # noqa: PLR0911 (one wording per keyword)
     if v.keyword == "uniqueItems":
         twice = next(item for index, item in enumerate(v.value) if item in v.value[:index])
         return f"lists {twice!r} twice"
-    if v.keyword == "maxLength":
-        return f"too long: {len(v.value)} characters (at most {v.schema['maxLength']})"
     # pattern, not, const, minimum, maximum, propertyNames: the schema says what is expected
     return f"{v.value!r} is not {v.schema.get('x-expected', 'allowed here')}"
 
@@ -189,7 +187,7 @@ def _kernel_rules(data: Mapping[str, Any],
     if bool(wheelhouse) != bool(pythons):
         yield ("kernels.wheelhouse" if not wheelhouse else "kernels.wheelhouse_pythons",
                "kernels.wheelhouse and kernels.wheelhouse_pythons go together")
-    elif kernels.get("image_python") == ImagePython.INSTALL and not wheelhouse:
+    if kernels.get("image_python") == ImagePython.INSTALL and not (wheelhouse and pythons):
         yield "kernels.image_python", ('"install" needs kernels.wheelhouse (e.g. '
                                        '["ipykernel==6.29.5"]) and kernels.wheelhouse_pythons')
 

