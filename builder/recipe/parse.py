@@ -60,22 +60,22 @@ def _type_name(value: Any) -> str:
             list: "an array", dict: "a table"}.get(type(value), type(value).__name__)
 
 
+# each JSON type's name in a message, alone and as what an array or a table holds
+_NOUNS = {"string": ("a string", "strings"), "integer": ("an integer", "integers"),
+          "boolean": ("a boolean", "booleans"), "object": ("a table", "tables"),
+          "array": ("an array", "arrays")}
+
+
 def _describe(schema: Mapping[str, Any]) -> str:
-    """What a value of ``schema``'s type is called in a message ("a string", or for an array,
-    a table or a choice of forms, what the schema says is expected)."""
+    """What a value of ``schema``'s type is called in a message ("a string", "an array of
+    tables"; for an array or table the schema words itself, or a choice of forms, its
+    ``x-expected``)."""
     kind = schema.get("type")
     if "x-expected" in schema and kind not in ("string", "integer", "boolean"):
         return str(schema["x-expected"])
-    if kind == "array":
-        items = schema.get("items", {}).get("type")
-        return {"string": "an array of strings", "object": "an array of tables"}.get(
-            items, "an array")
-    if kind == "object":
-        values = schema.get("additionalProperties")
-        of = f" of {values['type']}s" if isinstance(values, dict) and "type" in values else ""
-        return "a table" + of
-    return {"string": "a string", "integer": "an integer", "boolean": "a boolean"}.get(
-        str(kind), "a value")
+    inner = schema.get("items", schema.get("additionalProperties"))
+    of = f" of {_NOUNS[inner['type']][1]}" if isinstance(inner, dict) else ""
+    return _NOUNS[str(kind)][0] + of
 
 
 def _message(v: Violation) -> str:  # noqa: PLR0911 (one wording per keyword)
