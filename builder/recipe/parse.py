@@ -9,6 +9,7 @@ Every problem is collected with ``file:line`` and key path, then raised once.
 
 from __future__ import annotations
 
+import datetime
 import json
 import re
 from collections.abc import Iterator, Mapping
@@ -56,8 +57,10 @@ MAX_ITEMS = 4096  # entries of any one array or table
 
 
 def _type_name(value: Any) -> str:
+    """What a TOML value is called in a message (every type TOML has)."""
     return {bool: "a boolean", int: "an integer", float: "a float", str: "a string",
-            list: "an array", dict: "a table"}.get(type(value), type(value).__name__)
+            list: "an array", dict: "a table", datetime.datetime: "a date-time",
+            datetime.date: "a date", datetime.time: "a time"}[type(value)]
 
 
 # each JSON type's name in a message, alone and as what an array or a table holds
@@ -85,7 +88,7 @@ def _message(v: Violation) -> str:  # noqa: PLR0911 (one wording per keyword)
             else "missing required key"
     if v.keyword == "additionalProperties":
         return f"unknown key (allowed: {', '.join(v.schema['properties'])})"
-    if v.keyword in ("type", "oneOf", "anyOf"):
+    if v.keyword in ("type", "oneOf"):
         return f"must be {_describe(v.schema)}, not {_type_name(v.value)}"
     if v.keyword == "enum":
         return f"{v.value!r} is not one of: {', '.join(v.schema['enum'])}"

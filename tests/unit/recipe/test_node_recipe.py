@@ -90,3 +90,41 @@ def test_each_node_problem_is_located(old: str, new: str, expected: str) -> None
     problems = _problems(SMALL.replace(old, new))
     assert len(problems) == 1, problems
     assert problems[0].startswith(expected), problems[0]
+
+
+def test_every_node_setting_reaches_the_model() -> None:
+    text = SMALL.replace("bin = {", (
+        'nested = ["lib/sub"]\ndrop = ["prebuilds/*.node"]\nbuild_headers = ["libkrb5-dev"]\n'
+        'links = [{ path = "node_modules/.bin/x", target = "../x/cli.js" }]\n'
+        'scripts = [{ project = "lib/sub", script = "postinstall" }]\n'
+        'exempt = [{ pattern = "prebuilds/*.so", reason = "loaded on demand" }]\n'
+        "bin = {"))
+    node = parse_recipe_text(text, path="r.toml").node
+    assert node is not None
+    app = node.app
+    assert app.nested == ("lib/sub",) and app.drop == ("prebuilds/*.node",)
+    assert app.build_headers == ("libkrb5-dev",)
+    assert [(lk.path, lk.target) for lk in app.links] == [("node_modules/.bin/x", "../x/cli.js")]
+    assert [(s.project, s.script) for s in app.scripts] == [("lib/sub", "postinstall")]
+    assert app.exempt == (Exemption(pattern="prebuilds/*.so", reason="loaded on demand"),)
+
+
+@pytest.mark.parametrize(
+    ("toolchain", "accepted"),
+    [("ziglang===0.17.1", True), ("ziglang==0.17.*", False), ("ziglang>=0.17,<1", False),
+     ('ziglang==0.17.1; python_version > "3"', False)],
+)
+def test_the_toolchain_is_one_exact_pin(toolchain: str, accepted: bool) -> None:
+    text = SMALL.replace('toolchain = "ziglang==0.17.1"', f"toolchain = '{toolchain}'")
+    if accepted:
+        node = parse_recipe_text(text, path="r.toml").node
+        assert node is not None and node.toolchain == toolchain
+    else:
+        assert _problems(text) == [f"r.toml:13: node.toolchain: {toolchain!r} must pin one "
+                                   'exact version (e.g. "ziglang==0.17.1")']
+
+
+def test_a_toolchain_that_is_not_pep_508_says_so() -> None:
+    problems = _problems(SMALL.replace('"ziglang==0.17.1"', '"ziglang>>1"'))
+    assert len(problems) == 1
+    assert problems[0].startswith("r.toml:13: node.toolchain: not a valid PEP 508 requirement")

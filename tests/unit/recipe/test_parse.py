@@ -231,3 +231,25 @@ def test_each_kind_of_schema_rule_is_worded(old: str, new: str, expected: list[s
 )
 def test_tables_and_arrays_of_the_wrong_type_are_worded(tail: str, expected: list[str]) -> None:
     assert _problems(GOOD + tail) == expected
+
+
+def test_kernels_settings_reach_the_model_with_pythons_in_numeric_order() -> None:
+    text = GOOD + ('\n[service]\ncommand = ["bin/jupyter-notebook"]\nkind = "jupyter"\n'
+                   '\n[kernels]\nimage_python = "off"\nwheelhouse = ["ipykernel==6.29.5"]\n'
+                   'wheelhouse_pythons = ["3.12", "3.9", "3.10"]\n')
+    kernels = parse_recipe_text(text, path="r.toml").kernels
+    assert kernels is not None
+    assert kernels.image_python == "off"
+    assert kernels.wheelhouse == ("ipykernel==6.29.5",)
+    assert kernels.wheelhouse_pythons == ("3.9", "3.10", "3.12")
+
+
+@pytest.mark.parametrize(
+    ("value", "kind"),
+    [("true", "a boolean"), ("[]", "an array"), ("{}", "a table"), ("1979-05-27", "a date"),
+     ("1979-05-27T07:32:00Z", "a date-time"), ("1979-05-27T07:32:00", "a date-time"),
+     ("07:32:00", "a time")],
+)
+def test_a_value_of_the_wrong_type_is_named_as_toml_calls_it(value: str, kind: str) -> None:
+    assert _problems(GOOD.replace('name = "demo"', f"name = {value}")) == [
+        f"r.toml:4: app.name: must be a string, not {kind}"]
