@@ -10,7 +10,7 @@ import tomlkit
 
 from builder.errors import ValidationError
 from builder.recipe import lock_digest, parse_recipe_text, recipe_digest
-from builder.recipe.model import Protocol, UiKind
+from builder.recipe.model import Protocol, Service, ServiceKind, Ui, UiKind
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -253,3 +253,28 @@ def test_kernels_settings_reach_the_model_with_pythons_in_numeric_order() -> Non
 def test_a_value_of_the_wrong_type_is_named_as_toml_calls_it(value: str, kind: str) -> None:
     assert _problems(GOOD.replace('name = "demo"', f"name = {value}")) == [
         f"r.toml:4: app.name: must be a string, not {kind}"]
+
+
+def test_every_setting_reaches_the_model() -> None:
+    text = GOOD.replace('version = "1.0"\n', (
+        'version = "1.0"\nsummary = "A demo"\n[app.ui]\nname = "Demo"\nicon = "icons/d.png"\n'
+        'kind = "cli"\naccepted_env = ["B", "A", "B"]\n')).replace("[packages]\n", (
+            '[packages]\nexpose = ["pyjoke"]\nindex_url = "https://example.invalid/simple"\n'))
+    text += ('\n[service]\ncommand = ["bin/x", "--port={port}"]\nprotocol = "tcp"\nport = 9000\n'
+             'url_template = "/lab"\nenv = { B = "2", A = "1" }\n')
+    recipe = parse_recipe_text(text, path="r.toml")
+    assert (recipe.version, recipe.summary) == ("1.0", "A demo")
+    assert recipe.ui == Ui(name="Demo", icon="icons/d.png", kind=UiKind.CLI,
+                           accepted_env=("A", "B"))
+    assert recipe.packages.expose == ("pyjoke",)
+    assert recipe.packages.index_url == "https://example.invalid/simple"
+    assert recipe.service == Service(command=("bin/x", "--port={port}"), protocol=Protocol.TCP,
+                                     port=9000, url_template="/lab",
+                                     env=(("A", "1"), ("B", "2")))
+
+
+def test_service_defaults() -> None:
+    recipe = parse_recipe_text(GOOD + '\n[service]\ncommand = ["bin/x"]\n', path="r.toml")
+    assert recipe.service == Service(command=("bin/x",), kind=ServiceKind.COMMAND,
+                                     protocol=Protocol.HTTP, port=8888, url_template="/", env=())
+    assert recipe.summary == "" and recipe.ui.icon is None and recipe.ui.accepted_env == ()
