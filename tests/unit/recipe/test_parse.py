@@ -3,13 +3,14 @@ from __future__ import annotations
 import json
 from importlib.resources import files
 from pathlib import Path
+from typing import Any
 
 import jsonschema
 import pytest
 import tomlkit
 
-from builder.errors import ValidationError
-from builder.recipe import lock_digest, parse_recipe_text, recipe_digest
+from builder.errors import BuilderError, ValidationError
+from builder.recipe import load_recipe, lock_digest, parse_recipe_text, recipe_digest
 from builder.recipe.model import Protocol, Service, ServiceKind, Ui, UiKind
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -278,3 +279,29 @@ def test_service_defaults() -> None:
     assert recipe.service == Service(command=("bin/x",), kind=ServiceKind.COMMAND,
                                      protocol=Protocol.HTTP, port=8888, url_template="/", env=())
     assert recipe.summary == "" and recipe.ui.icon is None and recipe.ui.accepted_env == ()
+
+
+HINT = "  hint: pass the path of a recipe TOML file, e.g. recipes/jupyter-6.toml"
+
+
+@pytest.mark.parametrize(
+    ("make", "expected"),
+    [
+        (lambda p: None, "{p}: recipe not found\n" + HINT),
+        (lambda p: p.mkdir(), "{p}: recipe is not a regular file (a directory, FIFO or device)\n"
+         + HINT),
+        (lambda p: p.write_bytes(b"\xff\xfe"), "{p}: recipe is not UTF-8 text: 'utf-8' codec "
+         "can't decode byte 0xff in position 0: invalid start byte\n" + HINT),
+        (lambda p: p.write_bytes(b"#" * ((1 << 20) + 1)), "{p}: recipe larger than 1 MiB\n"
+         "  hint: a recipe is a small hand-written file; check the path"),
+    ],
+    ids=["missing", "directory", "not-utf8", "too-large"],
+)
+def test_a_recipe_file_that_cannot_be_read_is_named(tmp_path: Path, make: Any,
+                                                    expected: str) -> None:
+    path = tmp_path / "r.toml"
+    make(path)
+    with pytest.raises(BuilderError) as info:
+        load_recipe(path)
+    assert str(info.value) == expected.format(p=path)
+    assert load_recipe(ROOT / "recipes" / "jupyter-6.toml").name == "jupyter-6"
