@@ -15,7 +15,7 @@ from importlib.resources import files
 from typing import Any
 
 from builder.agent.errors import RefusedBundleError
-from builder.catalog.schema_check import problems
+from builder.schema import problems
 
 
 @cache

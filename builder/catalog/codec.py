@@ -18,9 +18,9 @@ from builder.catalog.model import (
     CatalogEntry,
     CatalogImage,
 )
-from builder.catalog.schema_check import problems
 from builder.errors import BuilderError, production_assert
 from builder.net import is_remote, local_path
+from builder.schema import problems
 
 MAX_INDEX_BYTES = 64 << 20
 

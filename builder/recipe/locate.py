@@ -49,6 +49,8 @@ class Locator:
             if line is not None:
                 return line
             parts.pop()
+            if parts and parts[-1].endswith("]"):  # a key of a table in an array: the table
+                return self.line_of(".".join(parts))
         return None
 
 

@@ -14,9 +14,9 @@ from agent_factories import make_bundle, manifest_dict
 from builder.agent.manifest_check import manifest_schema
 from builder.catalog import write_index
 from builder.catalog.codec import catalog_from_dict, index_schema
-from builder.catalog.schema_check import problems, unsupported
 from builder.cli.main import main
 from builder.errors import BuilderError, InternalError
+from builder.schema import problems, unsupported
 
 
 def test_index_is_deterministic_sorted_and_valid(tmp_path: Path) -> None:
@@ -120,4 +120,4 @@ def test_schema_check_names_the_key_and_refuses_unknown_keywords() -> None:
     data["sizes"]["files"] = "3"
     assert list(problems(data, manifest_schema())) == ["sizes.files: expected integer, got string"]
     with pytest.raises(InternalError, match="not supported"):
-        list(problems(1, {"minimum": 0}))
+        list(problems(1, {"multipleOf": 2}))

@@ -38,9 +38,9 @@ from builder.agent.compat import (
     result_to_dict,
 )
 from builder.agent.manifest_check import manifest_schema
-from builder.catalog.schema_check import problems
 from builder.cli.main import main
 from builder.errors import BuilderError
+from builder.schema import problems
 
 LIB = "/usr/lib/x86_64-linux-gnu"
 LOOKED = f"/usr/lib, {LIB}"  # in a debian() root (its ``/lib`` is a link to /usr/lib)

@@ -51,7 +51,7 @@ def test_a_jupyter_service_with_kernels() -> None:
     ('\n[service]\ncommand = ["bin/x"]\n[kernels]\n',
      'r.toml:22: kernels: kernels need a Jupyter service ([service] kind = "jupyter")'),
     ('\n[service]\nkind = "jupyter"\ncommand = ["/usr/bin/jupyter"]\n',
-     "r.toml:22: service.command[0]: '/usr/bin/jupyter' must be a path inside the app "
+     "r.toml:22: service.command[0]: '/usr/bin/jupyter' is not a path inside the app "
      "(relative to /opt/apps/<name>, e.g. bin/jupyter-notebook)"),
     ('\n[service]\nkind = "web"\ncommand = ["bin/x"]\n',
      "r.toml:21: service.kind: 'web' is not one of: command, jupyter, code-server"),

@@ -95,10 +95,12 @@ def test_build_steps_are_argv_lists_in_order() -> None:
         ('\n[build]\nsteps = [["x", 1]]\n', "r.toml:18: build.steps[0][1]: must be a string, "
          "not an integer"),
         ('\n[build]\nsteps = [["/usr/bin/make"]]\n', "r.toml:18: build.steps[0][0]: "
-         "'/usr/bin/make' must be a command on the bundle's PATH or a path inside the app"),
-        ('\n[build]\nsteps = [["../x"]]\n', "r.toml:18: build.steps[0][0]: '../x' must be"),
+         "'/usr/bin/make' is not a command on the bundle's PATH or a path inside the app"),
+        ('\n[build]\nsteps = [["../x"]]\n', "r.toml:18: build.steps[0][0]: '../x' is not "
+         "a command"),
         ('\n[build]\nsteps = [["x"]]\nshell = true\n', "r.toml:19: build.shell: unknown key"),
-        ('\n[checks]\ncommands = [[" "]]\n', "r.toml:18: checks.commands[0][0]: ' ' must be"),
+        ('\n[checks]\ncommands = [[" "]]\n', "r.toml:18: checks.commands[0][0]: ' ' is "
+         "not a command"),
         ('\n[checks]\nimports = "yes"\n', "r.toml:18: checks.imports: must be a boolean"),
         ('\n[checks]\nimport_skip = ["a-b"]\n', "r.toml:18: checks.import_skip[0]: 'a-b' is "
          "not a module name"),

