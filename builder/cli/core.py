@@ -133,7 +133,7 @@ def _inspect(args: argparse.Namespace) -> int:
 
 
 def _runtime_import(args: argparse.Namespace) -> int:
-    from builder.runtime import import_runtime
+    from builder.cpython import import_runtime
 
     imported = import_runtime(args.prefix, args.out, source_date_epoch=0, sysroot=args.sysroot,
                               cache_dir=env.cache_dir())

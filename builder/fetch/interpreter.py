@@ -20,20 +20,20 @@ from pathlib import Path
 from typing import Literal
 
 from builder import __version__
+from builder.cpython import import_runtime
+from builder.cpython.importer import IMPORT_FORMAT_VERSION, imported_filename, kept_files
+from builder.cpython.prefix import (
+    PrefixInfo,
+    probe_prefix,
+    triple_from_sysconfigdata,
+    version_from_patchlevel,
+)
 from builder.errors import BuilderError
 from builder.fetch.tarsafe import check_member_name, open_tar_stream, safe_extract
 from builder.fsutil import atomic_write_text, canonical_json, rmtree, sha256_file
 from builder.lock.model import InterpreterPin
 from builder.net import NetTransport, NetworkError, Transport
 from builder.pbs import MIRROR_ENV, mirror_location
-from builder.runtime import import_runtime
-from builder.runtime.importer import IMPORT_FORMAT_VERSION, imported_filename, kept_files
-from builder.runtime.prefix import (
-    PrefixInfo,
-    probe_prefix,
-    triple_from_sysconfigdata,
-    version_from_patchlevel,
-)
 
 Origin = Literal["pbs", "imported", "archive"]
 

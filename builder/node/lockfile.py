@@ -25,7 +25,7 @@ from typing import Any
 
 from builder.errors import BuilderError, Problem, ValidationError
 from builder.fsutil import atomic_write_bytes
-from builder.node.runtime import NodeRuntime
+from builder.node.nodejs_wheel import NodeRuntime
 from builder.recipe.node import NodeAppSpec
 from builder.tools.run import Runner, run_checked
 

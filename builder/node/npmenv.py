@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from builder.node.runtime import NodeRuntime
+from builder.node.nodejs_wheel import NodeRuntime
 
 DEFAULT_REGISTRY = "https://registry.npmjs.org/"
 # host variables that change what npm, node or node-gyp do

@@ -20,6 +20,8 @@ from factories import RELEASE, TRIPLE, fake_mirror, fake_pbs_archive, sha256_of
 from servers import Mirror, pyenv_prefix
 
 from builder import __version__
+from builder.cpython import import_runtime
+from builder.cpython.vendor import unresolved_needs
 from builder.elf import is_elf, read_elf
 from builder.errors import HashMismatchError
 from builder.fetch.interpreter import (
@@ -31,8 +33,6 @@ from builder.fetch.interpreter import (
 )
 from builder.locking.pbs import resolve_pin
 from builder.net import NetworkError
-from builder.runtime import import_runtime
-from builder.runtime.vendor import unresolved_needs
 
 pytestmark = pytest.mark.integration
 

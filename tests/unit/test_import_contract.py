@@ -30,7 +30,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("models", ("recipe", "lock")),
     # the stages, in import order: fetch, sdist and node come before locking because locking
     # downloads sdists (to read their build requirements) and locks a Node app with them
-    ("stages", ("install", "runtime", "fetch", "sdist", "node", "locking", "relocate", "steps",
+    ("stages", ("install", "cpython", "fetch", "sdist", "node", "locking", "relocate", "steps",
                 "check", "launch", "sbom", "bundle", "pipeline")),
     # what reads bundles after the build: the catalog index, OCI images, the release matrix,
     # the cluster agent (nothing but the CLI imports the agent)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from builder.node.build import build_env
 from builder.node.debheaders import Headers
-from builder.node.runtime import NodeRuntime
+from builder.node.nodejs_wheel import NodeRuntime
 from builder.node.toolchain import write_toolchain
 from builder.node.tools import installed_tool
 

@@ -13,7 +13,7 @@ from node_fakes import SPEC, write_lock_dir
 from builder.errors import BuilderError
 from builder.node.install import Phase, apply_install, matching, plan_install
 from builder.node.lockfile import read_node_lock
-from builder.node.runtime import NodeRuntime
+from builder.node.nodejs_wheel import NodeRuntime
 from builder.recipe import load_recipe
 from builder.recipe.node import Link, NodeAppSpec, ProjectScript
 

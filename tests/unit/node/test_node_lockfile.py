@@ -18,7 +18,7 @@ from builder.node.lockfile import (
     read_node_lock,
     root_package_json,
 )
-from builder.node.runtime import NodeRuntime
+from builder.node.nodejs_wheel import NodeRuntime
 
 
 @pytest.mark.parametrize(("data", "messages"), [

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from builder.node.nodejs_wheel import NodeRuntime
 from builder.node.npmenv import NpmSettings, isolated_npm_env, node_shim_dir
-from builder.node.runtime import NodeRuntime
 
 
 def test_npmrc_is_explicit_and_sorted(tmp_path: Path) -> None:

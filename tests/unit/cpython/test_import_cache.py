@@ -8,12 +8,12 @@ import os
 from pathlib import Path
 
 import pytest
-from test_runtime_prefix import fake_prefix, write
+from test_cpython_prefix import fake_prefix, write
 
 import builder.fetch.interpreter as interpreter
+from builder.cpython.importer import ImportedRuntime, imported_filename
+from builder.cpython.prefix import probe_prefix
 from builder.fetch.interpreter import IMPORT_RECORD, interpreter_from, prefix_fingerprint
-from builder.runtime.importer import ImportedRuntime, imported_filename
-from builder.runtime.prefix import probe_prefix
 
 
 class FakeImport:

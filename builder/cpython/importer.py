@@ -15,23 +15,20 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from builder import __version__
-from builder.elf import ElfInfo, Patchelf, is_elf, read_elf
-from builder.errors import BuilderError, InternalError, environment_error
-from builder.fsutil import canonical_json, rmtree, sha256_file
-from builder.runtime.distro import DistroFix, detect_distro, fix_distro
-from builder.runtime.hostlibs import HostLibraryFinder
-from builder.runtime.pip import PIP_VERSION, add_pip, fetch_pip_wheel
-from builder.runtime.prefix import PLACEHOLDER, PrefixInfo, keep, probe_prefix
-from builder.runtime.rewrite import (
+from builder.cpython.distro import DistroFix, detect_distro, fix_distro
+from builder.cpython.hostlibs import HostLibraryFinder
+from builder.cpython.pip import PIP_VERSION, add_pip, fetch_pip_wheel
+from builder.cpython.prefix import PLACEHOLDER, PrefixInfo, keep, probe_prefix
+from builder.cpython.rewrite import (
     is_text,
     prefix_pattern,
     python_shebang,
     relocatable_script,
     replace_prefix,
 )
-from builder.runtime.sysroot import SysrootLibraryFinder, inner_path, resolve_host_path
-from builder.runtime.tarball import write_tar_gz
-from builder.runtime.vendor import (
+from builder.cpython.sysroot import SysrootLibraryFinder, inner_path, resolve_host_path
+from builder.cpython.tarball import write_tar_gz
+from builder.cpython.vendor import (
     LIBDIR,
     LibraryFinder,
     VendorPlan,
@@ -39,6 +36,9 @@ from builder.runtime.vendor import (
     plan_vendoring,
     unresolved_needs,
 )
+from builder.elf import ElfInfo, Patchelf, is_elf, read_elf
+from builder.errors import BuilderError, InternalError, environment_error
+from builder.fsutil import canonical_json, rmtree, sha256_file
 
 TOP = "python"
 IMPORT_FORMAT_VERSION = 1
@@ -241,8 +241,8 @@ def import_runtime(
 
     Importing the same prefix twice (on an unchanged host) gives the same bytes. With
     ``sysroot``, the prefix lies in that root filesystem (``prefix`` below it, or a path inside
-    it) and everything it needs is taken from there (see builder.runtime.sysroot). A
-    distribution-patched CPython is fixed (builder.runtime.distro); when it has no pip, the
+    it) and everything it needs is taken from there (see builder.cpython.sysroot). A
+    distribution-patched CPython is fixed (builder.cpython.distro); when it has no pip, the
     pinned one is added from ``cache_dir`` (downloaded there once) if given.
     """
     root_finder = None if sysroot is None else SysrootLibraryFinder.for_root(sysroot)

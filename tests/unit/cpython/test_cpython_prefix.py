@@ -7,16 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from builder.errors import BuilderError
-from builder.runtime.importer import imported_filename, rewrite_texts, stage_prefix
-from builder.runtime.prefix import keep, probe_prefix, triple_from_multiarch
-from builder.runtime.rewrite import (
+from builder.cpython.importer import imported_filename, rewrite_texts, stage_prefix
+from builder.cpython.prefix import keep, probe_prefix, triple_from_multiarch
+from builder.cpython.rewrite import (
     TRAMPOLINE,
     prefix_pattern,
     python_shebang,
     relocatable_script,
     replace_prefix,
 )
+from builder.errors import BuilderError
 
 FAKE_ELF = b"\x7fELF not really\n"
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from builder.cpython.pip import PIP_FILENAME, SOURCE_ENV, add_pip, fetch_pip_wheel
 from builder.errors import BuilderError
-from builder.runtime.pip import PIP_FILENAME, SOURCE_ENV, add_pip, fetch_pip_wheel
 
 
 def test_only_the_pinned_bytes_are_accepted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch

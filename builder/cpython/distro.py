@@ -14,7 +14,7 @@ adds with ``addsitedir`` (so ``.pth`` files of the installed packages are proces
 upstream CPython). Builder installs into ``site-packages`` as for any interpreter; the bundle
 imports from it through the link. ``EXTERNALLY-MANAGED`` is dropped: the bundle's interpreter is
 the app's own, no distribution manages it. A missing pip is added by the importer (pinned, see
-builder.runtime.pip).
+builder.cpython.pip).
 """
 
 from __future__ import annotations

@@ -7,9 +7,7 @@ from pathlib import Path
 import pytest
 from factories import elf_info
 
-from builder.elf import ElfInfo
-from builder.errors import BuilderError
-from builder.runtime.vendor import (
+from builder.cpython.vendor import (
     RpathEdit,
     VendoredLib,
     is_glibc,
@@ -17,6 +15,8 @@ from builder.runtime.vendor import (
     plan_vendoring,
     unresolved_needs,
 )
+from builder.elf import ElfInfo
+from builder.errors import BuilderError
 
 HOST = Path("/usr/lib/x86_64-linux-gnu")
 

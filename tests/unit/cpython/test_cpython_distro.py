@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from builder.runtime.distro import detect_distro, fix_distro
+from builder.cpython.distro import detect_distro, fix_distro
 
 DEBIAN_SITE = '''
 def getsitepackages(prefixes=None):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from factories import elf_info
 
-from builder.runtime.hostlibs import (
+from builder.cpython.hostlibs import (
     HostLibraryFinder,
     default_dirs,
     expand_origin,

@@ -1,5 +1,0 @@
-"""builder.runtime: turn an installed CPython into a python-build-standalone style archive."""
-
-from builder.runtime.importer import ImportedRuntime, import_runtime
-
-__all__ = ["ImportedRuntime", "import_runtime"]
