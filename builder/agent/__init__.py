@@ -4,15 +4,15 @@ them against target images and plan the read-only mounts that inject them into c
 Library first; ``builder agent ...`` (``builder.cli.agent``) is a thin layer over these.
 """
 
-from builder.agent.compat import (
+from builder.agent.compat.model import (
     BundleNeeds,
     CheckResult,
     ImageFacts,
     Verdict,
-    check_compat,
     image_from_numbers,
-    probe_rootfs,
 )
+from builder.agent.compat.probe import probe_rootfs
+from builder.agent.compat.verdict import check_compat
 from builder.agent.errors import RefusedBundleError, StoreError
 from builder.agent.extract import Limits
 from builder.agent.gc import GcPlan, GcReport, collect_garbage, plan_gc

@@ -247,14 +247,11 @@ def _install(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from builder.agent.compat import (
-        check_compat,
-        image_from_numbers,
-        load_bundle_needs,
-        probe_rootfs,
-        render_result,
-        result_to_dict,
-    )
+    from builder.agent.compat.lookup import load_bundle_needs
+    from builder.agent.compat.model import image_from_numbers
+    from builder.agent.compat.probe import probe_rootfs
+    from builder.agent.compat.render import render_result, result_to_dict
+    from builder.agent.compat.verdict import check_compat
 
     numbers = args.glibc is not None or args.musl
     if args.rootfs is not None and (numbers or args.arch or args.libstdcxx is not None):

@@ -29,11 +29,11 @@ from builder.cpython.prefix import (
     version_from_patchlevel,
 )
 from builder.errors import BuilderError
-from builder.fetch.tarsafe import check_member_name, open_tar_stream, safe_extract
 from builder.fsutil import atomic_write_text, canonical_json, rmtree, sha256_file
 from builder.lock.model import InterpreterPin
 from builder.net import NetTransport, NetworkError, Transport
 from builder.pbs import MIRROR_ENV, mirror_location
+from builder.tarsafe import check_member_name, open_tar_stream, safe_extract
 
 Origin = Literal["pbs", "imported", "archive"]
 

@@ -19,8 +19,8 @@ from typing import IO, Protocol, cast
 import zstandard
 
 from builder.errors import BuilderError
-from builder.fetch.tarsafe import TAR_ERRORS, check_member_name
 from builder.oci.model import MEDIA_LAYER_GZIP, BundleInfo, Descriptor, bundle_info
+from builder.tarsafe import TAR_ERRORS, check_member_name
 
 APP = "app"
 GZIP_LEVEL = 6  # gzip's and docker's default: close to -9 in size, much faster

@@ -18,7 +18,6 @@ from pathlib import Path, PurePosixPath
 from typing import IO, Any, cast
 
 from builder.errors import BuilderError, HashMismatchError
-from builder.fetch.tarsafe import TAR_ERRORS, UnsafeMemberError, safe_filter
 from builder.fsutil import HashingReader, rmtree
 from builder.oci.http import Http, UrllibHttp
 from builder.oci.layer import APP, WHITEOUT
@@ -34,6 +33,7 @@ from builder.oci.model import (
 )
 from builder.oci.reference import ImageRef, parse_reference
 from builder.oci.registry import Credentials, Registry
+from builder.tarsafe import TAR_ERRORS, UnsafeMemberError, safe_filter
 
 LAYER_TMP = ".layer.tmp"
 # writes the members of the layer's uncompressed tar stream into app/ (which exists, empty)

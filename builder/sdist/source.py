@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from builder.errors import BuilderError
-from builder.fetch.tarsafe import TAR_ERRORS, check_member_name, open_tar_stream, safe_extract
+from builder.tarsafe import TAR_ERRORS, check_member_name, open_tar_stream, safe_extract
 
 # PEP 517's fallback when a project has no [build-system] (pip does the same)
 LEGACY_BACKEND = "setuptools.build_meta:__legacy__"

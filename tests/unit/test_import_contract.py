@@ -25,7 +25,8 @@ PACKAGE = ROOT / "builder"
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     # facts and tools every stage may use; no pipeline knowledge
     ("foundation", ("builder", "errors", "scratch", "fsutil", "host", "layout", "treewatch",
-                    "net", "pbs", "tarutil", "tools", "sandbox", "elf", "emulation", "schema")),
+                    "net", "pbs", "tarutil", "tarsafe", "tools", "sandbox", "elf", "emulation",
+                    "schema")),
     # the data the stages hand each other: a recipe, a lock (model, fields, codec)
     ("models", ("recipe", "lock")),
     # the stages, in import order: fetch, sdist and node come before locking because locking

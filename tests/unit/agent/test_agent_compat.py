@@ -8,14 +8,9 @@ from pathlib import Path
 import pytest
 from agent_factories import EM_AARCH64, debian, elf, make_bundle, put
 
-from builder.agent.compat import (
-    BundleNeeds,
-    Verdict,
-    check_compat,
-    image_from_numbers,
-    probe_rootfs,
-    resolve_in_root,
-)
+from builder.agent.compat.model import BundleNeeds, Verdict, image_from_numbers
+from builder.agent.compat.probe import probe_rootfs, resolve_in_root
+from builder.agent.compat.verdict import check_compat
 from builder.cli.main import main
 
 

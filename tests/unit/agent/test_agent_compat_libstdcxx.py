@@ -25,18 +25,16 @@ from agent_factories import (
     put,
 )
 
-from builder.agent.compat import (
-    LIBSTDCXX_HINT,
+from builder.agent.compat.model import (
     BundleNeeds,
     CheckResult,
     ImageFacts,
     Verdict,
-    check_compat,
     image_from_numbers,
-    probe_rootfs,
-    render_result,
-    result_to_dict,
 )
+from builder.agent.compat.probe import probe_rootfs
+from builder.agent.compat.render import render_result, result_to_dict
+from builder.agent.compat.verdict import LIBSTDCXX_HINT, check_compat
 from builder.agent.manifest_check import manifest_schema
 from builder.cli.main import main
 from builder.errors import BuilderError

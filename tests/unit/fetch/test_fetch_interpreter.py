@@ -27,10 +27,10 @@ from builder.fetch.interpreter import (
     inspect_archive,
     interpreter_from,
 )
-from builder.fetch.tarsafe import UnsafeMemberError
 from builder.lock.model import InterpreterPin
 from builder.locking.pbs import resolve_pin
 from builder.net import NetTransport, NetworkError
+from builder.tarsafe import UnsafeMemberError
 
 
 def _pin(archive: Path, *, sha256: str | None = None) -> InterpreterPin:

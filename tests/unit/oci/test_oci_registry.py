@@ -13,11 +13,11 @@ import zstandard
 from oci_fakes import FakeRegistry, make_bundle, response, tree_of
 
 from builder.errors import BuilderError, HashMismatchError
-from builder.fetch.tarsafe import UnsafeMemberError
 from builder.net import NetworkError
 from builder.oci import Credentials, pull_bundle, push_bundle, write_image
 from builder.oci.http import HttpRequest, HttpResponse
 from builder.oci.model import digest_of
+from builder.tarsafe import UnsafeMemberError
 
 REF = "reg.test/apps/tiny:1.0"
 
