@@ -43,8 +43,8 @@ from builder.agent.objects import ObjectStore
 from builder.agent.tarstream import ArchiveReader, Member, TarStream
 from builder.bundle.record import MAX_RECORD_BYTES, RECORD_FILE, Item, compare, parse
 from builder.errors import BuilderError
-from builder.fetch.tarsafe import TAR_ERRORS, UnsafeMemberError, check_member_name, member_path
 from builder.layout import APP, MANIFEST, SERVICE_DEF
+from builder.tarsafe import TAR_ERRORS, UnsafeMemberError, check_member_name, member_path
 
 _DIRS = ("dir", "implicit-dir")
 _LAYER_READ = 64 << 10
