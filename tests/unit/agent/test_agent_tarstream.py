@@ -149,3 +149,72 @@ def test_the_archive_reader_hashes_every_byte_and_decompresses_in_a_thread() -> 
         b"".join(bad.chunks())
     bad.close()
     assert bad.rest_digest() == hashlib.sha256(garbage).hexdigest()
+
+
+def record(key: bytes, value: bytes) -> bytes:
+    """One pax record, ``"<length> <key>=<value>\\n"`` (the length counts itself)."""
+    body = b" " + key + b"=" + value + b"\n"
+    length = len(body) + 1
+    while len(b"%d" % length) + len(body) != length:
+        length += 1
+    return b"%d" % length + body
+
+
+def with_pax(records: bytes, name: str = "app/a", data: bytes = b"x") -> bytes:
+    """A pax extended header holding exactly ``records``, then a ustar member."""
+    ext = tarfile.TarInfo("././@PaxHeader")
+    ext.type, ext.size = tarfile.XHDTYPE, len(records)
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+
+    def padded(raw: bytes) -> bytes:
+        return raw + b"\0" * (-len(raw) % 512)
+
+    return (ext.tobuf(tarfile.USTAR_FORMAT) + padded(records)
+            + info.tobuf(tarfile.USTAR_FORMAT) + padded(data) + b"\0" * 1024)
+
+
+def test_every_record_of_a_pax_header_applies() -> None:
+    """Several records in one header (of different lengths), names holding ``=``."""
+    members = [
+        M("app/l", type=tarfile.SYMTYPE, linkname="t",
+          pax={"comment": "a comment, longer than the others" * 3,
+               "path": "app/a=b/" + "n" * 150, "linkpath": "x=y/" * 40 + "t"}),
+        M("app/f", b"data", pax={"mtime": "1", "path": "app/k=v=w", "comment": "c"}),
+    ]
+    data = tar_bytes(members)
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
+        expected = [(m.name, m.linkname) for m in tar]
+    assert [(m.name, m.linkname) for m, _ in read_all(data)] == expected
+    assert expected == [("app/a=b/" + "n" * 150, "x=y/" * 40 + "t"), ("app/k=v=w", "")]
+
+
+def test_a_pax_header_padded_with_nul_bytes_is_read_as_tarfile_reads_it() -> None:
+    data = with_pax(record(b"path", b"app/b") + b"\0" * 40)
+    assert [m.name for m, _ in read_all(data)] == ["app/b"]
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
+        assert tar.getnames() == ["app/b"]
+
+
+@pytest.mark.parametrize("records", [
+    b"0 a=b\n",  # a zero length would never advance (read forever)
+    b"x a=b\n",  # the length is no number
+    b"9 a=b\n",  # the length runs past the data
+    record(b"path", b"app/b") + b"\n",  # a record without a length
+    record(b"path", b"app/b") + b"2\n",  # a length without its record
+    b"6 abc\n",  # no "="
+    record(b"path", b"app/b")[:-1] + b"X",  # not ended by a newline
+], ids=["zero", "nan", "short", "bare-newline", "bare-length", "no-equals", "no-newline"])
+def test_malformed_pax_records_are_refused(records: bytes) -> None:
+    with pytest.raises(tarfile.ReadError) as caught:
+        read_all(with_pax(records))
+    assert str(caught.value) == "invalid header: malformed pax record"
+
+
+def test_pax_bytes_that_are_not_utf8_are_kept_not_a_crash() -> None:
+    """A hostile pax header with invalid UTF-8 in a key or a value is read (the bytes kept as
+    surrogates, as tarfile keeps them), never an exception the extraction does not expect."""
+    data = with_pax(record(b"\xffkey", b"v") + record(b"path", b"app/caf\xe9")
+                    + record(b"linkpath", b"\xfe"))
+    [(member, body)] = read_all(data)
+    assert (member.name, member.linkname, body) == ("app/caf\udce9", "\udcfe", b"x")
