@@ -218,3 +218,36 @@ def test_pax_bytes_that_are_not_utf8_are_kept_not_a_crash() -> None:
                     + record(b"linkpath", b"\xfe"))
     [(member, body)] = read_all(data)
     assert (member.name, member.linkname, body) == ("app/caf\udce9", "\udcfe", b"x")
+
+
+def _big_archive() -> tuple[bytes, bytes]:
+    """A tar of 24 MiB (more decompressed chunks than the reader keeps in flight), compressed."""
+    tar = tar_bytes([M("app/zeros", bytes(24 << 20))])
+    return tar, zstandard.ZstdCompressor(level=1).compress(tar)
+
+
+def test_a_consumer_slower_than_the_reading_thread_gets_every_byte() -> None:
+    import hashlib
+    import time
+
+    tar, raw = _big_archive()
+    reader = ArchiveReader(io.BytesIO(raw))
+    chunks = reader.chunks()
+    first = next(chunks)
+    time.sleep(0.5)  # the thread fills the queue and waits for room meanwhile
+    assert first + b"".join(chunks) == tar
+    assert reader.finish() == (hashlib.sha256(raw).hexdigest(), len(raw))
+
+
+def test_stopping_early_stops_the_reading_thread_and_still_hashes_the_file() -> None:
+    """A member refused at the start of a large archive: close() returns (the thread waiting
+    for room in the queue sees the stop) and the whole file is still hashed."""
+    import hashlib
+    import time
+
+    _, raw = _big_archive()
+    reader = ArchiveReader(io.BytesIO(raw))
+    next(reader.chunks())
+    time.sleep(0.3)  # the queue is full: the thread waits to put more
+    reader.close()
+    assert reader.rest_digest() == hashlib.sha256(raw).hexdigest()
