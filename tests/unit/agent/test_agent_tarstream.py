@@ -245,9 +245,24 @@ def test_stopping_early_stops_the_reading_thread_and_still_hashes_the_file() -> 
     import hashlib
     import time
 
-    _, raw = _big_archive()
-    reader = ArchiveReader(io.BytesIO(raw))
+    import os
+
+    raw = zstandard.ZstdCompressor(level=1).compress(tar_bytes([M("app/noise",
+                                                                  os.urandom(24 << 20))]))
+    source = io.BytesIO(raw)
+    reader = ArchiveReader(source)
     next(reader.chunks())
     time.sleep(0.3)  # the queue is full: the thread waits to put more
     reader.close()
+    assert source.tell() < len(raw)  # the rest is not decompressed (a bomb stays unexploded)
     assert reader.rest_digest() == hashlib.sha256(raw).hexdigest()
+
+
+def test_a_tar_split_across_zstd_frames_is_read_whole() -> None:
+    """pzstd and concatenated .zst files hold several frames: the tar goes on in the next."""
+    tar = tar_bytes([*MEMBERS, M("app/big", bytes(3 << 20))])
+    half = 1 << 20  # a frame ending exactly where one read of the decompressed stream does
+    raw = (zstandard.ZstdCompressor().compress(tar[:half])
+           + zstandard.ZstdCompressor().compress(tar[half:]))
+    reader = ArchiveReader(io.BytesIO(raw))
+    assert b"".join(reader.chunks()) == tar
