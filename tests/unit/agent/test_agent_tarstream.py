@@ -266,3 +266,47 @@ def test_a_tar_split_across_zstd_frames_is_read_whole() -> None:
            + zstandard.ZstdCompressor().compress(tar[half:]))
     reader = ArchiveReader(io.BytesIO(raw))
     assert b"".join(reader.chunks()) == tar
+
+
+def _one_header(name: bytes = b"app/f") -> bytearray:
+    """A ustar member of 3 bytes ("abc") with ``name``, its checksum left to the caller."""
+    raw = bytearray(tar_bytes([M("app/f", b"abc")], fmt=tarfile.USTAR_FORMAT))
+    raw[0:100] = name.ljust(100, b"\0")
+    return raw
+
+
+@pytest.mark.parametrize("field", [
+    lambda unsigned, signed: b"%06o\0 " % signed,  # old tars summed signed bytes
+    lambda unsigned, signed: (b"%o\0" % unsigned).ljust(8, b" "),  # no leading zeros, left aligned
+    lambda unsigned, signed: b"%07o " % unsigned,  # seven digits ended by a space, no NUL
+], ids=["signed", "left-aligned", "no-nul"])
+def test_checksums_as_other_tars_write_them_are_accepted(field: object) -> None:
+    """Names with bytes above 127 (\\x7f \\x80 \\xe9) make the signed and unsigned sums
+    differ; tarfile accepts either, and every spelling of the octal field."""
+    raw = _one_header(b"app/\x7f\x80\xe9")
+    raw[148:156] = b" " * 8
+    unsigned = sum(raw[:512])
+    signed = sum(b - 256 if b > 127 else b for b in raw[:512])
+    assert unsigned != signed
+    raw[148:156] = field(unsigned, signed)  # type: ignore[operator]
+    [(member, body)] = read_all(bytes(raw))
+    assert (member.name, body) == ("app/\x7f\udc80\udce9", b"abc")
+    with tarfile.open(fileobj=io.BytesIO(bytes(raw)), mode="r:") as tar:
+        assert len(tar.getmembers()) == 1
+    raw[148:156] = b"%06o\0 " % (signed + 1)  # neither sum
+    with pytest.raises(tarfile.ReadError, match="bad checksum"):
+        read_all(bytes(raw))
+
+
+@pytest.mark.parametrize(("size", "message"), [
+    (b"\xff\x01" + bytes(9) + b"\x05", "invalid header: negative size"),  # -(2**88 - 2**80 - 5)
+    (b"\x80\x01" + bytes(9) + b"\x03", "unexpected end of data"),  # 2**80 + 3, not 3
+])
+def test_base_256_sizes_are_never_wrapped_to_small_ones(size: bytes, message: str) -> None:
+    """A hostile base-256 size is read whole: negative is refused, huge runs past the stream."""
+    raw = _one_header()
+    raw[124:136] = size
+    raw[148:156] = b"%06o\0 " % (sum(raw[:148]) + 256 + sum(raw[156:512]))
+    with pytest.raises(tarfile.ReadError) as caught:
+        read_all(bytes(raw))
+    assert str(caught.value) == message
