@@ -310,3 +310,26 @@ def test_base_256_sizes_are_never_wrapped_to_small_ones(size: bytes, message: st
     with pytest.raises(tarfile.ReadError) as caught:
         read_all(bytes(raw))
     assert str(caught.value) == message
+
+
+def test_numbers_padded_with_nul_bytes_or_empty_are_read_as_tarfile_reads_them() -> None:
+    """``755\\0\\0\\0\\0\\0`` is 0o755; an empty size field is 0 (the next member follows)."""
+    raw = _one_header()
+    raw[100:108] = b"755".ljust(8, b"\0")
+    raw[124:136] = b"3".ljust(12, b"\0")
+    raw[148:156] = b"%06o\0 " % (sum(raw[:148]) + 256 + sum(raw[156:512]))
+    empty = bytearray(tar_bytes([M("app/e", b"")], fmt=tarfile.USTAR_FORMAT)[:512])
+    empty[124:136] = bytes(12)
+    empty[148:156] = b"%06o\0 " % (sum(empty[:148]) + 256 + sum(empty[156:512]))
+    data = bytes(empty) + bytes(raw)
+    got = [(m.name, m.mode, m.size, body) for m, body in read_all(data)]
+    assert got == [("app/e", 0o644, 0, b""), ("app/f", 0o755, 3, b"abc")]
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
+        assert [(m.name, m.mode, m.size) for m in tar] == [(n, mo, s) for n, mo, s, _ in got]
+
+
+def test_block_devices_are_reported_as_such() -> None:
+    [(member, _)] = read_all(tar_bytes([M("app/sda", type=tarfile.BLKTYPE)]))
+    assert member.isblk() and not (member.isreg() or member.ischr() or member.isdir())
+    [(member, _)] = read_all(tar_bytes([M("app/f", b"x")]))
+    assert not member.isblk()
