@@ -333,3 +333,26 @@ def test_block_devices_are_reported_as_such() -> None:
     assert member.isblk() and not (member.isreg() or member.ischr() or member.isdir())
     [(member, _)] = read_all(tar_bytes([M("app/f", b"x")]))
     assert not member.isblk()
+
+
+def test_a_space_ended_mode_and_a_link_target_filling_its_field_are_read_exactly() -> None:
+    raw = _one_header()
+    raw[100:108] = b"0000700 "  # no NUL: ended by a space
+    raw[148:156] = b"%06o\0 " % (sum(raw[:148]) + 256 + sum(raw[156:512]))
+    [(member, _)] = read_all(bytes(raw))
+    assert member.mode == 0o700
+    data = tar_bytes([M("app/l", type=tarfile.SYMTYPE, linkname="a" * 100)],
+                     fmt=tarfile.USTAR_FORMAT)  # 100 bytes, no NUL, "ustar" right after
+    [(member, _)] = read_all(data)
+    assert member.linkname == "a" * 100
+
+
+def test_a_sparse_marker_in_a_global_pax_header_marks_every_member() -> None:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT,
+                      pax_headers={"GNU.sparse.major": "1"}) as tar:
+        for name in ("app/a", "app/b"):
+            info = tarfile.TarInfo(name)
+            info.size = 1
+            tar.addfile(info, io.BytesIO(b"x"))
+    assert [(m.issparse(), m.isreg()) for m, _ in read_all(buf.getvalue())] == [(True, False)] * 2
