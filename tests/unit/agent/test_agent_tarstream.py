@@ -356,3 +356,45 @@ def test_a_sparse_marker_in_a_global_pax_header_marks_every_member() -> None:
             info.size = 1
             tar.addfile(info, io.BytesIO(b"x"))
     assert [(m.issparse(), m.isreg()) for m, _ in read_all(buf.getvalue())] == [(True, False)] * 2
+
+
+def _pax_sized(size: bytes, data: bytes) -> bytes:
+    """A member whose pax ``size`` record says ``size``, its ustar size field 0 (as tarfile
+    writes members of 8 GiB and more), then a second member."""
+    records = record(b"size", size)
+    ext = tarfile.TarInfo("././@PaxHeader")
+    ext.type, ext.size = tarfile.XHDTYPE, len(records)
+    first, second = tarfile.TarInfo("app/a"), tarfile.TarInfo("app/next")
+    second.size = 1
+
+    def padded(raw: bytes) -> bytes:
+        return raw + b"\0" * (-len(raw) % 512)
+
+    return (ext.tobuf(tarfile.USTAR_FORMAT) + padded(records)
+            + first.tobuf(tarfile.USTAR_FORMAT) + padded(data)
+            + second.tobuf(tarfile.USTAR_FORMAT) + padded(b"n") + b"\0" * 1024)
+
+
+@pytest.mark.parametrize("data", [b"abc", b"", b"z" * 513])
+def test_the_pax_size_overrides_the_header_size(data: bytes) -> None:
+    raw = _pax_sized(b"%d" % len(data), data)
+    got = [(m.name, m.size, body) for m, body in read_all(raw, 100)]
+    assert got == [("app/a", len(data), data), ("app/next", 1, b"n")]
+    with tarfile.open(fileobj=io.BytesIO(raw), mode="r:") as tar:
+        assert [(m.name, m.size) for m in tar] == [(n, s) for n, s, _ in got]
+
+
+@pytest.mark.parametrize(("size", "message"), [
+    (b"abc", "invalid header: pax size"),
+    (b"-1", "invalid header: negative size"),
+])
+def test_a_bad_pax_size_is_refused(size: bytes, message: str) -> None:
+    with pytest.raises(tarfile.ReadError) as caught:
+        read_all(_pax_sized(size, b""))
+    assert str(caught.value) == message
+
+
+def test_a_name_filling_its_field_is_read_exactly() -> None:
+    name = "app/" + "n" * 96  # 100 bytes, no NUL, the mode field right after
+    [(member, _)] = read_all(tar_bytes([M(name, b"x")], fmt=tarfile.USTAR_FORMAT))
+    assert member.name == name
