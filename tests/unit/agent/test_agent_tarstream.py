@@ -398,3 +398,39 @@ def test_a_name_filling_its_field_is_read_exactly() -> None:
     name = "app/" + "n" * 96  # 100 bytes, no NUL, the mode field right after
     [(member, _)] = read_all(tar_bytes([M(name, b"x")], fmt=tarfile.USTAR_FORMAT))
     assert member.name == name
+
+
+@pytest.mark.parametrize("type_", [tarfile.LNKTYPE, tarfile.SYMTYPE, tarfile.CHRTYPE,
+                                   tarfile.BLKTYPE, tarfile.DIRTYPE, tarfile.FIFOTYPE])
+def test_a_member_without_data_whose_header_claims_a_size_hides_nothing(type_: bytes) -> None:
+    """Its "data" is not skipped: what follows is the next member, as tarfile reads it."""
+    info = tarfile.TarInfo("app/x")
+    info.type, info.linkname, info.size = type_, "t", 600
+    nxt = tarfile.TarInfo("app/next")
+    nxt.size = 1
+    data = (info.tobuf(tarfile.USTAR_FORMAT) + nxt.tobuf(tarfile.USTAR_FORMAT)
+            + b"n" + b"\0" * 511 + b"\0" * 1024)
+    got = [(m.name, body) for m, body in read_all(data)]
+    assert got == [("app/x", b""), ("app/next", b"n")]
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
+        assert tar.getnames() == ["app/x", "app/next"]
+
+
+@pytest.mark.parametrize("type_", [tarfile.AREGTYPE, tarfile.REGTYPE])
+def test_an_old_style_file_named_with_a_slash_is_a_directory(type_: bytes) -> None:
+    info = tarfile.TarInfo("app/dX/")  # (a name ending in X: only "/" is stripped)
+    info.type = type_
+    data = info.tobuf(tarfile.USTAR_FORMAT) + b"\0" * 1024
+    [(member, _)] = read_all(data)
+    assert (member.name, member.isdir(), member.isreg()) == ("app/dX", True, False)
+    [(member, _)] = read_all(tar_bytes([M("app/l/", type=tarfile.SYMTYPE, linkname="t")],
+                                       fmt=tarfile.USTAR_FORMAT))
+    assert member.issym() and not member.isdir()
+
+
+@pytest.mark.parametrize("cut", [512 + 600, 512 + 1010])  # inside the data, inside the padding
+def test_a_stream_ending_inside_a_member_says_so(cut: int) -> None:
+    data = tar_bytes([M("app/a", b"x" * 1000)], fmt=tarfile.USTAR_FORMAT)
+    with pytest.raises(tarfile.ReadError) as caught:
+        read_all(data[:cut], 64)
+    assert str(caught.value) == "unexpected end of data"
