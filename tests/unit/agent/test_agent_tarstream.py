@@ -3,8 +3,11 @@ same, in every format and whatever the chunk sizes; corrupt or truncated streams
 
 from __future__ import annotations
 
+import hashlib
 import io
+import os
 import tarfile
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -135,8 +138,6 @@ def test_a_malformed_pax_record_is_refused() -> None:
 
 
 def test_the_archive_reader_hashes_every_byte_and_decompresses_in_a_thread() -> None:
-    import hashlib
-
     tar = tar_bytes(MEMBERS)
     frame = zstandard.ZstdCompressor(write_checksum=True).compress(tar)
     raw = frame + zstandard.ZstdCompressor().compress(b"")  # a second (empty) frame
@@ -227,9 +228,6 @@ def _big_archive() -> tuple[bytes, bytes]:
 
 
 def test_a_consumer_slower_than_the_reading_thread_gets_every_byte() -> None:
-    import hashlib
-    import time
-
     tar, raw = _big_archive()
     reader = ArchiveReader(io.BytesIO(raw))
     chunks = reader.chunks()
@@ -242,11 +240,6 @@ def test_a_consumer_slower_than_the_reading_thread_gets_every_byte() -> None:
 def test_stopping_early_stops_the_reading_thread_and_still_hashes_the_file() -> None:
     """A member refused at the start of a large archive: close() returns (the thread waiting
     for room in the queue sees the stop) and the whole file is still hashed."""
-    import hashlib
-    import time
-
-    import os
-
     raw = zstandard.ZstdCompressor(level=1).compress(tar_bytes([M("app/noise",
                                                                   os.urandom(24 << 20))]))
     source = io.BytesIO(raw)
