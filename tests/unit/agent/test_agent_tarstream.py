@@ -427,3 +427,21 @@ def test_a_stream_ending_inside_a_member_says_so(cut: int) -> None:
     with pytest.raises(tarfile.ReadError) as caught:
         read_all(data[:cut], 64)
     assert str(caught.value) == "unexpected end of data"
+
+
+def test_after_the_end_nothing_more_is_read() -> None:
+    data = tar_bytes([M("app/a", b"1")]) + tar_bytes([M("app/hidden", b"2")])
+    stream = TarStream(chunked(data, 512))
+    assert stream.next() is not None and stream.next() is None
+    assert stream.next() is None and stream.ended  # the member after the end stays unread
+
+
+def test_an_extended_header_above_the_limit_is_refused() -> None:
+    ext = tarfile.TarInfo("././@PaxHeader")
+    ext.type, ext.size = tarfile.XHDTYPE, (1 << 20) + 1
+    with pytest.raises(tarfile.ReadError) as caught:
+        read_all(ext.tobuf(tarfile.USTAR_FORMAT) + bytes(1 << 21))
+    assert str(caught.value) == f"invalid header: {(1 << 20) + 1} bytes of extended header"
+    padding = b"\0" * ((1 << 20) - len(record(b"path", b"app/b")))
+    assert [m.name for m, _ in read_all(with_pax(record(b"path", b"app/b") + padding))] == [
+        "app/b"]  # exactly the limit: read
