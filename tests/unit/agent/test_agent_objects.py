@@ -215,3 +215,158 @@ def test_an_archive_that_is_not_the_one_vouched_for_is_reported_as_that_first(
                        check_manifest(b, Expectation(sha256="0" * 64, vouched_by="t"), where="t"),
                        limits=Limits(), where="W")
     assert info.value.what.startswith("the archive changed while it was read")
+
+
+def _adopt(objects: ObjectStore, path: Path, data: bytes, mode: int) -> None:
+    path.write_bytes(data)
+    path.chmod(mode)
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        objects.adopt(fd, str(path), sha(data), mode)
+    finally:
+        os.close(fd)
+
+
+def test_objects_live_where_every_agent_version_finds_them(store: Store, tmp_path: Path) -> None:
+    """The store's layout (``objects/<sha256[:2]>/<sha256>.<mode>``) is what gc, repairs and
+    the next agent version read: each object's name is the sha256 of its bytes."""
+    record = put(store, make_bundle(tmp_path / "dist", extra_files=5).archive)
+    objects = [p for p in store.objects_dir.rglob("*") if p.is_file()]
+    assert objects
+    for path in objects:
+        digest, mode = path.name.split(".")
+        assert path.parent.name == digest[:2] and path.parent.parent == store.objects_dir
+        assert sha(path.read_bytes()) == digest and int(mode, 8) == path.stat().st_mode & 0o777
+    assert entry_differences(record, store.entry_path(record.sha256)) == []
+
+
+def test_shards_are_not_writable_by_others_whatever_the_umask(tmp_path: Path) -> None:
+    objects = ObjectStore(tmp_path / "objects")
+    objects.root.mkdir(mode=0o755)
+    old = os.umask(0)
+    try:
+        _adopt(objects, tmp_path / "f", b"bytes", 0o644)
+    finally:
+        os.umask(old)
+    shard = Path(objects.path(sha(b"bytes"), 0o644)).parent
+    assert shard.stat().st_mode & 0o022 == 0  # nobody else can plant an object there
+
+
+def test_two_installs_adopting_the_same_content_at_once_both_succeed(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The other install makes the shard and links the object between our first link and our
+    mkdir: neither is an error, and the object is the other's."""
+    objects = ObjectStore(tmp_path / "objects")
+    objects.root.mkdir()
+    theirs = tmp_path / "theirs"
+    theirs.write_bytes(b"shared")
+    real_link = os.link
+
+    def racing_link(src: str, dst: str) -> None:
+        if dst == objects.path(sha(b"shared"), 0o644) and not Path(dst).parent.exists():
+            Path(dst).parent.mkdir()
+            real_link(theirs, dst)
+            raise FileNotFoundError(dst)
+        real_link(src, dst)
+
+    monkeypatch.setattr(os, "link", racing_link)
+    _adopt(objects, tmp_path / "ours", b"shared", 0o644)
+    assert Path(objects.path(sha(b"shared"), 0o644)).stat().st_ino == theirs.stat().st_ino
+
+
+def test_a_file_system_that_refuses_more_links_gets_copies(
+        store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """EMLINK (an inode's link limit): the entry keeps its own copy, the install succeeds; any
+    other error of a link is not hidden."""
+    import errno
+
+    archive = make_bundle(tmp_path / "dist", name="one").archive
+    put(store, archive)
+
+    def full(src: str, dst: str) -> None:
+        raise OSError(errno.EMLINK, "Too many links", dst)
+
+    monkeypatch.setattr(os, "link", full)
+    two = put(store, make_bundle(tmp_path / "dist", name="two").archive)
+    b = store.entry_path(two.sha256)
+    assert entry_differences(two, b) == []
+    assert all(st.st_nlink == 1 for st in files_of(b).values())
+
+    objects = ObjectStore(store.objects_dir)
+    digest = sha(RUN_SCRIPT)
+
+    def broken(src: str, dst: str) -> None:
+        raise OSError(errno.EIO, "Input/output error", dst)
+
+    monkeypatch.setattr(os, "link", broken)
+    with pytest.raises(OSError, match="Input/output error"):
+        objects.link_into(digest, 0o755, len(RUN_SCRIPT), str(tmp_path / "x"))
+    with pytest.raises(OSError, match="Input/output error"):
+        _adopt(objects, tmp_path / "new", b"new bytes", 0o644)
+
+
+def test_gc_never_follows_symlinks_planted_among_the_objects(store: Store,
+                                                             tmp_path: Path) -> None:
+    """A symlink in objects/ (to a directory elsewhere) or in a shard (dangling, or to a file
+    with other links) is removed itself; what it points to is never touched."""
+    put(store, make_bundle(tmp_path / "dist").archive)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "victim").write_bytes(b"precious")
+    (store.objects_dir / "zz").symlink_to(outside)
+    shard = next(p for p in store.objects_dir.iterdir() if p.is_dir() and not p.is_symlink())
+    held = tmp_path / "held"
+    held.write_bytes(b"two links")
+    os.link(held, tmp_path / "held2")
+    (shard / ("0" * 64 + ".644")).symlink_to(held)
+    (shard / ("1" * 64 + ".644")).symlink_to(tmp_path / "gone")
+    found = orphans(store.objects_dir)
+    assert sorted(found) == sorted([shard / ("0" * 64 + ".644"), shard / ("1" * 64 + ".644")])
+    collect_garbage(store, 10**12)  # nothing evicted: only the orphans go
+    assert (outside / "victim").read_bytes() == b"precious" and held.read_bytes() == b"two links"
+
+
+def test_gc_finds_orphans_in_every_shard_past_stray_files(tmp_path: Path) -> None:
+    objects = ObjectStore(tmp_path / "objects")
+    objects.root.mkdir()
+    for i in range(40):
+        (objects.root / f"stray{i}").write_bytes(b"not a shard")
+        _adopt(objects, tmp_path / f"f{i}", b"content %d" % i, 0o644)
+        (tmp_path / f"f{i}").unlink()  # the entry went: the object is an orphan
+    assert len(orphans(objects.root)) == 40
+
+
+def test_an_interrupted_replacement_leaves_a_spare_gc_removes(store: Store,
+                                                              tmp_path: Path) -> None:
+    """``<object>.<random>.new`` is a spare hard link of an entry's file (the install stopped
+    before renaming it): gc removes it although it has two links, and keeps the entry's file."""
+    record = put(store, make_bundle(tmp_path / "dist").archive)
+    run = store.entry_path(record.sha256) / "app/bin/run"
+    spare = Path(ObjectStore(store.objects_dir).path(sha(RUN_SCRIPT), 0o755) + ".0a1b2c3d.new")
+    os.link(run, spare)
+    assert orphans(store.objects_dir) == [spare]
+    collect_garbage(store, 10**12)
+    assert not spare.exists() and run.read_bytes() == RUN_SCRIPT
+    assert entry_differences(record, store.entry_path(record.sha256)) == []
+
+
+def test_gc_taking_the_spare_of_a_replacement_does_not_fail_the_install(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A damaged object is replaced through a ``.new`` spare; gc may remove that spare before
+    the rename (it is a leftover to gc): the install goes on, the entry keeps its own copy."""
+    objects = ObjectStore(tmp_path / "objects")
+    objects.root.mkdir()
+    _adopt(objects, tmp_path / "first", b"content", 0o644)
+    os.utime(objects.path(sha(b"content"), 0o644))  # damaged: written since
+    real_link = os.link
+
+    def link_then_gc(src: str, dst: str) -> None:
+        real_link(src, dst)
+        if dst.endswith(".new"):
+            for path in orphans(objects.root):
+                path.unlink()
+
+    monkeypatch.setattr(os, "link", link_then_gc)
+    _adopt(objects, tmp_path / "second", b"content", 0o644)
+    assert (tmp_path / "second").read_bytes() == b"content"
+    assert not list(objects.root.rglob("*.new"))
