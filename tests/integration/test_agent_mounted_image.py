@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from agent_factories import Fabricated, make_bundle
+from conftest import run_builder
 from image_factories import add_image, list_image
 
 from builder.agent.mount import MountMethod, mount_source, this_node, unmount
@@ -230,8 +231,6 @@ def test_build_writes_the_same_image_twice_and_the_agent_mounts_it(
     """recipes/tiny.toml built twice with --image into two directories (the second first
     without, then --image on the up-to-date bundle): the same image bytes, listed in the
     sidecar with the tool's version; its entry verifies and its app runs from the mount."""
-    from conftest import run_builder
-
     if shutil.which("mksquashfs") is None:
         pytest.skip("mksquashfs not installed (apt-get install squashfs-tools)")
     images = []
@@ -270,8 +269,6 @@ def test_build_writes_the_same_image_twice_and_the_agent_mounts_it(
 
 def test_build_without_the_tool_is_a_clear_error(tmp_path: Path, runtime_archive: Path,
                                                  builder_cache: Path) -> None:
-    from conftest import run_builder
-
     built = run_builder("build", "recipes/tiny.toml", "--python-from", str(runtime_archive),
                         "--out", str(tmp_path / "out"), "--image", "squashfs",
                         cache=builder_cache, env={"PATH": "/nonexistent"})
@@ -328,8 +325,6 @@ def test_jupyter_from_a_mounted_image_answers_200(jupyter_bundle: Path, runtime_
     """The real jupyter-6 bundle: `build --image` on the up-to-date bundle adds its image; a
     kernel loop mount and a squashfuse mount each serve the launcher's first 200; verify reads
     the mount; gc unmounts both."""
-    from conftest import run_builder
-
     if shutil.which("mksquashfs") is None:
         pytest.skip("mksquashfs not installed (apt-get install squashfs-tools)")
     built = run_builder("build", "recipes/jupyter-6.toml", "--python-from",
