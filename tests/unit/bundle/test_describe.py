@@ -12,6 +12,7 @@ from agent_factories import manifest_dict
 from elf_bytes import write_elf
 
 from builder.bundle.describe import describe_tree, drop_foreign
+from builder.bundle.image import ImageInfo, ImageKind
 from builder.errors import BuilderError
 
 SITE = "python/lib/python3.11/site-packages"
@@ -58,3 +59,20 @@ def test_the_manifest_lists_dropped_files_only_when_there_are_some() -> None:
     jsonschema.validate(dropped, schema)
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(manifest_dict(dropped=[{"file": "app/x.so"}]), schema)
+
+
+def test_the_sidecar_of_an_imaged_bundle_agrees_with_the_schema() -> None:
+    """`build --image` adds ``image`` (ImageInfo.to_dict) to the sidecar; the published schema
+    must accept what builder writes, and still refuse a malformed entry."""
+    schema = json.loads(files("builder.bundle").joinpath("manifest.schema.json").read_text())
+    info = ImageInfo(kind=ImageKind.SQUASHFS, filename="demo-1.0-x.squashfs", sha256="a" * 64,
+                     size=4096, tool="mksquashfs 4.5.1")
+    sidecar = {**manifest_dict(), "archive": {"filename": "demo-1.0-x.tar.zst",
+                                              "sha256": "b" * 64, "size": 10},
+               "image": info.to_dict()}
+    jsonschema.validate(sidecar, schema)
+    for broken in ({**info.to_dict(), "kind": "erofs"}, {**info.to_dict(), "size": 0},
+                   {k: v for k, v in info.to_dict().items() if k != "tool"},
+                   {**info.to_dict(), "filename": "../x.squashfs"}):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate({**sidecar, "image": broken}, schema)
