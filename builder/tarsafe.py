@@ -53,7 +53,7 @@ def open_tar_stream(archive: Path) -> Iterator[tarfile.TarFile]:
             raw.seek(0)
             stream: BinaryIO
             if kind == "zst":
-                stream = zstandard.ZstdDecompressor().stream_reader(raw)
+                stream = zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)
             elif kind == "gz":
                 stream = cast(BinaryIO, gzip.GzipFile(fileobj=raw, mode="rb"))
             else:

@@ -19,16 +19,14 @@ import enum
 import os
 import shutil
 import subprocess
-import tarfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import zstandard
-
 from builder.errors import BuilderError
 from builder.fsutil import sha256_file
+from builder.tarsafe import open_tar_stream
 
 
 class ImageKind(enum.StrEnum):
@@ -106,13 +104,12 @@ def unpack_archive(archive: Path, dest: Path) -> None:
     """The archive's tree at ``dest`` (our own archive, just written or vouched for by its
     sidecar; the ``tar`` filter still drops set-id bits and refuses absolute names)."""
     try:
-        with archive.open("rb") as raw:
-            reader = zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)
-            with tarfile.open(fileobj=reader, mode="r|") as tar:
-                tar.extractall(dest, filter="tar")
-    except (tarfile.TarError, zstandard.ZstdError, OSError) as exc:
-        raise BuilderError(f"cannot unpack the archive for its image: {exc}",
-                           where=str(archive)) from exc
+        # read to its end (open_tar_stream): zstd's frame checksum is checked too
+        with open_tar_stream(archive) as tar:
+            tar.extractall(dest, filter="tar")
+    except BuilderError as exc:
+        raise BuilderError(f"cannot unpack the archive for its image: {exc.what}",
+                           where=str(archive), hint=exc.hint) from exc
 
 
 def write_image(archive: Path, dest: Path, *, kind: ImageKind, mtime: int, work: Path,

@@ -16,11 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO, Protocol, cast
 
-import zstandard
-
 from builder.errors import BuilderError
 from builder.oci.model import MEDIA_LAYER_GZIP, BundleInfo, Descriptor, bundle_info
-from builder.tarsafe import TAR_ERRORS, check_member_name
+from builder.tarsafe import check_member_name, open_tar_stream
 
 APP = "app"
 GZIP_LEVEL = 6  # gzip's and docker's default: close to -9 in size, much faster
@@ -99,15 +97,16 @@ def write_layer(bundle: Path, out: IO[bytes]) -> Layer:
     """Write the layer of ``bundle`` (a ``.tar.zst``) to ``out``."""
     where = str(bundle)
     try:
-        with bundle.open("rb") as raw:
-            reader = zstandard.ZstdDecompressor().stream_reader(raw)
-            with reader, tarfile.open(fileobj=reader, mode="r|") as src:
-                return _convert(src, out, where=where)
-    except BuilderError:
-        raise
-    except TAR_ERRORS as exc:
-        raise BuilderError(f"cannot read bundle: {exc}", where=where,
-                           hint="is this a builder bundle (.tar.zst)?") from exc
+        # read to its end: zstd's frame checksum is checked, not only the tar members
+        with open_tar_stream(bundle) as src:
+            return _convert(src, out, where=where)
+    except BuilderError as exc:
+        unreadable = exc.what.removeprefix("cannot read archive: ")
+        if unreadable == exc.what:
+            raise
+        raise BuilderError(f"cannot read bundle: {unreadable}", where=where,
+                           hint="is this a builder bundle (.tar.zst)? If so, it is damaged: "
+                           "build or fetch it again") from exc
 
 
 def _convert(src: tarfile.TarFile, out: IO[bytes], *, where: str) -> Layer:

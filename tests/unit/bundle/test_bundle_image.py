@@ -19,6 +19,7 @@ from builder.bundle.image import (
     mkfs_command,
     mkfs_environment,
     parse_tool_version,
+    unpack_archive,
     write_image,
 )
 from builder.errors import BuilderError
@@ -107,3 +108,16 @@ def test_another_mtime_gives_another_image(tmp_path: Path) -> None:
                                 kind=ImageKind.SQUASHFS, mtime=mtime,
                                 work=tmp_path / f"w{i}").sha256)
     assert shas[0] != shas[1]
+
+
+def test_an_archive_with_a_wrong_frame_checksum_is_not_unpacked_for_an_image(
+        tmp_path: Path) -> None:
+    """The tar members all read; zstd's frame checksum (the last 4 bytes) is wrong."""
+    bundle = make_bundle(tmp_path / "dist", extra_files=3)
+    data = bytearray(bundle.archive.read_bytes())
+    data[-1] ^= 0xFF
+    bundle.archive.write_bytes(bytes(data))
+    with pytest.raises(BuilderError) as info:
+        unpack_archive(bundle.archive, tmp_path / "tree")
+    assert info.value.what.startswith("cannot unpack the archive for its image: ")
+    assert "checksum" in info.value.what

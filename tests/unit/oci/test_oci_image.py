@@ -157,6 +157,21 @@ def test_refusals(tmp_path: Path, files: dict[str, bytes], manifest: dict[str, o
     assert list((tmp_path / "blobs" / "sha256").iterdir()) == []  # nothing half-written kept
 
 
+def test_a_bundle_with_a_wrong_frame_checksum_is_refused(tmp_path: Path) -> None:
+    """Every tar member reads fine; only zstd's frame checksum (its last 4 bytes) is wrong:
+    the bundle is read to its end, so the damage is noticed and nothing is kept."""
+    bundle = make_bundle(tmp_path / "b.tar.zst")
+    data = bytearray(bundle.read_bytes())
+    data[-1] ^= 0xFF
+    bundle.write_bytes(bytes(data))
+    with pytest.raises(BuilderError) as info:
+        write_image(bundle, tmp_path / "blobs")
+    assert info.value.what.startswith("cannot read bundle: ")
+    assert "checksum" in info.value.what
+    assert "damaged" in str(info.value.hint)
+    assert list((tmp_path / "blobs" / "sha256").iterdir()) == []
+
+
 def test_not_a_bundle(tmp_path: Path) -> None:
     fake = tmp_path / "x.tar.zst"
     fake.write_bytes(b"not zstd at all")
