@@ -112,10 +112,14 @@ def mount_method(source: ResolvedSource, options: InstallOptions,
                              hint="build it with `builder build --image squashfs`, or leave "
                              "--mount out to extract the archive")
         return None
-    method = choose_method(options.node or this_node(), options.mount)
+    node = options.node or this_node()
+    method = choose_method(node, options.mount)
     if method is None:
         log("this node can mount no squashfs image (no root for a loop mount, no squashfuse):"
             " extracting the archive")
+    elif method is MountMethod.FUSE and not node.allow_other:
+        log("the squashfuse mount is readable by this user only (no allow_other): add "
+            "user_allow_other to /etc/fuse.conf for containers that run as other users")
     return method
 
 

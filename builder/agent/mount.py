@@ -4,8 +4,10 @@
 Both mounts are ``ro,nosuid,nodev``: a set-id bit or a device node in an image does nothing.
 A kernel mount needs root (``CAP_SYS_ADMIN``), the file system in the kernel and a loop device;
 the loop device is released by itself once the last mount of it goes (``autoclear``).
-``squashfuse`` needs ``/dev/fuse``; as root it mounts with ``allow_other`` so containers' users
-read it. Mounts outlive the agent (the kernel's, and the squashfuse daemon); unmounting is lazy
+``squashfuse`` needs ``/dev/fuse``; it mounts with ``allow_other`` so containers' users read
+it, which FUSE grants to root, and to other users only with ``user_allow_other`` in
+``/etc/fuse.conf`` (without it the mount is the agent user's alone, and the install says so).
+Mounts outlive the agent (the kernel's, and the squashfuse daemon); unmounting is lazy
 (``MNT_DETACH``): the path goes at once, a process still reading keeps its view until it ends.
 No imports from the store: it calls these.
 """
@@ -42,6 +44,7 @@ class Node:
     loop_device: bool  # /dev/loop-control
     fuse_device: bool  # /dev/fuse
     squashfuse: str | None  # its path
+    allow_other: bool = False  # FUSE mounts other users can read (root, or user_allow_other)
 
     def methods(self) -> tuple[MountMethod, ...]:
         """The ways this node can mount a squashfs image, the preferred first."""
@@ -53,12 +56,23 @@ class Node:
         return tuple(out)
 
 
+def fuse_allows_other(fuse_conf: Path = Path("/etc/fuse.conf")) -> bool:
+    """Whether ``/etc/fuse.conf`` lets users other than root mount with ``allow_other``."""
+    try:
+        text = fuse_conf.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+    return any(line.split("#", 1)[0].strip() == "user_allow_other"
+               for line in text.splitlines())
+
+
 def this_node(*, which: Callable[[str], str | None] = shutil.which) -> Node:
     try:
         text = Path("/proc/filesystems").read_text(encoding="ascii", errors="replace")
     except OSError:
         text = ""
-    return Node(root=os.geteuid() == 0,
+    root = os.geteuid() == 0
+    return Node(root=root, allow_other=root or fuse_allows_other(),
                 filesystems=frozenset(line.split()[-1] for line in text.splitlines()
                                       if line.split()),
                 loop_device=Path("/dev/loop-control").exists(),
@@ -97,7 +111,7 @@ def mount_image(image: Path, at: Path, *, method: MountMethod, node: Node) -> No
         command = ["mount", "-t", "squashfs", "-o", f"{MOUNT_OPTIONS},loop", str(image),
                    str(at)]
     else:
-        options = MOUNT_OPTIONS + (",allow_other" if node.root else "")
+        options = MOUNT_OPTIONS + (",allow_other" if node.allow_other else "")
         command = [node.squashfuse or "squashfuse", "-o", options, str(image), str(at)]
     _run(command, what=f"mount the image ({method})", where=image)
 

@@ -11,18 +11,26 @@ import pytest
 from agent_factories import X86, make_bundle
 from image_factories import add_image, list_image
 
-from builder.agent import InstallOptions, NetAgentTransport, Store
+from builder.agent import InstallOptions, NetAgentTransport, Store, mount
 from builder.agent.errors import RefusedBundleError
 from builder.agent.image import SQUASHFS_MAGIC, check_superblock
 from builder.agent.install import mount_method
-from builder.agent.mount import MountMethod, Node, choose_method, mount_source
+from builder.agent.mount import (
+    MountMethod,
+    Node,
+    choose_method,
+    fuse_allows_other,
+    mount_image,
+    mount_source,
+)
 from builder.agent.source import resolve_source
 from builder.agent.store import EntryRecord
 from builder.errors import BuilderError, UsageError
 
 T = NetAgentTransport()
 KERNEL_AND_FUSE = Node(root=True, filesystems=frozenset({"squashfs", "fuse"}),
-                       loop_device=True, fuse_device=True, squashfuse="/usr/bin/squashfuse")
+                       loop_device=True, fuse_device=True, squashfuse="/usr/bin/squashfuse",
+                       allow_other=True)
 
 
 def superblock(**fields: int) -> bytes:
@@ -278,3 +286,55 @@ def test_mounts_of_an_image_entry_whose_mount_went_away_is_an_error(tmp_path: Pa
         mounts_for(store, "demo")
     assert caught.value.what == "the image of demo 1.0 is not mounted"
     assert "builder agent install" in str(caught.value.hint)
+
+
+@pytest.mark.parametrize(("text", "allowed"), [
+    ("# mount_max = 1000\nuser_allow_other\n", True),
+    ("  user_allow_other   # for the agent\n", True),
+    ("#user_allow_other\n", False),
+    ("mount_max = 1000\n", False),
+    ("user_allow_others\n", False),
+    (None, False),
+])
+def test_fuse_conf_decides_whether_users_may_allow_other(tmp_path: Path, text: str | None,
+                                                         allowed: bool) -> None:
+    conf = tmp_path / "fuse.conf"
+    if text is not None:
+        conf.write_text(text)
+    assert fuse_allows_other(conf) is allowed
+
+
+@pytest.mark.parametrize(("allow_other", "options"), [
+    (True, "ro,nosuid,nodev,allow_other"), (False, "ro,nosuid,nodev")])
+def test_squashfuse_asks_for_allow_other_only_where_fuse_grants_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, allow_other: bool,
+        options: str) -> None:
+    ran: list[list[str]] = []
+    monkeypatch.setattr(mount, "_run", lambda command, **_: ran.append(command))
+    node = Node(root=False, filesystems=frozenset(), loop_device=False, fuse_device=True,
+                squashfuse="/usr/bin/squashfuse", allow_other=allow_other)
+    mount_image(tmp_path / "i.squashfs", tmp_path / "at", method=MountMethod.FUSE, node=node)
+    mount_image(tmp_path / "i.squashfs", tmp_path / "at", method=MountMethod.KERNEL,
+                node=KERNEL_AND_FUSE)
+    assert ran == [["/usr/bin/squashfuse", "-o", options, str(tmp_path / "i.squashfs"),
+                    str(tmp_path / "at")],
+                   ["mount", "-t", "squashfs", "-o", "ro,nosuid,nodev,loop",
+                    str(tmp_path / "i.squashfs"), str(tmp_path / "at")]]
+
+
+def test_a_mount_only_its_user_can_read_is_said(tmp_path: Path) -> None:
+    bundle = make_bundle(tmp_path / "dist")
+    add_image(bundle, tmp_path / "work")
+    imaged = resolve_source(str(bundle.archive), index=None, sha256=None, target=X86,
+                            transport=T)
+    said: list[str] = []
+    private = Node(root=False, filesystems=frozenset(), loop_device=False, fuse_device=True,
+                   squashfuse="/usr/bin/squashfuse")
+    assert mount_method(imaged, InstallOptions(node=private), said.append) is MountMethod.FUSE
+    assert said == ["the squashfuse mount is readable by this user only (no allow_other): add "
+                    "user_allow_other to /etc/fuse.conf for containers that run as other users"]
+    shared = Node(root=False, filesystems=frozenset(), loop_device=False, fuse_device=True,
+                  squashfuse="/usr/bin/squashfuse", allow_other=True)
+    said.clear()
+    assert mount_method(imaged, InstallOptions(node=shared), said.append) is MountMethod.FUSE
+    assert said == []
