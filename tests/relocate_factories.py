@@ -7,7 +7,7 @@ import hashlib
 import os
 import shlex
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from builder.elf import ElfInfo
 from builder.relocate import PycResult
@@ -148,12 +148,10 @@ class FakeCompiler:
     """Writes a marker .pyc next to every source, reports ``failing`` ones as failures."""
 
     failing: tuple[str, ...] = ()
-    calls: list[tuple[Path, PurePosixPath, tuple[Path, ...]]] = field(default_factory=list)
+    calls: list[tuple[Path, tuple[Path, ...]]] = field(default_factory=list)
 
-    def compile(
-        self, *, app_root: Path, final_root: PurePosixPath, dirs: tuple[Path, ...]
-    ) -> PycResult:
-        self.calls.append((app_root, final_root, dirs))
+    def compile(self, *, app_root: Path, dirs: tuple[Path, ...]) -> PycResult:
+        self.calls.append((app_root, dirs))
         count = 0
         for top in dirs:
             for source in sorted(top.rglob("*.py")):
@@ -161,7 +159,7 @@ class FakeCompiler:
                 if rel in self.failing:
                     continue
                 pyc = source.parent / "__pycache__" / f"{source.stem}.cpython-311.pyc"
-                write(pyc, f"compiled {final_root}/{rel}".encode())
+                write(pyc, f"compiled {rel}".encode())
                 count += 1
         return PycResult(compiled=count, failed=tuple(sorted(self.failing)))
 

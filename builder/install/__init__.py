@@ -19,7 +19,7 @@ Differences from ``pip install --prefix`` that remain, on purpose:
 - Two distributions writing different bytes to one path are refused (pip keeps the last one it
   installs, so the result would hang on install order); identical bytes are fine.
 - A member whose bytes contradict its RECORD hash is refused (pip does not look).
-- No ``.pyc`` here: relocate compiles them (unchecked-hash, final path as ``ddir``). Members under
+- No ``.pyc`` here: relocate compiles them (unchecked-hash, ``ddir`` /opt/apps/_). Members under
   a wheel's own ``__pycache__`` are skipped with a warning (pypa/installer; pip copies them).
 - ``ENSUREPIP_OPTIONS`` is not read: pip and setuptools get pip's default launcher names.
 """

@@ -84,7 +84,7 @@ def _compile(plan: RelocationPlan, compiler: PycCompiler | None) -> PycResult:
     dirs = tuple(plan.app_root / d for d in plan.pyc.dirs if (plan.app_root / d).is_dir())
     if not dirs:
         return PycResult(compiled=0, failed=())
-    return chosen.compile(app_root=plan.app_root, final_root=plan.final_root, dirs=dirs)
+    return chosen.compile(app_root=plan.app_root, dirs=dirs)
 
 
 def apply_relocation(

@@ -70,7 +70,7 @@ class RecordEdit:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PycStep:
-    """Compile every ``.py`` under ``dirs`` (unchecked-hash, ``final_root`` as the embedded dir)."""
+    """Compile every ``.py`` under ``dirs`` (unchecked-hash, one embedded root for all apps)."""
 
     python_minor: str  # "3.11"
     dirs: tuple[PurePosixPath, ...]  # e.g. (python/lib/python3.11,)

@@ -2,8 +2,21 @@
 
 The tarball normalises every mtime, so timestamp-based ``.pyc`` files would be stale, and a
 read-only mount would recompile them at every start. Unchecked-hash ``.pyc`` files are used as
-they are. The embedded source path is the final location (compileall ``-s <staged app root>
--p <final root>``), so the bytes do not depend on the staging directory.
+they are.
+
+The source path a ``.pyc`` embeds (``co_filename``) is the same for every app:
+``/opt/apps/_/<path in app>`` (compileall ``-s <staged app root> -p /opt/apps/_``), so the bytes
+depend neither on the staging directory nor on the app's name, and the agent's store keeps one
+copy of the standard library's and of shared packages' ``.pyc`` files for all apps. What a user
+sees is the real path all the same: CPython's source loader, which loads every one of these files
+(they sit in ``__pycache__`` beside their source), replaces the embedded path with the source's
+real path, in nested code objects too (``_imp._fix_co_filename`` in
+``importlib._bootstrap_external._compile_bytecode``, hash-based ``.pyc`` included), before the
+module runs: tracebacks, ``inspect``, ``linecache``, ``warnings``, ``python -m``, debuggers and
+coverage read the fixed code objects. Only code read from a ``.pyc`` without the import system
+(``marshal`` on the file, ``pkgutil.read_code``, ``python path/to/x.cpython-311.pyc``) shows the
+placeholder; no app can be called ``_`` (names start with ``[a-z0-9]``), so it never names a real
+app's file, and being absolute, ``linecache`` does not go looking for it on ``sys.path``.
 """
 
 from __future__ import annotations
@@ -27,6 +40,8 @@ from builder.sandbox import die_with_parent
 
 _FAILED = re.compile(r"^\*\*\* Error compiling (.+)\.\.\.$")
 CHILD_PATH = "/usr/bin:/bin"
+# The app root every .pyc names, whatever the app (see the module docstring).
+PYC_ROOT = PurePosixPath("/opt/apps/_")
 
 # ``python -c`` runs compileall so that each of its ``-j`` workers is SIGKILLed by Linux when
 # compileall dies (PR_SET_PDEATHSIG, set in every forked child; a child whose parent died
@@ -54,9 +69,7 @@ runpy.run_module("compileall", run_name="__main__", alter_sys=True)
 class PycCompiler(Protocol):
     """Port: compile every ``.py`` below ``dirs`` (absolute paths inside ``app_root``)."""
 
-    def compile(
-        self, *, app_root: Path, final_root: PurePosixPath, dirs: tuple[Path, ...]
-    ) -> PycResult: ...
+    def compile(self, *, app_root: Path, dirs: tuple[Path, ...]) -> PycResult: ...
 
 
 def child_env() -> dict[str, str]:
@@ -64,11 +77,9 @@ def child_env() -> dict[str, str]:
     return {"PATH": CHILD_PATH, "PYTHONHASHSEED": "0", "PYTHONUTF8": "1", "PYTHONNOUSERSITE": "1"}
 
 
-def compileall_argv(
-    python: Path, *, app_root: Path, final_root: PurePosixPath, dirs: tuple[Path, ...]
-) -> tuple[str, ...]:
-    # -s/-p: compileall strips the staged app root from each source path and prepends the final
-    # root, e.g. <staged app>/python/lib/x.py -> /opt/apps/<name>/python/lib/x.py.
+def compileall_argv(python: Path, *, app_root: Path, dirs: tuple[Path, ...]) -> tuple[str, ...]:
+    # -s/-p: compileall strips the staged app root from each source path and prepends PYC_ROOT,
+    # e.g. <staged app>/python/lib/x.py -> /opt/apps/_/python/lib/x.py.
     return (
         str(python),
         "-c",
@@ -82,7 +93,7 @@ def compileall_argv(
         "-s",
         str(app_root),
         "-p",
-        str(final_root),
+        str(PYC_ROOT),
         *(str(d) for d in dirs),
     )
 
@@ -121,10 +132,8 @@ class CompileallCompiler:
     python: Path
     env: Mapping[str, str] | None = None  # None: ``child_env()``
 
-    def compile(
-        self, *, app_root: Path, final_root: PurePosixPath, dirs: tuple[Path, ...]
-    ) -> PycResult:
-        argv = compileall_argv(self.python, app_root=app_root, final_root=final_root, dirs=dirs)
+    def compile(self, *, app_root: Path, dirs: tuple[Path, ...]) -> PycResult:
+        argv = compileall_argv(self.python, app_root=app_root, dirs=dirs)
         env = dict(self.env) if self.env is not None else child_env()
         returncode, stdout, stderr = _run_group(argv, env, where=app_root)
         failed = parse_failures(stdout, app_root)

@@ -16,6 +16,7 @@ from servers import pyenv_prefix
 from builder.elf import Patchelf, read_elf
 from builder.errors import BuilderError
 from builder.relocate import RelocationReport, relocate
+from builder.relocate.pyc import PYC_ROOT
 
 pytestmark = pytest.mark.integration
 
@@ -33,6 +34,11 @@ def main():
     site = pathlib.Path(__file__).resolve().parent
     ext = ctypes.CDLL(str(site / "pkg" / "_ext.so"))
     print(f"hello from {__name__} {ext.answer()} argv0={pathlib.Path(sys.argv[0]).name}")
+
+def fail():
+    def inner():
+        raise LookupError("raised inside hello_mod")
+    return inner()
 """
 
 # Self-contained: with a symlinked interpreter, the staged site-packages is not on sys.path.
@@ -87,10 +93,10 @@ def build_staged_app(staging: Path, sources: Path, *, dtags: str = "--enable-new
     return app
 
 
-def run_relocate(app: Path, staging: Path) -> RelocationReport:
+def run_relocate(app: Path, staging: Path, final: PurePosixPath = FINAL) -> RelocationReport:
     return relocate(
         app,
-        final_root=FINAL,
+        final_root=final,
         staging_root=staging,
         expose=None,
         patchelf=Patchelf.default(),
@@ -146,7 +152,7 @@ def test_dt_rpath_stays_rpath(tools: None, tmp_path: Path) -> None:
     assert (info.rpath, info.runpath) == (("$ORIGIN/../../..",), ())
 
 
-def test_pyc_is_unchecked_hash_with_the_final_path(
+def test_pyc_is_unchecked_hash_with_the_shared_root(
     relocated: tuple[Path, RelocationReport],
 ) -> None:
     app, _report = relocated
@@ -154,7 +160,58 @@ def test_pyc_is_unchecked_hash_with_the_final_path(
     flags = int.from_bytes(data[4:8], "little")
     assert flags == 0b01  # hash-based, check_source off: the stale timestamp pyc was replaced
     code = marshal.loads(data[16:])
-    assert code.co_filename == f"{FINAL}/{SITE}/hello_mod.py"
+    # not FINAL: the same root for every app (the loader puts the real path in, see below)
+    assert code.co_filename == f"/opt/apps/_/{SITE}/hello_mod.py"
+    assert str(PYC_ROOT) == "/opt/apps/_"
+
+
+def test_traceback_names_where_the_source_is(
+    relocated: tuple[Path, RelocationReport], tmp_path: Path
+) -> None:
+    """A real interpreter imports the module from its .pyc in a moved copy of the relocated
+    tree and raises: the traceback, inspect and the code objects (nested ones too) name the
+    copy's source file, with its lines, never the root compiled into the .pyc."""
+    app, _report = relocated
+    copy = _moved_copies(app, tmp_path)[0]
+    site = copy / SITE
+    pyc = site / "__pycache__" / "hello_mod.cpython-311.pyc"
+    assert marshal.loads(pyc.read_bytes()[16:]).co_filename.startswith("/opt/apps/_/")
+    code = (
+        "import inspect, sys\n"
+        f"sys.path.insert(0, {str(site)!r})\n"
+        "import hello_mod\n"
+        "print(hello_mod.__cached__)\n"
+        "print(inspect.getsourcefile(hello_mod.fail))\n"
+        "print(hello_mod.fail.__code__.co_filename)\n"
+        "hello_mod.fail()\n"
+    )
+    proc = subprocess.run([str(PYTHON), "-I", "-v", "-c", code], cwd=tmp_path, env=ENV,
+                          capture_output=True, text=True, check=False)
+    source = site / "hello_mod.py"
+    assert proc.returncode == 1
+    assert proc.stdout.splitlines() == [str(pyc), str(source), str(source)]
+    # the code came from the .pyc (-v: "code object from"), not from compiling the source
+    assert f"code object from {str(pyc)!r}" in proc.stderr
+    traceback = proc.stderr[proc.stderr.index("Traceback (most recent call last):"):]
+    assert f'File "{source}", line 13, in fail\n    return inner()' in traceback
+    assert (f'File "{source}", line 12, in inner\n'
+            '    raise LookupError("raised inside hello_mod")') in traceback
+    assert "LookupError: raised inside hello_mod" in traceback
+    assert "/opt/apps/" not in proc.stderr
+
+
+def test_pyc_bytes_do_not_depend_on_the_app_name(tools: None, tmp_path: Path) -> None:
+    """Two apps (two final roots) compile the same source to the same .pyc bytes."""
+    trees = []
+    for name in ("one", "another-app"):
+        staging = tmp_path / name
+        app = build_staged_app(staging, tmp_path / f"src-{name}")
+        run_relocate(app, staging, PurePosixPath(f"/opt/apps/{name}"))
+        trees.append(app)
+    pycs = [sorted(p.relative_to(tree) for p in tree.rglob("*.pyc")) for tree in trees]
+    assert pycs[0] == pycs[1] == [Path(SITE, "__pycache__", "hello_mod.cpython-311.pyc")]
+    for rel in pycs[0]:
+        assert (trees[0] / rel).read_bytes() == (trees[1] / rel).read_bytes(), rel
 
 
 def _moved_copies(app: Path, base: Path) -> list[Path]:

@@ -70,7 +70,7 @@ def test_apply_edits_everything(planned: tuple[Path, RelocationPlan]) -> None:
     for removed in plan.removals:
         assert not (app / removed).exists()
     assert patchelf.calls == [("set", EXT, "$ORIGIN/../../..")]
-    assert compiler.calls == [(app, FINAL, (app / "python/lib/python3.11",))]
+    assert compiler.calls == [(app, (app / "python/lib/python3.11",))]
     # the tree as the fakes leave it holds no staging path except in the fake-patched binary's
     # RUNPATH, which is only in the plan, and direct_url.json, which is gone
     assert scan_for_paths(app, plan.needles) == ()

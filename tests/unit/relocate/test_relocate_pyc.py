@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path, PurePosixPath
 
 import pytest
@@ -7,6 +9,7 @@ from relocate_factories import make_app
 
 from builder.errors import BuilderError
 from builder.relocate.pyc import (
+    PYC_ROOT,
     RUN_COMPILEALL,
     child_env,
     compileall_argv,
@@ -16,13 +19,16 @@ from builder.relocate.pyc import (
 )
 
 APP = Path("/tmp/stage 1/app")
+_SCHEMA = Path(__file__).parents[3] / "builder" / "recipe" / "recipe.schema.json"
+RECIPE_NAME = json.loads(_SCHEMA.read_text())["properties"]["app"]["properties"]["name"][
+    "pattern"
+]
 
 
 def test_compileall_argv() -> None:
     argv = compileall_argv(
         APP / "python/bin/python3.11",
         app_root=APP,
-        final_root=PurePosixPath("/opt/apps/demo"),
         dirs=(APP / "python/lib/python3.11",),
     )
     assert argv == (
@@ -38,9 +44,16 @@ def test_compileall_argv() -> None:
         "-s",
         "/tmp/stage 1/app",
         "-p",
-        "/opt/apps/demo",
+        "/opt/apps/_",  # the same for every app: the stdlib's .pyc are shared across apps
         "/tmp/stage 1/app/python/lib/python3.11",
     )
+
+
+def test_the_embedded_root_cannot_be_an_app() -> None:
+    # a recipe's name starts with [a-z0-9] (recipe.schema.json), so no app is mounted there
+    name = PYC_ROOT.name
+    assert PYC_ROOT.parent == PurePosixPath("/opt/apps")
+    assert not re.match(RECIPE_NAME, name)
 
 
 def test_child_env_is_minimal_and_explicit() -> None:
