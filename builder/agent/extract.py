@@ -319,8 +319,10 @@ def _check_parents(rel: str, state: _State) -> None:
 def _mkdir(state: _State, rel: str) -> None:
     path = f"{state.dest_str}/{rel}"
     os.mkdir(path, 0o755)  # noqa: PTH102 (str paths: fast)
-    os.chmod(path, 0o755)  # noqa: PTH101, S103 (whatever the umask; str paths: fast)
-    blocks = _blocks(path)
+    st = os.lstat(path)
+    if stat.S_IMODE(st.st_mode) != 0o755:  # a umask took bits away
+        os.chmod(path, 0o755)  # noqa: PTH101, S103 (str paths: fast)
+    blocks = st.st_blocks * 512
     state.disk_bytes += blocks
     state.new_bytes += blocks
 
@@ -424,7 +426,9 @@ def _write_file(state: _State, rel: str, data: bytes | Iterable[bytes], *, mode:
     """Write one file; returns its size and sha256 (hashed on the way: no second read).
     ``adopt``: make it the store's object for its content (when the store has objects)."""
     path = f"{state.dest_str}/{rel}"  # rel is normalised and checked: no "..", not absolute
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    # created with its final mode (a umask that took bits away is undone below, from the
+    # fstat the sizes need anyway: no chmod per file)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
     written = 0
     digest = hashlib.sha256()
     try:
@@ -436,11 +440,12 @@ def _write_file(state: _State, rel: str, data: bytes | Iterable[bytes], *, mode:
             view = memoryview(chunk)
             while view:
                 view = view[os.write(fd, view):]
-        os.fchmod(fd, mode)
+        st = os.fstat(fd)
+        if stat.S_IMODE(st.st_mode) != mode:
+            os.fchmod(fd, mode)
         hexdigest = digest.hexdigest()
         if adopt and state.objects is not None:
             state.objects.adopt(fd, path, hexdigest, mode)
-        st = os.fstat(fd)
     finally:
         os.close(fd)
     blocks = st.st_blocks * 512

@@ -92,21 +92,18 @@ def install_mounted(source: ResolvedSource, image: FsImage, store: Store, *,
                     transport: Transport, method: MountMethod, node: Node, progress: bool,
                     log: Callable[[str], None]) -> MountedInstall:
     """The bundle's image, checked and mounted as the entry ``image.sha256`` (see above)."""
-    store.ensure()
     sha = image.sha256
-    with store.lock(sha):
-        if store.discard_leftovers(sha):
-            log(f"removed leftovers of an interrupted install of {sha[:16]}")
-        record = store.record(sha)
-        fresh, remounted = record is None, False
-        if record is None:
+    with store.open_entry(sha, log=log) as found:
+        fresh, remounted = found is None, False
+        if found is None:
             record = _install_locked(source, image, store, transport=transport, method=method,
                                      node=node, progress=progress, log=log)
         elif not is_mounted(store.entry_path(sha)):
-            record = _remount(record, store, method=method, node=node, log=log)
+            record = _remount(found, store, method=method, node=node, log=log)
             remounted = True
-        store.touch(sha)
-        store.set_name(record)
+        else:
+            record = found
+        store.installed(record)
     return MountedInstall(record=record, fresh=fresh, remounted=remounted)
 
 

@@ -76,24 +76,20 @@ def install(source: ResolvedSource, store: Store, *, transport: Transport,
                                progress=options.progress, log=log)
         return InstallResult(record=done.record, path=store.entry_path(done.record.sha256),
                              fresh=done.fresh)
-    store.ensure()
     sha = source.sha256
-    with store.lock(sha):
-        if store.discard_leftovers(sha):
-            log(f"removed leftovers of an interrupted install of {sha[:16]}")
-        record = store.record(sha)
-        fresh = record is None
+    with store.open_entry(sha, log=log) as found:
+        fresh = found is None
         damage: list[Difference] = []
-        if record is None:
+        if found is None:
             record = _install_locked(source, store, transport, options, log)
         else:
+            record = found
             damage = entry_differences(record, store.entry_path(sha), quick=options.quick_check)
             if damage:
                 log(f"the installed entry {sha[:16]} differs from its bundle in "
                     f"{len(damage)} way(s) (first: {damage[0]}); repairing it")
                 record = _install_locked(source, store, transport, options, log, replace=True)
-        store.touch(sha)
-        store.set_name(record)
+        store.installed(record)
     with contextlib.suppress(BuilderError, OSError):  # best effort: other entries' leftovers
         store.discard_all_leftovers()
     return InstallResult(record=record, path=store.entry_path(sha), fresh=fresh,

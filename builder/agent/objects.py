@@ -12,6 +12,11 @@ modification time every object gets when written (:data:`STAMP`, the archives' o
 any write sets the modification time, so a damaged object is not linked again: a fresh copy is
 written and replaces it under its name (entries holding the damaged inode keep it until they are
 repaired). Objects nobody links any more (link count 1) are removed by ``agent gc``.
+
+An install asks for ~20 k objects, most of them absent from a young store: each shard's names are
+listed once (one ``listdir`` instead of one ``lstat`` per file) and kept, with the objects this
+store object adds. A name in that list is still checked (``lstat``) before it is linked; a name
+missing from it (an object another agent added since) only costs this install a copy of its own.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import errno
 import os
 import secrets
 import stat
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 STAMP = 315532800  # 1980-01-01T00:00:00Z, the mtime builder writes in archives
@@ -30,12 +35,26 @@ STAMP = 315532800  # 1980-01-01T00:00:00Z, the mtime builder writes in archives
 @dataclass(frozen=True, slots=True)
 class ObjectStore:
     root: Path  # <store>/objects
+    # shard name -> the object names listed there (once) and added since by this object
+    _listed: dict[str, set[str]] = field(default_factory=dict, compare=False, repr=False)
 
     def path(self, digest: str, mode: int) -> str:
         return f"{self.root}/{digest[:2]}/{digest}.{mode:o}"
 
+    def _names(self, shard: str) -> set[str]:
+        names = self._listed.get(shard)
+        if names is None:
+            try:
+                names = set(os.listdir(f"{self.root}/{shard}"))  # noqa: PTH208 (names: fast)
+            except OSError:  # no shard yet (or unreadable: every object then looks absent)
+                names = set()
+            self._listed[shard] = names
+        return names
+
     def usable(self, digest: str, mode: int, size: int) -> os.stat_result | None:
         """The object's status if it exists and looks untouched (see the module's docstring)."""
+        if f"{digest}.{mode:o}" not in self._names(digest[:2]):
+            return None
         try:
             st = os.lstat(self.path(digest, mode))
         except OSError:
@@ -64,6 +83,7 @@ class ObjectStore:
         mtime set to :data:`STAMP`, linked under the object's name, replacing an unusable one."""
         os.utime(fd, ns=(STAMP * 10**9, STAMP * 10**9))
         path = self.path(digest, mode)
+        self._names(digest[:2]).add(f"{digest}.{mode:o}")
         try:
             os.link(written, path)
             return

@@ -233,6 +233,24 @@ class Store:
         finally:
             lock.release()
 
+    @contextlib.contextmanager
+    def open_entry(self, sha256: str, *, log: Callable[[str], None] = lambda _m: None
+                   ) -> Iterator[EntryRecord | None]:
+        """What every install of an entry starts with: the store made, the entry's lock held
+        for the block, the leftovers of an interrupted install removed (said in ``log``); yields
+        the entry's record, None when it is not installed. The block ends with
+        :meth:`installed` of the record it found, made or repaired."""
+        self.ensure()
+        with self.lock(sha256):
+            if self.discard_leftovers(sha256):
+                log(f"removed leftovers of an interrupted install of {sha256[:16]}")
+            yield self.record(sha256)
+
+    def installed(self, record: EntryRecord) -> None:
+        """An install's end (the entry's lock held): its last use now, its name pointing at it."""
+        self.touch(record.sha256)
+        self.set_name(record)
+
     def try_lock(self, key: str) -> contextlib.AbstractContextManager[None] | None:
         """The lock if it is free right now, else None."""
         lock = FileLock(str(self.root / "locks" / f"{key}.lock"), timeout=0)

@@ -34,6 +34,7 @@ _QUEUE = 16  # chunks of _READ decompressed bytes in flight at most
 _TYPE_REG = (b"0", b"\0", b"7")  # regular, old regular, contiguous (tarfile: regular too)
 _META_TYPES = (b"x", b"g", b"X", b"L", b"K")
 _MAX_META = 1 << 20  # a pax or GNU name header larger than this is refused
+_ZERO_BLOCK = bytes(BLOCK)
 
 
 @dataclass(slots=True, kw_only=True)
@@ -95,8 +96,9 @@ def _text(field: bytes) -> str:
 
 
 def _checksum_ok(block: bytes) -> bool:
-    stored = _number(block[148:156])
-    unsigned = sum(block[:148]) + 256 + sum(block[156:])  # the field itself counts as spaces
+    field = block[148:156]
+    stored = _number(field)
+    unsigned = sum(block) - sum(field) + 256  # the field itself counts as 8 spaces
     if stored == unsigned:
         return True
     signed = sum(b - 256 if b > 127 else b for b in block[:148] + block[156:]) + 256
@@ -192,8 +194,10 @@ class TarStream:
                 self.ended = True
                 return None
             self._started = True
-            block = self._take(BLOCK)
-            if block.count(0) == BLOCK:
+            pos = self._pos  # _fill made BLOCK bytes available
+            block = self._buf[pos:pos + BLOCK]
+            self._pos = pos + BLOCK
+            if block == _ZERO_BLOCK:
                 self.ended = True
                 return None
             if not _checksum_ok(block):

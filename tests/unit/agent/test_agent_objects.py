@@ -370,3 +370,55 @@ def test_gc_taking_the_spare_of_a_replacement_does_not_fail_the_install(
     _adopt(objects, tmp_path / "second", b"content", 0o644)
     assert (tmp_path / "second").read_bytes() == b"content"
     assert not list(objects.root.rglob("*.new"))
+
+
+def test_each_shard_is_listed_once_and_a_listed_name_is_still_checked(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An install asks for ~20 k objects: one listdir per shard, no lstat for a name the shard
+    does not hold; a name it holds is lstat'ed (and refused when it is gone or touched)."""
+    objects = ObjectStore(tmp_path / "objects")
+    objects.root.mkdir()
+    _adopt(ObjectStore(objects.root), tmp_path / "a", b"held", 0o644)
+    listed: list[str] = []
+    statted: list[str] = []
+    real_listdir, real_lstat = os.listdir, os.lstat
+
+    def listdir(path: str) -> list[str]:
+        listed.append(path)
+        return real_listdir(path)
+
+    def lstat(path: str) -> os.stat_result:
+        statted.append(path)
+        return real_lstat(path)
+
+    monkeypatch.setattr(os, "listdir", listdir)
+    monkeypatch.setattr(os, "lstat", lstat)
+    held = sha(b"held")
+    absent = held[:2] + "0" * 62  # same shard, not held
+    assert objects.usable(absent, 0o644, 4) is None
+    assert objects.usable(held, 0o755, 4) is None  # the mode is part of the name
+    assert statted == []
+    assert objects.usable(held, 0o644, 4) is not None
+    assert statted == [objects.path(held, 0o644)]
+    assert objects.usable("ff" + "0" * 62, 0o644, 4) is None  # a shard that does not exist
+    assert objects.usable("ff" + "1" * 62, 0o644, 4) is None
+    assert listed == [f"{objects.root}/{held[:2]}", f"{objects.root}/ff"]
+    Path(objects.path(held, 0o644)).unlink()  # listed, then removed (by gc): not linked
+    assert objects.usable(held, 0o644, 4) is None
+    assert objects.link_into(held, 0o644, 4, str(tmp_path / "x")) is None
+
+
+def test_objects_adopted_are_known_without_listing_again_and_others_only_cost_a_copy(
+        tmp_path: Path) -> None:
+    objects = ObjectStore(tmp_path / "objects")
+    objects.root.mkdir()
+    assert objects.usable(sha(b"mine"), 0o644, 4) is None  # shard listed (absent)
+    _adopt(objects, tmp_path / "a", b"mine", 0o644)
+    st = objects.link_into(sha(b"mine"), 0o644, 4, str(tmp_path / "b"))
+    assert st is not None and (tmp_path / "b").stat().st_ino == (tmp_path / "a").stat().st_ino
+    # another agent's object, added after this store object listed the shard: not seen here
+    # (this install writes its own copy), seen by the next install
+    assert objects.usable(sha(b"theirs"), 0o644, 6) is None
+    _adopt(ObjectStore(objects.root), tmp_path / "c", b"theirs", 0o644)
+    assert objects.usable(sha(b"theirs"), 0o644, 6) is None
+    assert ObjectStore(objects.root).usable(sha(b"theirs"), 0o644, 6) is not None
