@@ -29,6 +29,22 @@ def docker_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield address
 
 
+@pytest.fixture(scope="session", autouse=True)
+def no_mount_left(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """At the end of the run, whatever a failed test left mounted below pytest's temporary
+    directory (an image mounted by `agent install`, a bind mount) is unmounted (lazily), so the
+    directory can be removed and no loop device or squashfuse daemon outlives the run."""
+    yield
+    base = os.path.realpath(tmp_path_factory.getbasetemp())
+    try:
+        lines = Path("/proc/self/mountinfo").read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return
+    points = [line.split()[4].replace("\\040", " ") for line in lines if len(line.split()) > 4]
+    for point in sorted((p for p in points if p.startswith(base + "/")), reverse=True):
+        subprocess.run(["umount", "-l", point], capture_output=True, check=False, timeout=60)
+
+
 ROOT = Path(__file__).resolve().parents[2]
 PBS_RELEASE = "20240107"
 
