@@ -4,8 +4,10 @@ metadata sizes, the unpacked-bytes cap, free disk space), with the whole refusal
 
 from __future__ import annotations
 
+import io
 import os
 import tarfile
+import threading
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -218,8 +220,6 @@ def test_a_layer_counts_what_it_wrote(tmp_path: Path) -> None:
     assert (info.value.what, info.value.where) == ("the layer was not extracted", "layer")
     members = [M(".", type=tarfile.DIRTYPE), M("./bin/run", RUN_SCRIPT, mode=0o755),
                M("lib/data.txt", DATA)]
-    import io
-
     app = tmp_path / "entry" / "app"
     app.mkdir(parents=True)
     extraction(io.BytesIO(tar_bytes(members)), app)
@@ -234,3 +234,70 @@ def test_a_member_above_the_byte_budget_is_named(tmp_path: Path) -> None:
                                *base_members()])
     assert error.what == ("member 'app/lib/data.txt' claims 10 bytes, more than the 5 left of "
                           "the 25 bytes manifest.json declares")
+
+
+def test_a_refused_archive_that_is_not_the_one_vouched_for_names_both_digests(
+        tmp_path: Path) -> None:
+    archive, actual = raw_bundle(tmp_path / "b.tar.zst",
+                                 [manifest_member(manifest_dict()), M("/etc/evil", b"x")])
+    with archive.open("rb") as raw, pytest.raises(RefusedBundleError) as info:
+        extract_bundle(raw, tmp_path / "work", sha256="0" * 64, size=None, on_manifest=_checked,
+                       limits=Limits(), where="W")
+    assert info.value.what == (f"the archive changed while it was read (sha256 {actual}, "
+                               f"expected {'0' * 64})")
+    assert isinstance(info.value.__cause__, RefusedBundleError)  # what was refused first
+    assert info.value.__cause__.what == "member with an absolute path: '/etc/evil'"
+
+
+def extract_layer(tmp_path: Path, data: bytes) -> LayerExtraction:
+    """``data`` extracted as a layer, in a thread: a reader that waits for more than the
+    stream holds fails the test instead of hanging it."""
+    extraction = LayerExtraction(manifest=_checked(canonical(manifest_dict())), limits=Limits(),
+                                 where="layer")
+    app = tmp_path / "entry" / "app"
+    app.mkdir(parents=True)
+    failed: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            extraction(io.BytesIO(data), app)
+        except BaseException as exc:  # handed to the test
+            failed.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(10)
+    assert not thread.is_alive(), "the layer extraction waits past the end of its stream"
+    if failed:
+        raise failed[0]
+    return extraction
+
+
+LAYER = [M(".", type=tarfile.DIRTYPE), M("bin/run", RUN_SCRIPT, mode=0o755),
+         M("lib/data.txt", DATA)]
+
+
+def test_a_layer_ending_without_end_blocks_is_read_to_its_end(tmp_path: Path) -> None:
+    data = tar_bytes(LAYER)
+    end = data.rstrip(b"\0")
+    whole = end + bytes(-len(end) % 512)  # the last member, no end-of-archive blocks
+    extraction = extract_layer(tmp_path, whole)
+    assert extraction.counted(service_def_bytes=None).app_files == 2
+    assert (tmp_path / "entry/app/lib/data.txt").read_bytes() == DATA
+
+
+def test_a_truncated_layer_is_refused(tmp_path: Path) -> None:
+    data = tar_bytes(LAYER)
+    with pytest.raises(tarfile.ReadError, match=r"^unexpected end of data$"):
+        extract_layer(tmp_path, data[:data.index(DATA) + 5])
+
+
+@pytest.mark.parametrize(("member", "what"), [
+    (M("../evil", b"x"), "member leaving the destination: '../evil'"),
+    (M("lib/.wh.data.txt", b""), "whiteout entry 'lib/.wh.data.txt': not a layer builder made"),
+    (M("lib/x", b"", mode=0o4755), "set-uid/set-gid bit refused: 'app/lib/x'"),
+])
+def test_a_layer_refusal_names_the_layer(tmp_path: Path, member: M, what: str) -> None:
+    with pytest.raises(RefusedBundleError) as info:
+        extract_layer(tmp_path, tar_bytes([*LAYER, member]))
+    assert (info.value.what, info.value.where) == (what, "layer")

@@ -145,10 +145,19 @@ def test_install_refuses_a_record_that_lies(tmp_path: Path,
     assert list((store.root / "entries").iterdir()) == []
 
 
-def test_install_refuses_a_record_other_than_the_one_named(tmp_path: Path) -> None:
-    archive = _lying_bundle(tmp_path, render(_true_record()), named_sha="a" * 64)
-    with pytest.raises(RefusedBundleError, match=r"not the one manifest\.json names"):
-        put(str(archive), Store(root=tmp_path / "store"))
+@pytest.mark.parametrize("record", [b"", b"not a RECORD\n"], ids=["true", "garbage"])
+def test_install_refuses_a_record_other_than_the_one_named(tmp_path: Path,
+                                                           record: bytes) -> None:
+    """Whatever its bytes say (even unparsable): a RECORD that is not the one manifest.json
+    names is refused as that, and nothing in it is trusted meanwhile."""
+    raw = record or render(_true_record())
+    archive = _lying_bundle(tmp_path, raw, named_sha="a" * 64)
+    store = Store(root=tmp_path / "store")
+    with pytest.raises(RefusedBundleError) as caught:
+        put(str(archive), store)
+    assert caught.value.what == (f"{RECORD_FILE} is not the one manifest.json names (sha256 "
+                                 f"{hashlib.sha256(raw).hexdigest()}, expected {'a' * 64})")
+    assert list((store.root / "entries").iterdir()) == []
 
 
 # -- verify -----------------------------------------------------------------------------------
