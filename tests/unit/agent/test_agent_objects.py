@@ -95,6 +95,30 @@ def test_a_second_app_links_what_the_store_holds_and_writes_only_what_is_new(
     assert entry_differences(one, a) == [] and entry_differences(two, b) == []
 
 
+def blocks_by_inode(entry: Path) -> dict[tuple[int, int], int]:
+    """Bytes on disk of each inode of the entry's bundle tree (the entry directory, its
+    manifest.json, service-def.json and app/; not the store's own bookkeeping beside them)."""
+    paths = [entry, *(p for p in entry.iterdir()
+                      if p.name in ("app", "manifest.json", "service-def.json"))]
+    paths += list((entry / "app").rglob("*"))
+    return {(st.st_dev, st.st_ino): st.st_blocks * 512 for st in (p.lstat() for p in paths)}
+
+
+def test_an_entry_counts_its_blocks_each_inode_once(store: Store, tmp_path: Path) -> None:
+    """disk_bytes: every inode of the entry once (a file linked twice counts once); new_bytes:
+    those this install wrote (what it linked from the store's objects is not new)."""
+    one = put(store, make_bundle(tmp_path / "dist", name="one", extra_files=40,
+                                 file_size=20_000).archive)
+    two = put(store, make_bundle(tmp_path / "dist", name="two", extra_files=60,
+                                 file_size=20_000).archive)
+    a = blocks_by_inode(store.entry_path(one.sha256))
+    b = blocks_by_inode(store.entry_path(two.sha256))
+    assert one.disk_bytes == one.new_bytes == sum(a.values())
+    assert two.disk_bytes == sum(b.values())
+    assert two.new_bytes == sum(size for inode, size in b.items() if inode not in a)
+    assert two.new_bytes < two.disk_bytes - 26 * 20_000
+
+
 def test_an_install_again_of_the_same_bundle_keeps_the_objects(store: Store,
                                                                tmp_path: Path) -> None:
     archive = make_bundle(tmp_path / "dist", extra_files=30).archive
