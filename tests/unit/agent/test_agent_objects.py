@@ -192,13 +192,17 @@ def test_the_mode_is_part_of_the_key_and_an_object_must_look_untouched(tmp_path:
     assert objects.usable(sha(b"same bytes"), 0o755, 10) is None
 
 
-def _lying_bundle(tmp_path: Path) -> tuple[Path, str]:
-    """A bundle whose RECORD says app/lib/data.txt holds other bytes (of the same size)."""
-    other = b"Y" * len(DATA)
+OTHER_BYTES = Item("f", 0o644, len(DATA), sha(b"Y" * len(DATA)))
+
+
+def _lying_bundle(tmp_path: Path, data_item: Item | None = OTHER_BYTES) -> tuple[Path, str]:
+    """A bundle whose RECORD (before the files) says app/lib/data.txt is ``data_item`` (by
+    default: other bytes of the same size; None: not listed)."""
     items = {"app": Item("d", 0o755), "app/bin": Item("d", 0o755),
              "app/bin/run": Item("f", 0o755, len(RUN_SCRIPT), sha(RUN_SCRIPT)),
-             "app/bin/run-link": Item("l", digest="run"), "app/lib": Item("d", 0o755),
-             "app/lib/data.txt": Item("f", 0o644, len(DATA), sha(other))}
+             "app/bin/run-link": Item("l", digest="run"), "app/lib": Item("d", 0o755)}
+    if data_item is not None:
+        items["app/lib/data.txt"] = data_item
     record = render(items)
     manifest = manifest_dict(files=3, unpacked_bytes=len(RUN_SCRIPT) + len(DATA) + len(record),
                              record={"file": RECORD_FILE, "sha256": sha(record),
@@ -227,6 +231,27 @@ def test_a_record_that_lies_is_refused_whether_or_not_an_object_would_be_linked(
     expected = ("app/lib/data.txt: content differs from the RECORD" if object_held
                 else "the bundle's RECORD does not describe its contents")
     assert expected in info.value.what
+
+
+@pytest.mark.parametrize(("data_item", "difference"), [
+    (None, "app/lib/data.txt: a file the RECORD does not list"),
+    (Item("d", 0o755), "app/lib/data.txt: is a file, the RECORD says a directory"),
+    (Item("l", digest="x"), "app/lib/data.txt: is a file, the RECORD says a symlink"),
+    (Item("f", 0o755, len(DATA), sha(DATA)), "app/lib/data.txt: mode 0644, the RECORD says 0755"),
+], ids=["unlisted", "directory", "symlink", "mode"])
+def test_a_file_the_record_misdescribes_is_written_then_refused(
+        tmp_path: Path, data_item: Item | None, difference: str) -> None:
+    """The store holds the file's object (its bytes and mode): nothing is linked for a RECORD
+    line that does not describe the member; the whole RECORD check names the difference."""
+    archive, digest = _lying_bundle(tmp_path, data_item)
+    objects = ObjectStore(tmp_path / "objects")
+    _adopt(objects, tmp_path / "planted", DATA, 0o644)
+    with archive.open("rb") as raw, pytest.raises(RefusedBundleError) as info:
+        extract_bundle(raw, tmp_path / "work", sha256=digest, size=None, on_manifest=lambda b:
+                       check_manifest(b, Expectation(sha256="0" * 64, vouched_by="t"), where="t"),
+                       limits=Limits(), where="W", objects=objects)
+    assert info.value.what == ("the bundle's RECORD does not describe its contents "
+                               f"(1 difference(s)):\n  {difference}")
 
 
 def test_an_archive_that_is_not_the_one_vouched_for_is_reported_as_that_first(

@@ -224,6 +224,23 @@ def test_the_named_record_that_does_not_parse_is_refused(tmp_path: Path) -> None
         assert error.where == where
 
 
+def test_directories_made_for_their_members_are_what_the_record_lists(tmp_path: Path) -> None:
+    """app/ and app/lib/ not in the archive, made for the members below them: 0755
+    directories, as the RECORD lists them (with objects and without)."""
+    record = render(_true_record())
+    manifest = manifest_dict(files=3, unpacked_bytes=len(RUN_SCRIPT) + len(DATA) + len(record),
+                             record={"file": RECORD_FILE, "entries": 5,
+                                     "sha256": hashlib.sha256(record).hexdigest()})
+    implicit = [m for m in base_members() if m.name not in ("app", "app/lib")]
+    archive, _ = raw_bundle(tmp_path / "implicit-1.0.tar.zst",
+                            [manifest_member(manifest), M(RECORD_FILE, record), *implicit])
+    sidecar_for(archive, manifest)
+    result = put(str(archive), Store(root=tmp_path / "store"))
+    assert entry_differences(result.record, result.path) == []
+    _extract_without_objects(tmp_path, archive)
+    assert (tmp_path / "work/app/lib").stat().st_mode & 0o7777 == 0o755
+
+
 # -- verify -----------------------------------------------------------------------------------
 
 
