@@ -301,3 +301,18 @@ def test_a_layer_refusal_names_the_layer(tmp_path: Path, member: M, what: str) -
     with pytest.raises(RefusedBundleError) as info:
         extract_layer(tmp_path, tar_bytes([*LAYER, member]))
     assert (info.value.what, info.value.where) == (what, "layer")
+
+
+def test_a_link_resolving_outside_through_another_is_named_with_its_target(
+        tmp_path: Path) -> None:
+    error = refusal(tmp_path, valid(link("app/lib/up", ".."), link("app/lib/out", "up/..")))
+    assert (error.what, error.where) == ("symlink resolving outside app/ through other links: "
+                                         "'app/lib/out' -> 'up/..'", "W")
+
+
+def test_links_resolving_to_app_or_below_through_others_are_kept(tmp_path: Path) -> None:
+    extract(tmp_path, valid(link("app/lib/up", ".."), link("app/lib/self", "up"),
+                            link("app/lib/bin", "self/bin")))
+    work = tmp_path / "work"
+    assert (work / "app/lib/self").resolve() == (work / "app").resolve()
+    assert (work / "app/lib/bin/run").read_bytes() == RUN_SCRIPT

@@ -119,6 +119,19 @@ def test_an_entry_counts_its_blocks_each_inode_once(store: Store, tmp_path: Path
     assert two.new_bytes < two.disk_bytes - 26 * 20_000
 
 
+def test_the_files_of_app_become_objects_and_nothing_else(store: Store, tmp_path: Path) -> None:
+    """manifest.json and service-def.json stay the entry's own files."""
+    record = put(store, make_bundle(tmp_path / "dist", extra_files=3).archive)
+    entry = store.entry_path(record.sha256)
+    app_files = [p for p in (entry / "app").rglob("*") if p.is_file() and not p.is_symlink()]
+    assert sorted(p.relative_to(store.objects_dir).as_posix()
+                  for p in store.objects_dir.rglob("*") if p.is_file()) == sorted(
+        {f"{sha(p.read_bytes())[:2]}/{sha(p.read_bytes())}.{p.stat().st_mode & 0o777:o}"
+         for p in app_files})
+    for own in ("manifest.json", "service-def.json"):
+        assert (entry / own).stat().st_nlink == 1
+
+
 def test_an_install_again_of_the_same_bundle_keeps_the_objects(store: Store,
                                                                tmp_path: Path) -> None:
     archive = make_bundle(tmp_path / "dist", extra_files=30).archive
