@@ -4,6 +4,7 @@ metadata sizes, the unpacked-bytes cap, free disk space), with the whole refusal
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import tarfile
@@ -175,7 +176,8 @@ def test_the_archive_size_is_checked_when_known(tmp_path: Path) -> None:
     size = archive.stat().st_size
     extract(tmp_path / "ok", valid(), size=size)
     error = refusal(tmp_path, valid(), size=size + 1)
-    assert error.what.startswith("the archive changed while it was read (sha256 ")
+    sha = hashlib.sha256(archive.read_bytes()).hexdigest()
+    assert error.what == f"the archive changed while it was read (sha256 {sha}, expected {sha})"
     assert (error.where, error.hint) == ("W", "something rewrote the file; try again")
 
 
@@ -316,3 +318,35 @@ def test_links_resolving_to_app_or_below_through_others_are_kept(tmp_path: Path)
     work = tmp_path / "work"
     assert (work / "app/lib/self").resolve() == (work / "app").resolve()
     assert (work / "app/lib/bin/run").read_bytes() == RUN_SCRIPT
+
+
+def test_the_entry_directory_is_0755_with_the_usual_umask(tmp_path: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        extract(tmp_path, valid())
+    finally:
+        os.umask(old)
+    assert (tmp_path / "work").stat().st_mode & 0o7777 == 0o755
+
+
+@pytest.mark.parametrize("vouched", [True, False])
+def test_a_corrupt_archive_is_refused_as_that_unless_it_is_not_the_one_vouched_for(
+        tmp_path: Path, vouched: bool) -> None:
+    data = tar_bytes(valid())
+    archive, actual = raw_bundle(tmp_path / "b.tar.zst", data[:2048 + 100])
+    with archive.open("rb") as raw, pytest.raises(RefusedBundleError) as info:
+        extract_bundle(raw, tmp_path / "work", sha256=actual if vouched else "0" * 64,
+                       size=None, on_manifest=_checked, limits=Limits(), where="W")
+    if vouched:
+        assert (info.value.what, info.value.where) == (
+            "truncated or corrupt archive: truncated header", "W")
+    else:
+        assert info.value.what == (f"the archive changed while it was read (sha256 {actual}, "
+                                   f"expected {'0' * 64})")
+    assert isinstance(info.value.__cause__, tarfile.ReadError)
+
+
+def test_an_archive_without_app_is_refused(tmp_path: Path) -> None:
+    error = refusal(tmp_path, [manifest_member(manifest_dict(files=0, unpacked_bytes=0)),
+                               M("service-def.json", SERVICE_DEF)])
+    assert (error.what, error.where) == ("the archive has no app/ directory", "W")
