@@ -350,3 +350,29 @@ def test_an_archive_without_app_is_refused(tmp_path: Path) -> None:
     error = refusal(tmp_path, [manifest_member(manifest_dict(files=0, unpacked_bytes=0)),
                                M("service-def.json", SERVICE_DEF)])
     assert (error.what, error.where) == ("the archive has no app/ directory", "W")
+
+
+def test_an_archive_of_nothing_but_its_end_is_empty(tmp_path: Path) -> None:
+    archive, _ = raw_bundle(tmp_path / "b.tar.zst", bytes(1024))
+    with archive.open("rb") as raw, pytest.raises(RefusedBundleError) as info:
+        extract_bundle(raw, tmp_path / "work", sha256=hashlib.sha256(archive.read_bytes())
+                       .hexdigest(), size=None, on_manifest=_checked, limits=Limits(), where="W")
+    assert (info.value.what, info.value.where) == ("the archive is empty", "W")
+
+
+@pytest.mark.parametrize(("member", "what"), [
+    (M("app/nul", b"", pax={"path": "app/a\x00b"}), "member with an invalid name: 'app/a\\x00b'"),
+    (M("app/l", type=tarfile.SYMTYPE, linkname="x", pax={"linkpath": "a\x00b"}),
+     "symlink with an empty target: 'app/l'"),
+    (M("app/z", type=b"Z"), "member of unsupported type b'Z': 'app/z'"),
+    (M("app/v", type=tarfile.CONTTYPE, data=b"abc", claimed_size=3), None),  # contiguous: a file
+])
+def test_names_links_and_types_a_header_can_carry(tmp_path: Path, member: M,
+                                                  what: str | None) -> None:
+    if what is None:
+        manifest = manifest_dict(files=3, unpacked_bytes=SIZE + 3)
+        extract(tmp_path, [manifest_member(manifest), *base_members(), member])
+        assert (tmp_path / "work" / member.name).read_bytes() == member.data
+        return
+    error = refusal(tmp_path, valid(member))
+    assert (error.what, error.where) == (what, "W")
