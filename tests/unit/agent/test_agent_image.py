@@ -355,7 +355,7 @@ def assert_nothing_left(store: Store) -> None:
 def test_a_mounted_install_records_what_it_mounted(tmp_path: Path, mounts: FakeMounts) -> None:
     bundle = make_bundle(tmp_path / "dist")
     info = add_image(bundle, tmp_path / "work")
-    store = Store(root=tmp_path / "store")
+    store = Store(root=tmp_path / "store", clock=lambda: 1234.5)
     result = install_image(str(bundle.archive), store)
     entry = store.entry_path(info.sha256)
     assert result.fresh and result.path == entry
@@ -367,7 +367,7 @@ def test_a_mounted_install_records_what_it_mounted(tmp_path: Path, mounts: FakeM
         input_digest=bundle.manifest["input_digest"], glibc_floor=None,
         files=bundle.manifest["sizes"]["files"],
         unpacked_bytes=bundle.manifest["sizes"]["unpacked_bytes"],
-        disk_bytes=info.size, service_def=True, installed_at=result.record.installed_at,
+        disk_bytes=info.size, service_def=True, installed_at=1234.5,
         source=str(image_of(bundle)), manifest_sha256=hashlib.sha256(manifest).hexdigest(),
         image="squashfs", mounted_with="kernel")
     assert store.record(info.sha256) == result.record  # written beside the image
@@ -563,13 +563,14 @@ def test_a_manifest_of_the_largest_size_is_read(tmp_path: Path, mounts: FakeMoun
     """4 MiB exactly is not too large: the manifest is read and compared with the promise."""
     bundle = make_bundle(tmp_path / "dist")
     add_image(bundle, tmp_path / "work")
-    retree(bundle, tmp_path / "retree",
-           lambda t: (t / "manifest.json").write_bytes(b" " * MAX_MANIFEST_BYTES))
+    location = retree(bundle, tmp_path / "retree",
+                      lambda t: (t / "manifest.json").write_bytes(b" " * MAX_MANIFEST_BYTES))
     store = Store(root=tmp_path / "store")
     with pytest.raises(BuilderError) as caught:
         install_image(str(bundle.archive), store)
     assert caught.value.what != "manifest.json is too large"
     assert "manifest.json" in caught.value.what
+    assert caught.value.where == location  # checked as the image's manifest
     assert_nothing_left(store)
 
 
