@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+import tarfile
 from pathlib import Path
 
 import pytest
+import zstandard
 from agent_factories import (
     DATA,
     RUN_SCRIPT,
@@ -23,6 +25,7 @@ from agent_factories import (
 )
 
 from builder.agent import InstallOptions, NetAgentTransport, Store, collect_garbage, install
+from builder.agent import extract as extract_module
 from builder.agent.errors import RefusedBundleError
 from builder.agent.extract import Limits, extract_bundle
 from builder.agent.manifest_check import Expectation, check_manifest
@@ -130,6 +133,29 @@ def test_the_files_of_app_become_objects_and_nothing_else(store: Store, tmp_path
          for p in app_files})
     for own in ("manifest.json", "service-def.json"):
         assert (entry / own).stat().st_nlink == 1
+
+
+def _record_size(archive: Path) -> int:
+    with archive.open("rb") as fh, zstandard.ZstdDecompressor().stream_reader(fh) as raw, \
+            tarfile.open(fileobj=raw, mode="r|") as tar:
+        return next(m.size for m in tar if m.name == RECORD_FILE)
+
+
+@pytest.mark.parametrize("room", [0, -1], ids=["at-the-limit", "above-it"])
+def test_a_record_of_the_largest_size_still_links_objects(
+        store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, room: int) -> None:
+    """The RECORD size limit (256 MiB; lowered here to the RECORD's own size) is inclusive: a
+    RECORD of exactly that size is read early and its files linked; one byte more is refused."""
+    one = put(store, make_bundle(tmp_path / "dist", name="one").archive)
+    two = make_bundle(tmp_path / "dist", name="two").archive
+    monkeypatch.setattr(extract_module, "MAX_RECORD_BYTES", _record_size(two) + room)
+    if room < 0:
+        with pytest.raises(RefusedBundleError, match=r"is not the one manifest\.json names"):
+            put(store, two)
+        return
+    entry = store.entry_path(put(store, two).sha256)
+    shared = store.entry_path(one.sha256) / "app/lib/data.txt"
+    assert (entry / "app/lib/data.txt").stat().st_ino == shared.stat().st_ino
 
 
 def test_an_install_again_of_the_same_bundle_keeps_the_objects(store: Store,
