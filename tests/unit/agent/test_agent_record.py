@@ -161,6 +161,7 @@ def test_install_refuses_a_record_other_than_the_one_named(tmp_path: Path,
         put(str(archive), store)
     assert caught.value.what == (f"{RECORD_FILE} is not the one manifest.json names (sha256 "
                                  f"{hashlib.sha256(raw).hexdigest()}, expected {'a' * 64})")
+    assert caught.value.where == str(archive)
     assert list((store.root / "entries").iterdir()) == []
 
 
