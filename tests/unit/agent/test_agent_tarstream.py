@@ -10,6 +10,7 @@ import tarfile
 import threading
 import time
 from collections.abc import Callable, Iterator
+from typing import TypeVar
 
 import pytest
 import zstandard
@@ -17,6 +18,7 @@ from agent_factories import M, tar_bytes
 
 from builder.agent.tarstream import ArchiveReader, Member, TarStream
 
+T = TypeVar("T")
 LONG = "app/" + "d" * 120 + "/" + "f" * 120
 
 
@@ -140,10 +142,10 @@ def test_a_malformed_pax_record_is_refused() -> None:
         read_all(bytes(data))
 
 
-def promptly(call: Callable[[], list[bytes]]) -> list[bytes]:
+def promptly(call: Callable[[], T]) -> T:
     """``call()``'s result, which must come within seconds (a reader waiting for chunks that
     never come fails the test instead of hanging it)."""
-    out: list[list[bytes]] = []
+    out: list[T] = []
     thread = threading.Thread(target=lambda: out.append(call()), daemon=True)
     thread.start()
     thread.join(10)
@@ -157,7 +159,7 @@ def test_the_archive_reader_hashes_every_byte_and_decompresses_in_a_thread() -> 
     raw = frame + zstandard.ZstdCompressor().compress(b"")  # a second (empty) frame
     reader = ArchiveReader(io.BytesIO(raw))
     assert b"".join(reader.chunks()) == tar
-    assert reader.finish() == (hashlib.sha256(raw).hexdigest(), len(raw))
+    assert promptly(reader.finish) == (hashlib.sha256(raw).hexdigest(), len(raw))
     assert promptly(lambda: list(reader.chunks())) == []  # ended: nothing more, never a wait
     garbage = frame[:100] + b"not zstd" * 1000
     bad = ArchiveReader(io.BytesIO(garbage))
