@@ -384,6 +384,22 @@ def test_a_mounted_bundle_without_service_def(tmp_path: Path, mounts: FakeMounts
     assert result.record.service_def is False
 
 
+def test_an_image_of_several_reads_is_copied_whole(tmp_path: Path, mounts: FakeMounts) -> None:
+    """An image padded past one read (squashfs ignores what follows ``bytes_used``), vouched
+    for with its padding: copied and counted whole."""
+    bundle = make_bundle(tmp_path / "dist")
+    add_image(bundle, tmp_path / "work")
+    data = image_of(bundle).read_bytes() + bytes(2 * CHUNK + 1)
+    image_of(bundle).write_bytes(data)
+    listed = json.loads(bundle.sidecar.read_text())["image"]
+    sha = hashlib.sha256(data).hexdigest()
+    list_image(bundle, {**listed, "sha256": sha, "size": len(data)})
+    store = Store(root=tmp_path / "store")
+    result = install_image(str(bundle.archive), store)
+    assert result.record.disk_bytes == len(data)
+    assert store.image_file(sha).read_bytes() == data
+
+
 def resized(bundle: Fabricated, data: bytes) -> None:
     """The image file replaced by ``data``; the sidecar's promise unchanged."""
     image_of(bundle).write_bytes(data)
