@@ -378,10 +378,12 @@ def test_a_mounted_install_records_what_it_mounted(tmp_path: Path, mounts: FakeM
 
 
 def test_a_mounted_bundle_without_service_def(tmp_path: Path, mounts: FakeMounts) -> None:
-    bundle = make_bundle(tmp_path / "dist", service_def=False)
+    bundle = make_bundle(tmp_path / "dist", service_def=False,
+                         overrides={"glibc_floor": "2.28", "glibc_floor_file": "app/bin/run"})
     add_image(bundle, tmp_path / "work")
     result = install_image(str(bundle.archive), Store(root=tmp_path / "store"))
     assert result.record.service_def is False
+    assert result.record.glibc_floor == "2.28"  # the manifest's, recorded
 
 
 def test_an_image_of_several_reads_is_copied_whole(tmp_path: Path, mounts: FakeMounts) -> None:
