@@ -376,3 +376,13 @@ def test_names_links_and_types_a_header_can_carry(tmp_path: Path, member: M,
         return
     error = refusal(tmp_path, valid(member))
     assert (error.what, error.where) == (what, "W")
+
+
+def test_a_file_arriving_in_several_pieces_is_counted_whole(tmp_path: Path) -> None:
+    """A member longer than one read of the decompressed stream comes in several chunks."""
+    big = os.urandom(1024) * 3072  # 3 MiB
+    manifest = manifest_dict(files=3, unpacked_bytes=SIZE + len(big))
+    counted = extract(tmp_path, [manifest_member(manifest), *base_members(),
+                                 M("app/lib/big", big)])[1]
+    assert (counted.app_files, counted.app_bytes) == (3, SIZE + len(big))
+    assert (tmp_path / "work/app/lib/big").read_bytes() == big
