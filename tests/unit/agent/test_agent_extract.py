@@ -4,8 +4,11 @@ metadata sizes, the unpacked-bytes cap, free disk space), with the whole refusal
 
 from __future__ import annotations
 
+import hashlib
+import io
 import os
 import tarfile
+import threading
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -173,7 +176,8 @@ def test_the_archive_size_is_checked_when_known(tmp_path: Path) -> None:
     size = archive.stat().st_size
     extract(tmp_path / "ok", valid(), size=size)
     error = refusal(tmp_path, valid(), size=size + 1)
-    assert error.what.startswith("the archive changed while it was read (sha256 ")
+    sha = hashlib.sha256(archive.read_bytes()).hexdigest()
+    assert error.what == f"the archive changed while it was read (sha256 {sha}, expected {sha})"
     assert (error.where, error.hint) == ("W", "something rewrote the file; try again")
 
 
@@ -218,8 +222,6 @@ def test_a_layer_counts_what_it_wrote(tmp_path: Path) -> None:
     assert (info.value.what, info.value.where) == ("the layer was not extracted", "layer")
     members = [M(".", type=tarfile.DIRTYPE), M("./bin/run", RUN_SCRIPT, mode=0o755),
                M("lib/data.txt", DATA)]
-    import io
-
     app = tmp_path / "entry" / "app"
     app.mkdir(parents=True)
     extraction(io.BytesIO(tar_bytes(members)), app)
@@ -234,3 +236,153 @@ def test_a_member_above_the_byte_budget_is_named(tmp_path: Path) -> None:
                                *base_members()])
     assert error.what == ("member 'app/lib/data.txt' claims 10 bytes, more than the 5 left of "
                           "the 25 bytes manifest.json declares")
+
+
+def test_a_refused_archive_that_is_not_the_one_vouched_for_names_both_digests(
+        tmp_path: Path) -> None:
+    archive, actual = raw_bundle(tmp_path / "b.tar.zst",
+                                 [manifest_member(manifest_dict()), M("/etc/evil", b"x")])
+    with archive.open("rb") as raw, pytest.raises(RefusedBundleError) as info:
+        extract_bundle(raw, tmp_path / "work", sha256="0" * 64, size=None, on_manifest=_checked,
+                       limits=Limits(), where="W")
+    assert info.value.what == (f"the archive changed while it was read (sha256 {actual}, "
+                               f"expected {'0' * 64})")
+    assert isinstance(info.value.__cause__, RefusedBundleError)  # what was refused first
+    assert info.value.__cause__.what == "member with an absolute path: '/etc/evil'"
+
+
+def extract_layer(tmp_path: Path, data: bytes) -> LayerExtraction:
+    """``data`` extracted as a layer, in a thread: a reader that waits for more than the
+    stream holds fails the test instead of hanging it."""
+    extraction = LayerExtraction(manifest=_checked(canonical(manifest_dict())), limits=Limits(),
+                                 where="layer")
+    app = tmp_path / "entry" / "app"
+    app.mkdir(parents=True)
+    failed: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            extraction(io.BytesIO(data), app)
+        except BaseException as exc:  # handed to the test
+            failed.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(10)
+    assert not thread.is_alive(), "the layer extraction waits past the end of its stream"
+    if failed:
+        raise failed[0]
+    return extraction
+
+
+LAYER = [M(".", type=tarfile.DIRTYPE), M("bin/run", RUN_SCRIPT, mode=0o755),
+         M("lib/data.txt", DATA)]
+
+
+def test_a_layer_ending_without_end_blocks_is_read_to_its_end(tmp_path: Path) -> None:
+    data = tar_bytes(LAYER)
+    end = data.rstrip(b"\0")
+    whole = end + bytes(-len(end) % 512)  # the last member, no end-of-archive blocks
+    extraction = extract_layer(tmp_path, whole)
+    assert extraction.counted(service_def_bytes=None).app_files == 2
+    assert (tmp_path / "entry/app/lib/data.txt").read_bytes() == DATA
+
+
+def test_a_truncated_layer_is_refused(tmp_path: Path) -> None:
+    data = tar_bytes(LAYER)
+    with pytest.raises(tarfile.ReadError, match=r"^unexpected end of data$"):
+        extract_layer(tmp_path, data[:data.index(DATA) + 5])
+
+
+@pytest.mark.parametrize(("member", "what"), [
+    (M("../evil", b"x"), "member leaving the destination: '../evil'"),
+    (M("lib/.wh.data.txt", b""), "whiteout entry 'lib/.wh.data.txt': not a layer builder made"),
+    (M("lib/x", b"", mode=0o4755), "set-uid/set-gid bit refused: 'app/lib/x'"),
+])
+def test_a_layer_refusal_names_the_layer(tmp_path: Path, member: M, what: str) -> None:
+    with pytest.raises(RefusedBundleError) as info:
+        extract_layer(tmp_path, tar_bytes([*LAYER, member]))
+    assert (info.value.what, info.value.where) == (what, "layer")
+
+
+def test_a_link_resolving_outside_through_another_is_named_with_its_target(
+        tmp_path: Path) -> None:
+    error = refusal(tmp_path, valid(link("app/lib/up", ".."), link("app/lib/out", "up/..")))
+    assert (error.what, error.where) == ("symlink resolving outside app/ through other links: "
+                                         "'app/lib/out' -> 'up/..'", "W")
+
+
+def test_links_resolving_to_app_or_below_through_others_are_kept(tmp_path: Path) -> None:
+    extract(tmp_path, valid(link("app/lib/up", ".."), link("app/lib/self", "up"),
+                            link("app/lib/bin", "self/bin")))
+    work = tmp_path / "work"
+    assert (work / "app/lib/self").resolve() == (work / "app").resolve()
+    assert (work / "app/lib/bin/run").read_bytes() == RUN_SCRIPT
+
+
+def test_the_entry_directory_is_0755_with_the_usual_umask(tmp_path: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        extract(tmp_path, valid())
+    finally:
+        os.umask(old)
+    assert (tmp_path / "work").stat().st_mode & 0o7777 == 0o755
+
+
+@pytest.mark.parametrize("vouched", [True, False])
+def test_a_corrupt_archive_is_refused_as_that_unless_it_is_not_the_one_vouched_for(
+        tmp_path: Path, vouched: bool) -> None:
+    data = tar_bytes(valid())
+    archive, actual = raw_bundle(tmp_path / "b.tar.zst", data[:2048 + 100])
+    with archive.open("rb") as raw, pytest.raises(RefusedBundleError) as info:
+        extract_bundle(raw, tmp_path / "work", sha256=actual if vouched else "0" * 64,
+                       size=None, on_manifest=_checked, limits=Limits(), where="W")
+    if vouched:
+        assert (info.value.what, info.value.where) == (
+            "truncated or corrupt archive: truncated header", "W")
+    else:
+        assert info.value.what == (f"the archive changed while it was read (sha256 {actual}, "
+                                   f"expected {'0' * 64})")
+    assert isinstance(info.value.__cause__, tarfile.ReadError)
+
+
+def test_an_archive_without_app_is_refused(tmp_path: Path) -> None:
+    error = refusal(tmp_path, [manifest_member(manifest_dict(files=0, unpacked_bytes=0)),
+                               M("service-def.json", SERVICE_DEF)])
+    assert (error.what, error.where) == ("the archive has no app/ directory", "W")
+
+
+def test_an_archive_of_nothing_but_its_end_is_empty(tmp_path: Path) -> None:
+    archive, _ = raw_bundle(tmp_path / "b.tar.zst", bytes(1024))
+    with archive.open("rb") as raw, pytest.raises(RefusedBundleError) as info:
+        extract_bundle(raw, tmp_path / "work", sha256=hashlib.sha256(archive.read_bytes())
+                       .hexdigest(), size=None, on_manifest=_checked, limits=Limits(), where="W")
+    assert (info.value.what, info.value.where) == ("the archive is empty", "W")
+
+
+@pytest.mark.parametrize(("member", "what"), [
+    (M("app/nul", b"", pax={"path": "app/a\x00b"}), "member with an invalid name: 'app/a\\x00b'"),
+    (M("app/l", type=tarfile.SYMTYPE, linkname="x", pax={"linkpath": "a\x00b"}),
+     "symlink with an empty target: 'app/l'"),
+    (M("app/z", type=b"Z"), "member of unsupported type b'Z': 'app/z'"),
+    (M("app/v", type=tarfile.CONTTYPE, data=b"abc", claimed_size=3), None),  # contiguous: a file
+])
+def test_names_links_and_types_a_header_can_carry(tmp_path: Path, member: M,
+                                                  what: str | None) -> None:
+    if what is None:
+        manifest = manifest_dict(files=3, unpacked_bytes=SIZE + 3)
+        extract(tmp_path, [manifest_member(manifest), *base_members(), member])
+        assert (tmp_path / "work" / member.name).read_bytes() == member.data
+        return
+    error = refusal(tmp_path, valid(member))
+    assert (error.what, error.where) == (what, "W")
+
+
+def test_a_file_arriving_in_several_pieces_is_counted_whole(tmp_path: Path) -> None:
+    """A member longer than one read of the decompressed stream comes in several chunks."""
+    big = os.urandom(1024) * 3072  # 3 MiB
+    manifest = manifest_dict(files=3, unpacked_bytes=SIZE + len(big))
+    counted = extract(tmp_path, [manifest_member(manifest), *base_members(),
+                                 M("app/lib/big", big)])[1]
+    assert (counted.app_files, counted.app_bytes) == (3, SIZE + len(big))
+    assert (tmp_path / "work/app/lib/big").read_bytes() == big

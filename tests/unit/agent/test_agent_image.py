@@ -3,17 +3,31 @@ that runs before any mount, which mount a node can do, the store's hooks."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import shutil
 import struct
+import subprocess
+from collections.abc import Callable
+from http.server import SimpleHTTPRequestHandler
 from pathlib import Path
 
 import pytest
-from agent_factories import X86, make_bundle
+from agent_factories import X86, Fabricated, make_bundle
 from image_factories import add_image, list_image
+from servers import serve_directory
 
-from builder.agent import InstallOptions, NetAgentTransport, Store, mount
+from builder.agent import (
+    InstallOptions,
+    InstallResult,
+    NetAgentTransport,
+    Store,
+    install,
+    mount,
+)
+from builder.agent import image as image_module
 from builder.agent.errors import RefusedBundleError
-from builder.agent.image import SQUASHFS_MAGIC, check_superblock
+from builder.agent.image import MAX_MANIFEST_BYTES, SQUASHFS_MAGIC, check_superblock
 from builder.agent.install import mount_method
 from builder.agent.mount import (
     MountMethod,
@@ -25,7 +39,9 @@ from builder.agent.mount import (
 )
 from builder.agent.source import resolve_source
 from builder.agent.store import EntryRecord
-from builder.errors import BuilderError, UsageError
+from builder.bundle.record import RECORD_FILE
+from builder.errors import BuilderError, HashMismatchError, UsageError
+from builder.fsutil import CHUNK
 
 T = NetAgentTransport()
 KERNEL_AND_FUSE = Node(root=True, filesystems=frozenset({"squashfs", "fuse"}),
@@ -338,3 +354,315 @@ def test_a_mount_only_its_user_can_read_is_said(tmp_path: Path) -> None:
     said.clear()
     assert mount_method(imaged, InstallOptions(node=shared), said.append) is MountMethod.FUSE
     assert said == []
+
+
+# -- install_mounted without a mount: the image's tree unpacked where it would be mounted ------
+
+
+class FakeMounts:
+    """Stands for the kernel: ``mount_image`` unpacks the image (unsquashfs) onto the mount
+    point, ``unmount`` empties it; what was mounted and unmounted is recorded."""
+
+    def __init__(self) -> None:
+        self.mounted: set[Path] = set()
+        self.calls: list[tuple[str, Path]] = []
+
+    def mount_image(self, image: Path, at: Path, *, method: MountMethod, node: Node) -> None:
+        self.calls.append(("mount", at))
+        subprocess.run(["unsquashfs", "-q", "-n", "-f", "-d", str(at), str(image)],
+                       check=True, capture_output=True)
+        self.mounted.add(at)
+
+    def is_mounted(self, path: Path) -> bool:
+        return path in self.mounted
+
+    def unmount(self, path: Path, *, node: Node | None = None) -> None:
+        self.calls.append(("unmount", path))
+        self.mounted.discard(path)
+        for child in path.iterdir():
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child)
+            else:
+                child.unlink()
+
+
+@pytest.fixture
+def mounts(monkeypatch: pytest.MonkeyPatch) -> FakeMounts:
+    need_unsquashfs()
+    fake = FakeMounts()
+    monkeypatch.setattr(image_module, "mount_image", fake.mount_image)
+    monkeypatch.setattr(image_module, "is_mounted", fake.is_mounted)
+    monkeypatch.setattr(image_module, "unmount", fake.unmount)
+    return fake
+
+
+def need_unsquashfs() -> None:
+    if shutil.which("unsquashfs") is None:
+        pytest.skip("unsquashfs not installed (Debian: apt-get install squashfs-tools)")
+
+
+def install_image(location: str, store: Store, *, index: str | None = None) -> InstallResult:
+    source = resolve_source(location, index=index, sha256=None, target=X86, transport=T)
+    assert source.fs_image is not None
+    return install(source, store, transport=T,
+                   options=InstallOptions(node=KERNEL_AND_FUSE, mount=MountMethod.KERNEL))
+
+
+def image_of(bundle: Fabricated) -> Path:
+    return bundle.archive.with_name(json.loads(bundle.sidecar.read_text())["image"]["filename"])
+
+
+def assert_nothing_left(store: Store) -> None:
+    """A refused image leaves no entry, image, record or work directory."""
+    for sub in ("entries", "images", "tmp"):
+        found = sorted((store.root / sub).iterdir()) if (store.root / sub).is_dir() else []
+        assert found == [], sub
+
+
+def test_a_mounted_install_records_what_it_mounted(tmp_path: Path, mounts: FakeMounts) -> None:
+    bundle = make_bundle(tmp_path / "dist")
+    info = add_image(bundle, tmp_path / "work")
+    store = Store(root=tmp_path / "store", clock=lambda: 1234.5)
+    result = install_image(str(bundle.archive), store)
+    entry = store.entry_path(info.sha256)
+    assert result.fresh and result.path == entry
+    assert mounts.calls == [("mount", entry)]
+    assert store.image_file(info.sha256).read_bytes() == image_of(bundle).read_bytes()
+    manifest = (entry / "manifest.json").read_bytes()
+    assert result.record == EntryRecord(
+        sha256=info.sha256, name="demo", version="1.0", target=X86, arch="x86_64", libc="gnu",
+        input_digest=bundle.manifest["input_digest"], glibc_floor=None,
+        files=bundle.manifest["sizes"]["files"],
+        unpacked_bytes=bundle.manifest["sizes"]["unpacked_bytes"],
+        disk_bytes=info.size, service_def=True, installed_at=1234.5,
+        source=str(image_of(bundle)), manifest_sha256=hashlib.sha256(manifest).hexdigest(),
+        image="squashfs", mounted_with="kernel")
+    assert store.record(info.sha256) == result.record  # written beside the image
+    assert list(store.tmp_dir.iterdir()) == []
+    again = install_image(str(bundle.archive), store)
+    assert not again.fresh and again.record == result.record
+    assert mounts.calls == [("mount", entry)]  # one mount per image
+
+
+def test_a_mounted_bundle_without_service_def(tmp_path: Path, mounts: FakeMounts) -> None:
+    bundle = make_bundle(tmp_path / "dist", service_def=False,
+                         overrides={"glibc_floor": "2.28", "glibc_floor_file": "app/bin/run"})
+    add_image(bundle, tmp_path / "work")
+    result = install_image(str(bundle.archive), Store(root=tmp_path / "store"))
+    assert result.record.service_def is False
+    assert result.record.glibc_floor == "2.28"  # the manifest's, recorded
+
+
+def test_an_image_of_several_reads_is_copied_whole(tmp_path: Path, mounts: FakeMounts) -> None:
+    """An image padded past one read (squashfs ignores what follows ``bytes_used``), vouched
+    for with its padding: copied and counted whole."""
+    bundle = make_bundle(tmp_path / "dist")
+    add_image(bundle, tmp_path / "work")
+    data = image_of(bundle).read_bytes() + bytes(2 * CHUNK + 1)
+    image_of(bundle).write_bytes(data)
+    listed = json.loads(bundle.sidecar.read_text())["image"]
+    sha = hashlib.sha256(data).hexdigest()
+    list_image(bundle, {**listed, "sha256": sha, "size": len(data)})
+    store = Store(root=tmp_path / "store")
+    result = install_image(str(bundle.archive), store)
+    assert result.record.disk_bytes == len(data)
+    assert store.image_file(sha).read_bytes() == data
+
+
+def resized(bundle: Fabricated, data: bytes) -> None:
+    """The image file replaced by ``data``; the sidecar's promise unchanged."""
+    image_of(bundle).write_bytes(data)
+
+
+@pytest.mark.parametrize("extra", [1, CHUNK, 3 * CHUNK])
+def test_an_image_longer_than_promised_is_refused_unread(tmp_path: Path, mounts: FakeMounts,
+                                                         extra: int) -> None:
+    bundle = make_bundle(tmp_path / "dist")
+    info = add_image(bundle, tmp_path / "work")
+    resized(bundle, image_of(bundle).read_bytes() + bytes(extra))
+    store = Store(root=tmp_path / "store")
+    with pytest.raises(RefusedBundleError) as caught:
+        install_image(str(bundle.archive), store)
+    read = int(caught.value.what.split()[5])
+    assert caught.value.what == (f"the image has more than {read} bytes, the sidecar or "
+                                 f"catalog says {info.size}")
+    # reading stopped past the promise (a huge file is not copied whole)
+    assert info.size < read <= min(info.size + extra, info.size + CHUNK)
+    assert caught.value.where == str(image_of(bundle))
+    assert caught.value.hint == "nothing was mounted"
+    assert mounts.calls == []
+    assert_nothing_left(store)
+
+
+def test_an_image_shorter_than_promised_is_refused(tmp_path: Path, mounts: FakeMounts) -> None:
+    bundle = make_bundle(tmp_path / "dist")
+    info = add_image(bundle, tmp_path / "work")
+    resized(bundle, image_of(bundle).read_bytes()[:-1])
+    store = Store(root=tmp_path / "store")
+    with pytest.raises(RefusedBundleError) as caught:
+        install_image(str(bundle.archive), store)
+    assert caught.value.what == (f"the image has {info.size - 1} bytes, the sidecar or "
+                                 f"catalog says {info.size}")
+    assert mounts.calls == []
+    assert_nothing_left(store)
+
+
+def test_an_image_with_other_bytes_is_a_hash_mismatch(tmp_path: Path, mounts: FakeMounts) -> None:
+    bundle = make_bundle(tmp_path / "dist")
+    info = add_image(bundle, tmp_path / "work")
+    data = bytearray(image_of(bundle).read_bytes())
+    data[-1] ^= 0xFF
+    resized(bundle, bytes(data))
+    store = Store(root=tmp_path / "store")
+    with pytest.raises(HashMismatchError) as caught:
+        install_image(str(bundle.archive), store)
+    assert (caught.value.expected, caught.value.actual) == (info.sha256,
+                                                            hashlib.sha256(data).hexdigest())
+    assert caught.value.what.startswith("sha256 mismatch for bundle image\n")
+    assert caught.value.where == str(image_of(bundle))
+    assert caught.value.hint == ("the sidecar or catalog promises other bytes; nothing was "
+                                 "mounted")
+    assert mounts.calls == []
+    assert_nothing_left(store)
+
+
+def test_a_listed_image_that_is_not_there(tmp_path: Path, mounts: FakeMounts) -> None:
+    bundle = make_bundle(tmp_path / "dist")
+    add_image(bundle, tmp_path / "work")
+    location = str(image_of(bundle))
+    image_of(bundle).unlink()
+    store = Store(root=tmp_path / "store")
+    with pytest.raises(BuilderError) as caught:
+        install_image(str(bundle.archive), store)
+    assert not isinstance(caught.value, RefusedBundleError)
+    assert caught.value.what == "the sidecar lists an image that is not there"
+    assert caught.value.where == location
+    assert caught.value.hint == "copy the image beside the archive, or install with --extract"
+    assert_nothing_left(store)
+
+
+def test_a_downloaded_image_is_checked(tmp_path: Path, mounts: FakeMounts) -> None:
+    """Over HTTP the transport hashes and bounds the download with the sidecar's promise."""
+    dist = tmp_path / "dist"
+    bundle = make_bundle(dist)
+    info = add_image(bundle, tmp_path / "work")
+    good = image_of(bundle).read_bytes()
+    store = Store(root=tmp_path / "store")
+    with serve_directory(dist, handler=type("Quiet", (SimpleHTTPRequestHandler,), {
+            "log_message": lambda *_a: None})) as port:
+        url = f"http://127.0.0.1:{port}/{bundle.archive.name}"
+        resized(bundle, good + b"x" * 100)  # longer: cut off at the promised size
+        with pytest.raises(BuilderError) as longer:
+            install_image(url, store)
+        flipped = bytearray(good)
+        flipped[-1] ^= 0xFF
+        resized(bundle, bytes(flipped))  # the same size, other bytes
+        with pytest.raises(BuilderError) as other:
+            install_image(url, store)
+        assert mounts.calls == []
+        assert_nothing_left(store)
+        resized(bundle, good)
+        result = install_image(url, store)
+    assert longer.value.what == (f"demo: the source sends more than the {info.size} bytes "
+                                 "expected; nothing was kept")
+    assert isinstance(other.value, HashMismatchError)
+    assert (other.value.expected, other.value.actual) == (
+        info.sha256, hashlib.sha256(flipped).hexdigest())
+    assert result.record.source == f"http://127.0.0.1:{port}/{info.filename}"
+    assert result.record.disk_bytes == info.size
+    assert store.image_file(info.sha256).read_bytes() == good
+
+
+def retree(bundle: Fabricated, work: Path, tamper: Callable[[Path], None]) -> str:
+    """The bundle's image rebuilt from its tree changed by ``tamper``, and vouched for by the
+    sidecar (its sha256 and size): only the mounted tree's checks can refuse it. Returns the
+    image's location."""
+    image = image_of(bundle)
+    tree = work / "tree"
+    work.mkdir()
+    subprocess.run(["unsquashfs", "-q", "-n", "-d", str(tree), str(image)], check=True,
+                   capture_output=True)
+    tamper(tree)
+    image.unlink()
+    subprocess.run(["mksquashfs", str(tree), str(image), "-quiet", "-no-progress", "-all-root",
+                    "-noappend"], check=True, capture_output=True)
+    shutil.rmtree(work)
+    data = image.read_bytes()
+    listed = json.loads(bundle.sidecar.read_text())["image"]
+    list_image(bundle, {**listed, "sha256": hashlib.sha256(data).hexdigest(), "size": len(data)})
+    return str(image)
+
+
+def _replace(path: Path, by: Callable[[Path], object]) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink()
+    by(path)
+
+
+MOUNTED_REFUSALS: list[tuple[str, Callable[[Path], object], str]] = [
+    ("extras", lambda t: ((t / "zz").write_text("x"), (t / "aa").mkdir()),
+     "the image holds aa, zz beside manifest.json, service-def.json and app/"),
+    ("app-link", lambda t: _replace(t / "app", lambda p: p.symlink_to("/")),
+     "the image has no app/ directory"),
+    ("app-file", lambda t: _replace(t / "app", lambda p: p.write_text("x")),
+     "the image has no app/ directory"),
+    ("no-app", lambda t: shutil.rmtree(t / "app"), "the image has no app/ directory"),
+    ("manifest-link", lambda t: _replace(t / "manifest.json",
+                                         lambda p: p.symlink_to("app/lib/data.txt")),
+     "the image has no manifest.json"),
+    ("manifest-dir", lambda t: _replace(t / "manifest.json", lambda p: p.mkdir()),
+     "the image has no manifest.json"),
+    ("no-manifest", lambda t: (t / "manifest.json").unlink(), "the image has no manifest.json"),
+    ("manifest-huge", lambda t: (t / "manifest.json").write_bytes(b" " * (MAX_MANIFEST_BYTES + 1)),
+     "manifest.json is too large"),
+    ("record-changed", lambda t: (t / RECORD_FILE).write_bytes(
+        (t / RECORD_FILE).read_bytes() + b"\n"),
+     "the RECORD is not the one manifest.json names"),
+    ("no-record", lambda t: (t / RECORD_FILE).unlink(),
+     "cannot read the mounted image: No such file or directory"),
+]
+
+
+@pytest.mark.parametrize(("tamper", "message"), [(t, m) for _n, t, m in MOUNTED_REFUSALS],
+                         ids=[n for n, _t, _m in MOUNTED_REFUSALS])
+def test_a_mounted_tree_that_is_not_a_bundle_is_refused_and_unmounted(
+        tmp_path: Path, mounts: FakeMounts, tamper: Callable[[Path], None], message: str
+) -> None:
+    bundle = make_bundle(tmp_path / "dist")
+    add_image(bundle, tmp_path / "work")
+    location = retree(bundle, tmp_path / "retree", tamper)
+    store = Store(root=tmp_path / "store")
+    with pytest.raises(RefusedBundleError) as caught:
+        install_image(str(bundle.archive), store)
+    assert caught.value.what == message
+    assert caught.value.where == location
+    assert caught.value.hint == "the image is malformed or malicious; nothing was mounted"
+    sha = json.loads(bundle.sidecar.read_text())["image"]["sha256"]
+    assert mounts.calls == [("mount", store.entry_path(sha)), ("unmount", store.entry_path(sha))]
+    assert_nothing_left(store)
+
+
+def test_a_manifest_of_the_largest_size_is_read(tmp_path: Path, mounts: FakeMounts) -> None:
+    """4 MiB exactly is not too large: the manifest is read and compared with the promise."""
+    bundle = make_bundle(tmp_path / "dist")
+    add_image(bundle, tmp_path / "work")
+    location = retree(bundle, tmp_path / "retree",
+                      lambda t: (t / "manifest.json").write_bytes(b" " * MAX_MANIFEST_BYTES))
+    store = Store(root=tmp_path / "store")
+    with pytest.raises(BuilderError) as caught:
+        install_image(str(bundle.archive), store)
+    assert caught.value.what != "manifest.json is too large"
+    assert "manifest.json" in caught.value.what
+    assert caught.value.where == location  # checked as the image's manifest
+    assert_nothing_left(store)
+
+
+def test_a_mounted_bundle_without_a_record(tmp_path: Path, mounts: FakeMounts) -> None:
+    """Bundles built before RECORDs have none to check; their trees still are."""
+    bundle = make_bundle(tmp_path / "dist", record=False)
+    info = add_image(bundle, tmp_path / "work")
+    result = install_image(str(bundle.archive), Store(root=tmp_path / "store"))
+    assert result.record.sha256 == info.sha256
+    assert not (result.path / RECORD_FILE).exists()

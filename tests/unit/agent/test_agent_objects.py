@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+import tarfile
 from pathlib import Path
 
 import pytest
+import zstandard
 from agent_factories import (
     DATA,
     RUN_SCRIPT,
@@ -23,6 +25,7 @@ from agent_factories import (
 )
 
 from builder.agent import InstallOptions, NetAgentTransport, Store, collect_garbage, install
+from builder.agent import extract as extract_module
 from builder.agent.errors import RefusedBundleError
 from builder.agent.extract import Limits, extract_bundle
 from builder.agent.manifest_check import Expectation, check_manifest
@@ -93,6 +96,66 @@ def test_a_second_app_links_what_the_store_holds_and_writes_only_what_is_new(
     together = du(store.entries_dir, store.objects_dir)
     assert together < 0.7 * (one.disk_bytes + two.disk_bytes)
     assert entry_differences(one, a) == [] and entry_differences(two, b) == []
+
+
+def blocks_by_inode(entry: Path) -> dict[tuple[int, int], int]:
+    """Bytes on disk of each inode of the entry's bundle tree (the entry directory, its
+    manifest.json, service-def.json and app/; not the store's own bookkeeping beside them)."""
+    paths = [entry, *(p for p in entry.iterdir()
+                      if p.name in ("app", "manifest.json", "service-def.json"))]
+    paths += list((entry / "app").rglob("*"))
+    return {(st.st_dev, st.st_ino): st.st_blocks * 512 for st in (p.lstat() for p in paths)}
+
+
+def test_an_entry_counts_its_blocks_each_inode_once(store: Store, tmp_path: Path) -> None:
+    """disk_bytes: every inode of the entry once (a file linked twice counts once); new_bytes:
+    those this install wrote (what it linked from the store's objects is not new)."""
+    one = put(store, make_bundle(tmp_path / "dist", name="one", extra_files=40,
+                                 file_size=20_000).archive)
+    two = put(store, make_bundle(tmp_path / "dist", name="two", extra_files=60,
+                                 file_size=20_000).archive)
+    a = blocks_by_inode(store.entry_path(one.sha256))
+    b = blocks_by_inode(store.entry_path(two.sha256))
+    assert one.disk_bytes == one.new_bytes == sum(a.values())
+    assert two.disk_bytes == sum(b.values())
+    assert two.new_bytes == sum(size for inode, size in b.items() if inode not in a)
+    assert two.new_bytes < two.disk_bytes - 26 * 20_000
+
+
+def test_the_files_of_app_become_objects_and_nothing_else(store: Store, tmp_path: Path) -> None:
+    """manifest.json and service-def.json stay the entry's own files."""
+    record = put(store, make_bundle(tmp_path / "dist", extra_files=3).archive)
+    entry = store.entry_path(record.sha256)
+    app_files = [p for p in (entry / "app").rglob("*") if p.is_file() and not p.is_symlink()]
+    assert sorted(p.relative_to(store.objects_dir).as_posix()
+                  for p in store.objects_dir.rglob("*") if p.is_file()) == sorted(
+        {f"{sha(p.read_bytes())[:2]}/{sha(p.read_bytes())}.{p.stat().st_mode & 0o777:o}"
+         for p in app_files})
+    for own in ("manifest.json", "service-def.json"):
+        assert (entry / own).stat().st_nlink == 1
+
+
+def _record_size(archive: Path) -> int:
+    with archive.open("rb") as fh, zstandard.ZstdDecompressor().stream_reader(fh) as raw, \
+            tarfile.open(fileobj=raw, mode="r|") as tar:
+        return next(m.size for m in tar if m.name == RECORD_FILE)
+
+
+@pytest.mark.parametrize("room", [0, -1], ids=["at-the-limit", "above-it"])
+def test_a_record_of_the_largest_size_still_links_objects(
+        store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, room: int) -> None:
+    """The RECORD size limit (256 MiB; lowered here to the RECORD's own size) is inclusive: a
+    RECORD of exactly that size is read early and its files linked; one byte more is refused."""
+    one = put(store, make_bundle(tmp_path / "dist", name="one").archive)
+    two = make_bundle(tmp_path / "dist", name="two").archive
+    monkeypatch.setattr(extract_module, "MAX_RECORD_BYTES", _record_size(two) + room)
+    if room < 0:
+        with pytest.raises(RefusedBundleError, match=r"is not the one manifest\.json names"):
+            put(store, two)
+        return
+    entry = store.entry_path(put(store, two).sha256)
+    shared = store.entry_path(one.sha256) / "app/lib/data.txt"
+    assert (entry / "app/lib/data.txt").stat().st_ino == shared.stat().st_ino
 
 
 def test_an_install_again_of_the_same_bundle_keeps_the_objects(store: Store,
@@ -168,13 +231,17 @@ def test_the_mode_is_part_of_the_key_and_an_object_must_look_untouched(tmp_path:
     assert objects.usable(sha(b"same bytes"), 0o755, 10) is None
 
 
-def _lying_bundle(tmp_path: Path) -> tuple[Path, str]:
-    """A bundle whose RECORD says app/lib/data.txt holds other bytes (of the same size)."""
-    other = b"Y" * len(DATA)
+OTHER_BYTES = Item("f", 0o644, len(DATA), sha(b"Y" * len(DATA)))
+
+
+def _lying_bundle(tmp_path: Path, data_item: Item | None = OTHER_BYTES) -> tuple[Path, str]:
+    """A bundle whose RECORD (before the files) says app/lib/data.txt is ``data_item`` (by
+    default: other bytes of the same size; None: not listed)."""
     items = {"app": Item("d", 0o755), "app/bin": Item("d", 0o755),
              "app/bin/run": Item("f", 0o755, len(RUN_SCRIPT), sha(RUN_SCRIPT)),
-             "app/bin/run-link": Item("l", digest="run"), "app/lib": Item("d", 0o755),
-             "app/lib/data.txt": Item("f", 0o644, len(DATA), sha(other))}
+             "app/bin/run-link": Item("l", digest="run"), "app/lib": Item("d", 0o755)}
+    if data_item is not None:
+        items["app/lib/data.txt"] = data_item
     record = render(items)
     manifest = manifest_dict(files=3, unpacked_bytes=len(RUN_SCRIPT) + len(DATA) + len(record),
                              record={"file": RECORD_FILE, "sha256": sha(record),
@@ -203,6 +270,27 @@ def test_a_record_that_lies_is_refused_whether_or_not_an_object_would_be_linked(
     expected = ("app/lib/data.txt: content differs from the RECORD" if object_held
                 else "the bundle's RECORD does not describe its contents")
     assert expected in info.value.what
+
+
+@pytest.mark.parametrize(("data_item", "difference"), [
+    (None, "app/lib/data.txt: a file the RECORD does not list"),
+    (Item("d", 0o755), "app/lib/data.txt: is a file, the RECORD says a directory"),
+    (Item("l", digest="x"), "app/lib/data.txt: is a file, the RECORD says a symlink"),
+    (Item("f", 0o755, len(DATA), sha(DATA)), "app/lib/data.txt: mode 0644, the RECORD says 0755"),
+], ids=["unlisted", "directory", "symlink", "mode"])
+def test_a_file_the_record_misdescribes_is_written_then_refused(
+        tmp_path: Path, data_item: Item | None, difference: str) -> None:
+    """The store holds the file's object (its bytes and mode): nothing is linked for a RECORD
+    line that does not describe the member; the whole RECORD check names the difference."""
+    archive, digest = _lying_bundle(tmp_path, data_item)
+    objects = ObjectStore(tmp_path / "objects")
+    _adopt(objects, tmp_path / "planted", DATA, 0o644)
+    with archive.open("rb") as raw, pytest.raises(RefusedBundleError) as info:
+        extract_bundle(raw, tmp_path / "work", sha256=digest, size=None, on_manifest=lambda b:
+                       check_manifest(b, Expectation(sha256="0" * 64, vouched_by="t"), where="t"),
+                       limits=Limits(), where="W", objects=objects)
+    assert info.value.what == ("the bundle's RECORD does not describe its contents "
+                               f"(1 difference(s)):\n  {difference}")
 
 
 def test_an_archive_that_is_not_the_one_vouched_for_is_reported_as_that_first(

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import tarfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -26,12 +27,15 @@ from agent_factories import (
 
 from builder.agent import InstallOptions, InstallResult, NetAgentTransport, Store, install
 from builder.agent.errors import RefusedBundleError
+from builder.agent.extract import Limits, extract_bundle
+from builder.agent.manifest_check import Expectation, check_manifest
 from builder.agent.source import resolve_source
 from builder.agent.store import _exchange
 from builder.agent.verify import entry_differences
 from builder.bundle import record as record_module
 from builder.bundle.record import RECORD_FILE, Item, compare, parse, render, scan, write_record
 from builder.cli.main import main
+from builder.errors import BuilderError
 
 T = NetAgentTransport()
 
@@ -145,10 +149,97 @@ def test_install_refuses_a_record_that_lies(tmp_path: Path,
     assert list((store.root / "entries").iterdir()) == []
 
 
-def test_install_refuses_a_record_other_than_the_one_named(tmp_path: Path) -> None:
-    archive = _lying_bundle(tmp_path, render(_true_record()), named_sha="a" * 64)
-    with pytest.raises(RefusedBundleError, match=r"not the one manifest\.json names"):
+@pytest.mark.parametrize("record", [b"", b"not a RECORD\n"], ids=["true", "garbage"])
+def test_install_refuses_a_record_other_than_the_one_named(tmp_path: Path,
+                                                           record: bytes) -> None:
+    """Whatever its bytes say (even unparsable): a RECORD that is not the one manifest.json
+    names is refused as that, and nothing in it is trusted meanwhile."""
+    raw = record or render(_true_record())
+    archive = _lying_bundle(tmp_path, raw, named_sha="a" * 64)
+    store = Store(root=tmp_path / "store")
+    with pytest.raises(RefusedBundleError) as caught:
+        put(str(archive), store)
+    assert caught.value.what == (f"{RECORD_FILE} is not the one manifest.json names (sha256 "
+                                 f"{hashlib.sha256(raw).hexdigest()}, expected {'a' * 64})")
+    assert caught.value.where == str(archive)
+    assert list((store.root / "entries").iterdir()) == []
+
+
+def _extract_without_objects(tmp_path: Path, archive: Path) -> None:
+    """The archive extracted as an OCI pull or an agent without objects does (the RECORD read
+    at the end, not while extracting)."""
+    with archive.open("rb") as raw:
+        extract_bundle(raw, tmp_path / "work", sha256=hashlib.sha256(archive.read_bytes())
+                       .hexdigest(), size=None, on_manifest=lambda b: check_manifest(
+                           b, Expectation(sha256="0" * 64, vouched_by="t"), where="t"),
+                       limits=Limits(), where="W")
+
+
+def _both_ways(tmp_path: Path, archive: Path) -> list[RefusedBundleError | BuilderError]:
+    """The refusals of an install into a store (objects: the RECORD read while extracting) and
+    of an extraction without objects."""
+    errors = []
+    with pytest.raises(BuilderError) as installed:
         put(str(archive), Store(root=tmp_path / "store"))
+    errors.append(installed.value)
+    with pytest.raises(BuilderError) as extracted:
+        _extract_without_objects(tmp_path, archive)
+    errors.append(extracted.value)
+    return errors
+
+
+@pytest.mark.parametrize("count", [1, 10, 11, 12])
+def test_the_differences_shown_are_the_first_ten_and_a_count(tmp_path: Path,
+                                                             count: int) -> None:
+    record = _true_record()
+    record.update({f"app/m{i:02d}": Item("d", 0o755) for i in range(count)})
+    archive = _lying_bundle(tmp_path, render(record))
+    shown = "".join(f"\n  app/m{i:02d}: missing (the RECORD lists it)"
+                    for i in range(min(count, 10)))
+    more = f"\n  ... and {count - 10} more" if count > 10 else ""
+    for error, where in zip(_both_ways(tmp_path, archive), [str(archive), "W"], strict=True):
+        assert isinstance(error, RefusedBundleError)
+        assert error.what == (f"the bundle's RECORD does not describe its contents ({count} "
+                              f"difference(s)):{shown}{more}")
+        assert error.where == where
+
+
+@pytest.mark.parametrize("member", [None, M(RECORD_FILE, type=tarfile.DIRTYPE)],
+                         ids=["absent", "a-directory"])
+def test_a_named_record_the_bundle_lacks_is_refused(tmp_path: Path, member: M | None) -> None:
+    manifest = manifest_dict(files=2, record={"file": RECORD_FILE, "entries": 5,
+                                              "sha256": "a" * 64})
+    archive, _ = raw_bundle(tmp_path / "lie-1.0.tar.zst", [
+        manifest_member(manifest), *base_members(), *([member] if member else [])])
+    sidecar_for(archive, manifest)
+    for error, where in zip(_both_ways(tmp_path, archive), [str(archive), "W"], strict=True):
+        assert isinstance(error, RefusedBundleError)
+        assert (error.what, error.where) == (
+            "manifest.json names app/.builder-record.jsonl, the bundle has none", where)
+
+
+def test_the_named_record_that_does_not_parse_is_refused(tmp_path: Path) -> None:
+    archive = _lying_bundle(tmp_path, b"not a RECORD\n")
+    for error, where in zip(_both_ways(tmp_path, archive), [str(archive), "W"], strict=True):
+        assert error.what.startswith("unreadable RECORD: "), error.what
+        assert error.where == where
+
+
+def test_directories_made_for_their_members_are_what_the_record_lists(tmp_path: Path) -> None:
+    """app/ and app/lib/ not in the archive, made for the members below them: 0755
+    directories, as the RECORD lists them (with objects and without)."""
+    record = render(_true_record())
+    manifest = manifest_dict(files=3, unpacked_bytes=len(RUN_SCRIPT) + len(DATA) + len(record),
+                             record={"file": RECORD_FILE, "entries": 5,
+                                     "sha256": hashlib.sha256(record).hexdigest()})
+    implicit = [m for m in base_members() if m.name not in ("app", "app/lib")]
+    archive, _ = raw_bundle(tmp_path / "implicit-1.0.tar.zst",
+                            [manifest_member(manifest), M(RECORD_FILE, record), *implicit])
+    sidecar_for(archive, manifest)
+    result = put(str(archive), Store(root=tmp_path / "store"))
+    assert entry_differences(result.record, result.path) == []
+    _extract_without_objects(tmp_path, archive)
+    assert (tmp_path / "work/app/lib").stat().st_mode & 0o7777 == 0o755
 
 
 # -- verify -----------------------------------------------------------------------------------
