@@ -107,6 +107,7 @@ def extract_bundle(
     ``objects``: the store's objects (files linked from there, new ones added). ``mismatch``:
     the error for an archive whose sha256 is not ``sha256`` (given the actual digest)."""
     dest.mkdir(mode=0o755)
+    dest.chmod(0o755)  # whatever the agent's umask: containers' users must enter the entry
     state = _State(dest=dest, dest_str=str(dest), where=where, limits=limits, kinds={}, links=[],
                    objects=objects, disk_bytes=_blocks(dest))
     state.new_bytes = state.disk_bytes

@@ -320,8 +320,9 @@ def test_links_resolving_to_app_or_below_through_others_are_kept(tmp_path: Path)
     assert (work / "app/lib/bin/run").read_bytes() == RUN_SCRIPT
 
 
-def test_the_entry_directory_is_0755_with_the_usual_umask(tmp_path: Path) -> None:
-    old = os.umask(0o022)
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_the_entry_directory_is_0755_whatever_the_umask(tmp_path: Path, umask: int) -> None:
+    old = os.umask(umask)
     try:
         extract(tmp_path, valid())
     finally:
