@@ -12,6 +12,7 @@ import tomlkit
 from builder.errors import BuilderError, ValidationError
 from builder.recipe import load_recipe, lock_digest, parse_recipe_text, recipe_digest
 from builder.recipe.model import Protocol, Service, ServiceKind, Ui, UiKind
+from builder.recipe.parse import MAX_ITEMS, MAX_STRING, MAX_SUMMARY
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -305,3 +306,128 @@ def test_a_recipe_file_that_cannot_be_read_is_named(tmp_path: Path, make: Any,
         load_recipe(path)
     assert str(info.value) == expected.format(p=path)
     assert load_recipe(ROOT / "recipes" / "jupyter-6.toml").name == "jupyter-6"
+
+
+# -- the rules across keys ([kernels], PEP 508 in the wheelhouse), each message in full ----------
+
+JUPYTER = GOOD + '\n[service]\ncommand = ["bin/jupyter-notebook"]\nkind = "jupyter"\n\n[kernels]\n'
+
+
+@pytest.mark.parametrize(
+    ("kernels", "expected"),
+    [
+        ('wheelhouse = ["ipykernel==6.29.5"]\n',
+         ["r.toml:24: kernels.wheelhouse_pythons: kernels.wheelhouse and "
+          "kernels.wheelhouse_pythons go together"]),  # a missing key: its table's line
+        ('wheelhouse_pythons = ["3.12"]\n',
+         ["r.toml:24: kernels.wheelhouse: kernels.wheelhouse and kernels.wheelhouse_pythons go "
+          "together"]),
+        ('image_python = "install"\nwheelhouse = ["ipykernel==6.29.5"]\n',
+         ["r.toml:24: kernels.wheelhouse_pythons: kernels.wheelhouse and "
+          "kernels.wheelhouse_pythons go together",
+          'r.toml:25: kernels.image_python: "install" needs kernels.wheelhouse (e.g. '
+          '["ipykernel==6.29.5"]) and kernels.wheelhouse_pythons']),
+        ('image_python = "install"\nwheelhouse_pythons = ["3.12"]\n',
+         ["r.toml:24: kernels.wheelhouse: kernels.wheelhouse and kernels.wheelhouse_pythons go "
+          "together",
+          'r.toml:25: kernels.image_python: "install" needs kernels.wheelhouse (e.g. '
+          '["ipykernel==6.29.5"]) and kernels.wheelhouse_pythons']),
+        ('wheelhouse = ["ipykernel==6.29.5", "ipykernel @ https://example.invalid/k.whl"]\n'
+         'wheelhouse_pythons = ["3.12"]\n',
+         ["r.toml:25: kernels.wheelhouse[1]: direct URL requirements cannot be locked by hash "
+          "from an index; name a version"]),
+    ],
+    ids=["wheelhouse-alone", "pythons-alone", "install-without-pythons",
+         "install-without-wheelhouse", "url-in-wheelhouse"],
+)
+def test_the_kernels_rules_are_worded_and_located(kernels: str, expected: list[str]) -> None:
+    assert _problems(JUPYTER + kernels) == expected
+
+
+@pytest.mark.parametrize("kernels", [
+    'image_python = "install"\nwheelhouse = ["ipykernel==6.29.5"]\nwheelhouse_pythons = ["3.12"]\n',
+    'wheelhouse = ["ipykernel==6.29.5"]\nwheelhouse_pythons = ["3.12"]\n',
+    'image_python = "offer"\n',
+    "",
+])
+def test_kernels_that_follow_the_rules_are_accepted(kernels: str) -> None:
+    recipe = parse_recipe_text(JUPYTER + kernels, path="r.toml")
+    assert recipe.kernels is not None
+
+
+@pytest.mark.parametrize("tail", [
+    "\n[kernels]\n",
+    '\n[service]\ncommand = ["bin/x"]\n\n[kernels]\n',
+    '\n[service]\ncommand = ["bin/x"]\nkind = "code-server"\n\n[kernels]\n',
+])
+def test_kernels_without_a_jupyter_service_are_refused(tail: str) -> None:
+    line = (GOOD + tail).splitlines().index("[kernels]") + 1
+    assert _problems(GOOD + tail) == [
+        f'r.toml:{line}: kernels: kernels need a Jupyter service ([service] kind = "jupyter")']
+
+
+def test_a_requirement_that_is_not_pep_508_says_why_in_one_line() -> None:
+    problems = _problems(GOOD.replace('"six",', '"six>>1",'))
+    assert len(problems) == 1
+    prefix = "r.toml:14: packages.requirements[1]: not a valid PEP 508 requirement: Expected "
+    assert problems[0].startswith(prefix) and "\n" not in problems[0], problems
+
+
+def test_problems_on_one_line_are_in_key_order_with_indices_as_numbers() -> None:
+    """The schema's problem (at [10]) is found before the code's (at [2]); both are on line 12,
+    and [2] comes first (as text, "10" would sort before "2")."""
+    items = ", ".join('"x>>1"' if i == 2 else "10" if i == 10 else f'"p{i}"' for i in range(11))
+    text = GOOD.replace('requirements = [\n    "pyjokes==0.8.3",\n    "six",\n]',
+                        f"requirements = [{items}]")
+    problems = _problems(text)
+    assert [p.split(": ", 2)[:2] for p in problems] == [
+        ["r.toml:12", "packages.requirements[2]"], ["r.toml:12", "packages.requirements[10]"]]
+
+
+def test_a_duplicate_is_named_even_when_it_is_not_the_first_item() -> None:
+    triples = 'triples = ["aarch64-unknown-linux-gnu", "x86_64-unknown-linux-gnu", ' \
+              '"x86_64-unknown-linux-gnu"]'
+    assert _problems(GOOD.replace('triples = ["x86_64-unknown-linux-gnu"]', triples)) == [
+        "r.toml:18: targets.triples: lists 'x86_64-unknown-linux-gnu' twice"]
+
+
+def test_a_recipe_path_the_system_refuses_is_named_with_the_reason(tmp_path: Path) -> None:
+    path = tmp_path / ("r" * 300 + ".toml")  # longer than a file name may be: ENAMETOOLONG
+    with pytest.raises(BuilderError) as info:
+        load_recipe(path)
+    assert str(info.value) == f"{path}: cannot read recipe: File name too long\n" + HINT
+
+
+# -- sizes: every string, array and table is bounded, before the schema is checked --------------
+
+def _with_summary(length: int) -> str:
+    return GOOD.replace('version = "1.0"\n', f'version = "1.0"\nsummary = "{"s" * length}"\n')
+
+
+def test_values_at_the_size_limits_pass_and_values_past_them_are_each_reported() -> None:
+    """At the limits: the summary, a string, a key, an array, a table; past them: each one
+    reported (the walk goes on after a long key), before the schema is checked."""
+    names = ", ".join([f'"{"p" * MAX_STRING}"', *(f'"p{i}"' for i in range(1, MAX_ITEMS))])
+    text = _with_summary(MAX_SUMMARY).replace(
+        'requirements = [\n    "pyjokes==0.8.3",\n    "six",\n]', f"requirements = [{names}]")
+    text += ('\n[service]\ncommand = ["bin/x"]\n[service.env]\n' + f'{"K" * MAX_STRING} = "1"\n'
+             + "".join(f'V{i} = "1"\n' for i in range(1, MAX_ITEMS)))
+    text += (f'\n[extra]\n{"k" * (MAX_STRING + 1)} = 1\n'
+             f'list = ["a", "{"v" * (MAX_STRING + 1)}"]\n'
+             f"many = [{', '.join(['1'] * (MAX_ITEMS + 1))}]\n"
+             "\n[more]\n" + "".join(f"k{i} = 1\n" for i in range(MAX_ITEMS + 1)))
+    with pytest.raises(ValidationError) as info:
+        parse_recipe_text(text, path="r.toml")
+    line = text.splitlines().index("[extra]") + 1
+    assert [p.render() for p in info.value.problems] == [
+        f"r.toml:{line}: extra: a key is too long: 4097 characters (at most 4096)",
+        f"r.toml:{line + 2}: extra.list[1]: too long: 4097 characters (at most 4096)",
+        f"r.toml:{line + 3}: extra.many: too many entries: 4097 (at most 4096)",
+        f"r.toml:{line + 5}: more: too many keys: 4097 (at most 4096)",
+    ]
+    assert info.value.hint == "shorten these values and run the command again"
+
+
+def test_a_summary_past_its_own_limit_is_reported() -> None:
+    assert _problems(_with_summary(MAX_SUMMARY + 1)) == [
+        "r.toml:6: app.summary: too long: 1025 characters (at most 1024)"]
