@@ -431,3 +431,19 @@ def test_values_at_the_size_limits_pass_and_values_past_them_are_each_reported()
 def test_a_summary_past_its_own_limit_is_reported() -> None:
     assert _problems(_with_summary(MAX_SUMMARY + 1)) == [
         "r.toml:6: app.summary: too long: 1025 characters (at most 1024)"]
+
+
+def test_checking_the_service_of_a_recipe_that_has_one_is_accepted() -> None:
+    text = GOOD + '\n[service]\ncommand = ["bin/x"]\n\n[checks]\nservice = true\n'
+    assert parse_recipe_text(text, path="r.toml").checks.service is True
+    assert _problems(GOOD + "\n[checks]\nservice = true\n") == [
+        "r.toml:21: checks.service: the recipe has no [service] to check"]
+
+
+def test_a_key_that_breaks_the_schema_and_a_code_rule_gets_the_schema_s_message() -> None:
+    """["six", "Six"] is one project twice (a code rule); ["six", "six"] also breaks the
+    schema's uniqueItems, whose wording names the item."""
+    assert _problems(GOOD.replace("[packages]\n", '[packages]\nallow_sdists = ["six", "Six"]\n')
+                     ) == ["r.toml:12: packages.allow_sdists: lists a project twice"]
+    assert _problems(GOOD.replace("[packages]\n", '[packages]\nallow_sdists = ["six", "six"]\n')
+                     ) == ["r.toml:12: packages.allow_sdists: lists 'six' twice"]
