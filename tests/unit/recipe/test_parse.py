@@ -447,3 +447,23 @@ def test_a_key_that_breaks_the_schema_and_a_code_rule_gets_the_schema_s_message(
                      ) == ["r.toml:12: packages.allow_sdists: lists a project twice"]
     assert _problems(GOOD.replace("[packages]\n", '[packages]\nallow_sdists = ["six", "six"]\n')
                      ) == ["r.toml:12: packages.allow_sdists: lists 'six' twice"]
+
+
+def test_a_recipe_file_of_exactly_the_size_limit_is_read(tmp_path: Path) -> None:
+    """1 MiB is read (and then found not to be UTF-8: no TOML parsing of a megabyte in a unit
+    test); one byte more is refused unread (``test_a_recipe_file_that_cannot_be_read_is_named``)."""
+    path = tmp_path / "r.toml"
+    path.write_bytes(b"\xff" * (1 << 20))
+    with pytest.raises(BuilderError) as info:
+        load_recipe(path)
+    assert str(info.value).startswith(f"{path}: recipe is not UTF-8 text: ")
+
+
+def test_the_runtime_flavor_and_the_glibc_exemptions_reach_the_model() -> None:
+    text = GOOD.replace('pbs_release = "20240107"\n',
+                        'pbs_release = "20240107"\nflavor = "install_only_stripped"\n') \
+        + 'glibc_floor = "2.28"\nglibc_exempt = ["lib/b.so", "lib/a*.so", "lib/b.so"]\n'
+    recipe = parse_recipe_text(text, path="r.toml")
+    assert recipe.runtime.flavor == "install_only_stripped"
+    assert recipe.targets.glibc_floor == "2.28"
+    assert recipe.targets.glibc_exempt == ("lib/a*.so", "lib/b.so")
