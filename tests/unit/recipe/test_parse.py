@@ -467,3 +467,21 @@ def test_the_runtime_flavor_and_the_glibc_exemptions_reach_the_model() -> None:
     assert recipe.runtime.flavor == "install_only_stripped"
     assert recipe.targets.glibc_floor == "2.28"
     assert recipe.targets.glibc_exempt == ("lib/a*.so", "lib/b.so")
+
+
+def test_a_problem_inside_one_form_of_a_choice_does_not_hide_the_next_problem() -> None:
+    """allow_sdists is true, false or an array of names: the array form fits, and what is wrong
+    inside it is reported, and so is the next problem the schema finds."""
+    text = GOOD.replace("[packages]\n", '[packages]\nallow_sdists = ["six", "not a name"]\n') \
+        .replace("[targets]\n", '[targets]\nglibc_floor = "2.5"\n')
+    assert _problems(text) == [
+        "r.toml:12: packages.allow_sdists[1]: 'not a name' is not a project name",
+        "r.toml:19: targets.glibc_floor: '2.5' is not 2.17 or later (the floor of "
+        "python-build-standalone)"]
+
+
+def test_a_key_with_two_problems_gets_the_first_one() -> None:
+    """The name "1" is not a variable name, and its value is not a string: one message per key,
+    the first the schema finds."""
+    assert _problems(GOOD + '\n[service]\ncommand = ["bin/x"]\nenv = { "1" = 2 }\n') == [
+        "r.toml:22: service.env.1: '1' is not an environment variable name"]
