@@ -485,3 +485,22 @@ def test_a_key_with_two_problems_gets_the_first_one() -> None:
     the first the schema finds."""
     assert _problems(GOOD + '\n[service]\ncommand = ["bin/x"]\nenv = { "1" = 2 }\n') == [
         "r.toml:22: service.env.1: '1' is not an environment variable name"]
+
+
+@pytest.mark.parametrize(("tail", "expected"), [
+    ('\n[service]\ncommand = ["bin/x"]\nenv.A = "1"\n\n[service.env]\nB = "2"\n',
+     "r.toml: TOML syntax error: Redefinition of an existing table"),  # tomlkit knows no line
+    ('\n[service]\ncommand = ["bin/x"]\nenv = "1"\n\n[service.env]\nB = "2"\n',
+     'r.toml: TOML syntax error: Key "env" already exists. (each key may appear once per '
+     "table)"),  # a key, then a table of the same name: no line either (no key line twice)
+    ('\n[service]\ncommand = ["bin/x"]\ncommand = ["bin/y"]\n',
+     'r.toml:22: TOML syntax error: Key "command" already exists. (each key may appear once '
+     "per table)"),
+    ('\n[service]\ncommand = ["bin/x"]\nport = 80 80\n',
+     "r.toml:22: TOML syntax error: Unexpected character: '8' at line 22 col 10"),
+])
+def test_each_kind_of_toml_error_is_worded(tail: str, expected: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        parse_recipe_text(GOOD + tail, path="r.toml")
+    assert [p.render() for p in info.value.problems] == [expected]
+    assert info.value.hint is None
