@@ -503,4 +503,5 @@ def test_each_kind_of_toml_error_is_worded(tail: str, expected: str) -> None:
     with pytest.raises(ValidationError) as info:
         parse_recipe_text(GOOD + tail, path="r.toml")
     assert [p.render() for p in info.value.problems] == [expected]
+    assert info.value.problems[0].key == ""  # a str, as for every problem: no key here
     assert info.value.hint is None
