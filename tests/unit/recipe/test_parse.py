@@ -505,3 +505,16 @@ def test_each_kind_of_toml_error_is_worded(tail: str, expected: str) -> None:
     assert [p.render() for p in info.value.problems] == [expected]
     assert info.value.problems[0].key == ""  # a str, as for every problem: no key here
     assert info.value.hint is None
+
+
+def test_a_recipe_with_problems_is_reported_as_the_user_reads_it() -> None:
+    with pytest.raises(ValidationError) as info:
+        parse_recipe_text(GOOD.replace('name = "demo"', 'name = ""') + "\n[extras]\n",
+                          path="r.toml")
+    assert str(info.value) == (
+        "2 problems found:\n"
+        "r.toml:4: app.name: '' is not a lowercase name of [a-z0-9._-] (it becomes "
+        "/opt/apps/<name>)\n"
+        "r.toml:20: extras: unknown key (allowed: format_version, app, runtime, packages, "
+        "targets, service, kernels, node, build, checks)\n"
+        "  hint: fix the recipe and run the command again")
