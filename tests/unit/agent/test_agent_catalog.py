@@ -121,3 +121,51 @@ def test_schema_check_names_the_key_and_refuses_unknown_keywords() -> None:
     assert list(problems(data, manifest_schema())) == ["sizes.files: expected integer, got string"]
     with pytest.raises(InternalError, match="not supported"):
         list(problems(1, {"multipleOf": 2}))
+
+
+# -- builder.schema's generic wording (the words a bad manifest or index is refused with) ------
+
+_EVERY_RULE: dict[str, Any] = {
+    "type": "object", "required": ["r"], "additionalProperties": False, "properties": {
+        "t": {"type": ["integer", "null"]}, "b": {"type": "integer"}, "c": {"const": 1},
+        "e": {"enum": ["a", "b"]}, "p": {"type": "string", "pattern": "^x"},
+        "o": {"oneOf": [{"type": "integer"}, {"type": "number"}]},
+        "a": {"anyOf": [{"type": "string"}, {"type": "boolean"}]},
+        "lo": {"minimum": 1}, "hi": {"maximum": 2}, "short": {"minLength": 2},
+        "long": {"maxLength": 1}, "few": {"minItems": 2}, "u": {"uniqueItems": True},
+        "n": {"not": {"const": 0}}, "r": {}}}
+
+
+def test_each_kind_of_schema_rule_has_its_generic_message() -> None:
+    value = {"t": "s", "b": True, "c": 2, "e": "z", "p": "y", "o": 1, "a": 1.5, "lo": 0,
+             "hi": 3, "short": "x", "long": "yy", "few": [1], "u": [1, 1], "n": 0, "x": 1}
+    assert list(problems(value, _EVERY_RULE)) == [
+        "r: missing",
+        "a: matches none of the allowed forms",
+        "b: expected integer, got boolean",
+        "c: must be 1, not 2",
+        "e: must be one of ['a', 'b'], not 'z'",
+        "few: [1] is fewer items than 2",
+        "hi: 3 is more than 2",
+        "lo: 0 is less than 1",
+        "long: 'yy' is longer than 1",
+        "n: fails 'not'",
+        "o: matches 2, not exactly one, of the allowed forms",
+        "p: 'y' does not match '^x'",
+        "short: 'x' is shorter than 2",
+        "t: expected integer or null, got string",
+        "u: fails 'uniqueItems'",
+        "x: unexpected key",
+    ]
+    assert list(problems({"r": 1, "c": 1, "e": "b", "lo": 1, "hi": 2, "short": "xx",
+                          "long": "y", "few": [1, 2], "n": 1, "t": None}, _EVERY_RULE)) == []
+
+
+@pytest.mark.parametrize(("value", "schema", "path", "expected"), [
+    (1, {"type": "object"}, "", "(top level): expected object, got integer"),
+    ((1,), {"type": "array"}, "", "(top level): expected array, got tuple"),
+    (None, {"type": "string"}, "k", "k: expected string, got null"),
+])
+def test_a_type_problem_names_the_place_and_the_json_type(value: Any, schema: Any, path: str,
+                                                          expected: str) -> None:
+    assert list(problems(value, schema, path)) == [expected]
