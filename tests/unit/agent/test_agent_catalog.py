@@ -169,3 +169,23 @@ def test_each_kind_of_schema_rule_has_its_generic_message() -> None:
 def test_a_type_problem_names_the_place_and_the_json_type(value: Any, schema: Any, path: str,
                                                           expected: str) -> None:
     assert list(problems(value, schema, path)) == [expected]
+
+
+def test_an_unsupported_keyword_is_found_wherever_it_is() -> None:
+    """A schema that grew a keyword builder.schema does not implement is a bug to report,
+    wherever the keyword sits (the annotations are not keywords)."""
+    schema = {
+        "$schema": "s", "$id": "i", "title": "t", "description": "d", "x-expected": "e",
+        "multipleOf": 2, "items": {"format": "date"}, "additionalProperties": {"k1": 1},
+        "not": {"k2": 1}, "propertyNames": {"k3": 1}, "oneOf": [{"type": "string"}, {"k4": 1}],
+        "anyOf": [{"k5": 1}], "allOf": [{"k6": 1}], "prefixItems": [{"k7": 1}],
+        "properties": {"p": {"k8": 1}, "q": {"items": {"oneOf": [{"k9": 1}]}}},
+    }
+    assert unsupported(schema) == {"multipleOf", "format", "k1", "k2", "k3", "k4", "k5", "k6",
+                                   "k7", "k8", "k9"}
+    assert unsupported([{"a": 1}, {"b": 1}]) == {"a", "b"}
+    assert unsupported([]) == set() and unsupported(True) == set()
+    with pytest.raises(InternalError) as info:
+        list(problems({"p": 1}, {"properties": {"p": {"format": "date"}}}))
+    assert str(info.value).startswith(
+        "internal error: schema keyword(s) ['format'] not supported by builder.schema\n")
