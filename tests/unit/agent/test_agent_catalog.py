@@ -16,7 +16,7 @@ from builder.catalog import write_index
 from builder.catalog.codec import catalog_from_dict, index_schema
 from builder.cli.main import main
 from builder.errors import BuilderError, InternalError
-from builder.schema import problems, unsupported
+from builder.schema import problems, unsupported, violations
 
 
 def test_index_is_deterministic_sorted_and_valid(tmp_path: Path) -> None:
@@ -189,3 +189,16 @@ def test_an_unsupported_keyword_is_found_wherever_it_is() -> None:
         list(problems({"p": 1}, {"properties": {"p": {"format": "date"}}}))
     assert str(info.value).startswith(
         "internal error: schema keyword(s) ['format'] not supported by builder.schema\n")
+
+
+def test_each_violation_carries_its_place_keyword_subschema_and_value() -> None:
+    """What builder.recipe.parse words its messages from (``Violation``'s documented fields)."""
+    array = {"type": "array", "minItems": 3, "uniqueItems": True, "items": {"type": "integer"}}
+    table = {"type": "object", "required": ["a"], "additionalProperties": False,
+             "properties": {"a": {"type": "string"}, "list": array}}
+    found = [(v.path, v.keyword, v.schema, v.value)
+             for v in violations({"list": [1, 1, "2"], "x": 2}, table)]
+    assert found == [("a", "required", {"type": "string"}, None),
+                     ("list", "uniqueItems", array, [1, 1, "2"]),
+                     ("list[2]", "type", {"type": "integer"}, "2"),
+                     ("x", "additionalProperties", table, 2)]
