@@ -202,3 +202,16 @@ def test_each_violation_carries_its_place_keyword_subschema_and_value() -> None:
                      ("list", "uniqueItems", array, [1, 1, "2"]),
                      ("list[2]", "type", {"type": "integer"}, "2"),
                      ("x", "additionalProperties", table, 2)]
+
+
+@pytest.mark.parametrize(("value", "schema", "accepted"), [
+    (True, {"const": True}, True), (1, {"const": True}, False), (True, {"const": 1}, False),
+    ([1, True], {"const": [1, True]}, True), ([1, 1], {"const": [1, True]}, False),
+    ([1], {"const": [2]}, False), ([1, 2], {"const": [1]}, False), (1, {"const": [1]}, False),
+    ([1], {"const": 1}, False), ([[1], [1]], {"uniqueItems": True}, False),
+    ([1, True], {"uniqueItems": True}, True), ([False], {"enum": [0, [False]]}, True),
+    (False, {"enum": [0, [0]]}, False),
+])
+def test_json_equality_tells_true_from_1_and_compares_arrays_item_by_item(
+        value: Any, schema: Any, accepted: bool) -> None:
+    assert (list(problems(value, schema)) == []) is accepted
