@@ -16,7 +16,7 @@ from builder.catalog import write_index
 from builder.catalog.codec import catalog_from_dict, index_schema
 from builder.cli.main import main
 from builder.errors import BuilderError, InternalError
-from builder.schema import problems, unsupported
+from builder.schema import problems, unsupported, violations
 
 
 def test_index_is_deterministic_sorted_and_valid(tmp_path: Path) -> None:
@@ -121,3 +121,97 @@ def test_schema_check_names_the_key_and_refuses_unknown_keywords() -> None:
     assert list(problems(data, manifest_schema())) == ["sizes.files: expected integer, got string"]
     with pytest.raises(InternalError, match="not supported"):
         list(problems(1, {"multipleOf": 2}))
+
+
+# -- builder.schema's generic wording (the words a bad manifest or index is refused with) ------
+
+_EVERY_RULE: dict[str, Any] = {
+    "type": "object", "required": ["r"], "additionalProperties": False, "properties": {
+        "t": {"type": ["integer", "null"]}, "b": {"type": "integer"}, "c": {"const": 1},
+        "e": {"enum": ["a", "b"]}, "p": {"type": "string", "pattern": "^x"},
+        "o": {"oneOf": [{"type": "integer"}, {"type": "number"}]},
+        "a": {"anyOf": [{"type": "string"}, {"type": "boolean"}]},
+        "lo": {"minimum": 1}, "hi": {"maximum": 2}, "short": {"minLength": 2},
+        "long": {"maxLength": 1}, "few": {"minItems": 2}, "u": {"uniqueItems": True},
+        "n": {"not": {"const": 0}}, "r": {}}}
+
+
+def test_each_kind_of_schema_rule_has_its_generic_message() -> None:
+    value = {"t": "s", "b": True, "c": 2, "e": "z", "p": "y", "o": 1, "a": 1.5, "lo": 0,
+             "hi": 3, "short": "x", "long": "yy", "few": [1], "u": [1, 1], "n": 0, "x": 1}
+    assert list(problems(value, _EVERY_RULE)) == [
+        "r: missing",
+        "a: matches none of the allowed forms",
+        "b: expected integer, got boolean",
+        "c: must be 1, not 2",
+        "e: must be one of ['a', 'b'], not 'z'",
+        "few: [1] is fewer items than 2",
+        "hi: 3 is more than 2",
+        "lo: 0 is less than 1",
+        "long: 'yy' is longer than 1",
+        "n: fails 'not'",
+        "o: matches 2, not exactly one, of the allowed forms",
+        "p: 'y' does not match '^x'",
+        "short: 'x' is shorter than 2",
+        "t: expected integer or null, got string",
+        "u: fails 'uniqueItems'",
+        "x: unexpected key",
+    ]
+    assert list(problems({"r": 1, "c": 1, "e": "b", "lo": 1, "hi": 2, "short": "xx",
+                          "long": "y", "few": [1, 2], "n": 1, "t": None}, _EVERY_RULE)) == []
+
+
+@pytest.mark.parametrize(("value", "schema", "path", "expected"), [
+    (1, {"type": "object"}, "", "(top level): expected object, got integer"),
+    ((1,), {"type": "array"}, "", "(top level): expected array, got tuple"),
+    (None, {"type": "string"}, "k", "k: expected string, got null"),
+])
+def test_a_type_problem_names_the_place_and_the_json_type(value: Any, schema: Any, path: str,
+                                                          expected: str) -> None:
+    assert list(problems(value, schema, path)) == [expected]
+
+
+def test_an_unsupported_keyword_is_found_wherever_it_is() -> None:
+    """A schema that grew a keyword builder.schema does not implement is a bug to report,
+    wherever the keyword sits (the annotations are not keywords)."""
+    schema = {
+        "$schema": "s", "$id": "i", "title": "t", "description": "d", "x-expected": "e",
+        "multipleOf": 2, "items": {"format": "date"}, "additionalProperties": {"k1": 1},
+        "not": {"k2": 1}, "propertyNames": {"k3": 1}, "oneOf": [{"type": "string"}, {"k4": 1}],
+        "anyOf": [{"k5": 1}], "allOf": [{"k6": 1}], "prefixItems": [{"k7": 1}],
+        "properties": {"p": {"k8": 1}, "q": {"items": {"oneOf": [{"k9": 1}]}}},
+    }
+    assert unsupported(schema) == {"multipleOf", "format", "k1", "k2", "k3", "k4", "k5", "k6",
+                                   "k7", "k8", "k9"}
+    assert unsupported([{"a": 1}, {"b": 1}]) == {"a", "b"}
+    assert unsupported([]) == set() and unsupported(True) == set()
+    with pytest.raises(InternalError) as info:
+        list(problems({"p": 1}, {"properties": {"p": {"format": "date"}}}))
+    assert str(info.value).startswith(
+        "internal error: schema keyword(s) ['format'] not supported by builder.schema\n")
+
+
+def test_each_violation_carries_its_place_keyword_subschema_and_value() -> None:
+    """What builder.recipe.parse words its messages from (``Violation``'s documented fields)."""
+    array = {"type": "array", "minItems": 3, "uniqueItems": True, "items": {"type": "integer"}}
+    table = {"type": "object", "required": ["a"], "additionalProperties": False,
+             "properties": {"a": {"type": "string"}, "list": array}}
+    found = [(v.path, v.keyword, v.schema, v.value)
+             for v in violations({"list": [1, 1, "2"], "x": 2}, table)]
+    assert found == [("a", "required", {"type": "string"}, None),
+                     ("list", "uniqueItems", array, [1, 1, "2"]),
+                     ("list[2]", "type", {"type": "integer"}, "2"),
+                     ("x", "additionalProperties", table, 2)]
+
+
+@pytest.mark.parametrize(("value", "schema", "accepted"), [
+    (True, {"const": True}, True), (1, {"const": True}, False), (True, {"const": 1}, False),
+    ([1, True], {"const": [1, True]}, True), ([1, 1], {"const": [1, True]}, False),
+    ([1], {"const": [2]}, False), ([1, 2], {"const": [1]}, False), (1, {"const": [1]}, False),
+    ([1], {"const": 1}, False), ([[1], [1]], {"uniqueItems": True}, False),
+    ([1, True], {"uniqueItems": True}, True), ([False], {"enum": [0, [False]]}, True),
+    (False, {"enum": [0, [0]]}, False),
+])
+def test_json_equality_tells_true_from_1_and_compares_arrays_item_by_item(
+        value: Any, schema: Any, accepted: bool) -> None:
+    assert (list(problems(value, schema)) == []) is accepted

@@ -193,6 +193,9 @@ def test_duplicate_keys_are_reported_with_their_line(project: Path,
     ('a = 1\n[t]\nb = 1\nc = 2\nb = 3\n', 5),
     ('[t]\nb = 1\n[u]\nb = 1\n"b" = 2\n', 5),
     ('[[x]]\nb = 1\n[[x]]\nb = 2\n', None),  # not a duplicate: two tables of an array
+    ('  [[x]]  # one\nb = 1\n  [[x]]\nb = 2\n', None),  # the same, indented, with a comment
+    ("'b' = 1\nc = 1\n b = 2\n", 3),  # a literal-quoted key, an indented one
+    ('b = 1\n[t] # the table t\nb = 2\n[u]\nc = 1\nc = 2\n', 6),
 ])
 def test_duplicate_key_line(text: str, line: int | None) -> None:
     assert recipe_parse.duplicate_key_line(text) == line

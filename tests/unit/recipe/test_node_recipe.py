@@ -128,3 +128,9 @@ def test_a_toolchain_that_is_not_pep_508_says_so() -> None:
     problems = _problems(SMALL.replace('"ziglang==0.17.1"', '"ziglang>>1"'))
     assert len(problems) == 1
     assert problems[0].startswith("r.toml:13: node.toolchain: not a valid PEP 508 requirement")
+
+
+def test_a_node_app_without_commands_has_none() -> None:
+    node = parse_recipe_text(SMALL.replace('bin = { left-pad = "index.js" }\n', ""),
+                             path="r.toml").node
+    assert node is not None and node.bin == ()
