@@ -285,9 +285,10 @@ def parse_recipe_text(text: str, *, path: str) -> Recipe:
             [Problem(path=path, line=duplicate_key_line(text), key="",
                      message=f"TOML syntax error: {exc} (each key may appear once per table)")]
         ) from None
-    except TOMLKitError as exc:
+    except TOMLKitError as exc:  # e.g. "Redefinition of an existing table": no line either
         raise ValidationError(
-            [Problem(path=path, line=None, key="", message=f"TOML syntax error: {exc}")]
+            [Problem(path=path, line=duplicate_key_line(text), key="",
+                     message=f"TOML syntax error: {exc}")]
         ) from None
     locator = Locator(text)
     oversized = _oversized(document, path, locator)
@@ -310,17 +311,32 @@ _TABLE_LINE = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(?:#.*)?$")
 
 
 def duplicate_key_line(text: str) -> int | None:
-    """The line where a key is given a second time in the same table (a best effort: None when
-    the scan cannot tell, e.g. inside a multi-line string)."""
+    """The line where a key is given a second time in the same table, or where a table header
+    names a key already given (``env = "1"``, then ``[service.env]``) or a table a dotted key
+    made (``env.A = "1"``, then ``[service.env]``). A best effort: None when the scan cannot
+    tell, e.g. inside a multi-line string."""
     seen: set[tuple[str, str]] = set()
+    dotted: set[str] = set()  # tables made by dotted keys ("service.env" from env.A = ...)
     table = ""
     for number, line in enumerate(text.splitlines(), start=1):
         if header := _TABLE_LINE.match(line):
-            table = f"{header.group(1)}#{number}" if line.lstrip().startswith("[[") \
-                else header.group(1)
+            name = header.group(1)
+            if line.lstrip().startswith("[["):
+                table = f"{name}#{number}"
+                continue
+            parent, _dot, last = name.rpartition(".")
+            if (parent, last) in seen or name in dotted:
+                return number
+            table = name
             continue
         if match := _KEY_LINE.match(line):
-            key = (table, next(g for g in match.groups() if g is not None))
+            name = next(g for g in match.groups() if g is not None)
+            scope = table
+            if match.group(3) is not None and "." in name:  # a bare dotted key: a.b = 1
+                made, _dot, name = name.rpartition(".")
+                scope = f"{table}.{made}" if table else made
+                dotted.add(scope)
+            key = (scope, name)
             if key in seen:
                 return number
             seen.add(key)

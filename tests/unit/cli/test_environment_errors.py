@@ -196,6 +196,14 @@ def test_duplicate_keys_are_reported_with_their_line(project: Path,
     ('  [[x]]  # one\nb = 1\n  [[x]]\nb = 2\n', None),  # the same, indented, with a comment
     ("'b' = 1\nc = 1\n b = 2\n", 3),  # a literal-quoted key, an indented one
     ('b = 1\n[t] # the table t\nb = 2\n[u]\nc = 1\nc = 2\n', 6),
+    ('[s]\nenv = "1"\n\n[s.env]\nB = "2"\n', 4),  # a key, then a table of its name
+    ('[s]\nenv.A = "1"\n[s.env]\n', 3),  # a table a dotted key made, then its header
+    ('env.A = "1"\n[env]\n', 2),  # the same at the top level
+    ('[s]\nenv = "1"\n[s.other]\n[t.env]\n', None),  # other tables, other parents
+    ('[s.env]\nB = "2"\n[s]\nenv2 = 1\n[u]\nenv = 1\n', None),  # [s] after [s.env]: fine
+    ('[[a]]\nenv = 1\n[[a]]\nenv = 2\n', None),  # array tables start afresh
+    ('[a]\nb.c = 1\n[a.b.c]\n', 3),  # b.c is the key c of a.b: no table a.b.c
+    ('[a]\nb.c = 1\nb.d = 2\nb.c = 3\n', 4),  # a dotted key given twice
 ])
 def test_duplicate_key_line(text: str, line: int | None) -> None:
     assert recipe_parse.duplicate_key_line(text) == line
