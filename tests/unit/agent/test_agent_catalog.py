@@ -215,3 +215,74 @@ def test_each_violation_carries_its_place_keyword_subschema_and_value() -> None:
 def test_json_equality_tells_true_from_1_and_compares_arrays_item_by_item(
         value: Any, schema: Any, accepted: bool) -> None:
     assert (list(problems(value, schema)) == []) is accepted
+
+
+def _found(value: Any, schema: Any, path: str = "") -> list[tuple[str, str, Any, Any]]:
+    return [(v.path, v.keyword, v.schema, v.value) for v in violations(value, schema, path)]
+
+
+def test_all_of_checks_each_form_at_the_value_s_own_place() -> None:
+    schema = {"properties": {"n": {"allOf": [{"type": "integer"}, {"maximum": 3}]}}}
+    assert list(problems({"n": 5}, schema, "pkg")) == ["pkg.n: 5 is more than 3"]
+    assert list(problems({"n": "5"}, schema)) == ["n: expected integer, got string"]
+    assert list(problems({"n": 3}, schema)) == []
+
+
+def test_any_of_accepts_several_matching_forms_and_one_of_exactly_one() -> None:
+    any_of = {"anyOf": [{"type": "integer"}, {"type": "number"}]}
+    one_of = {"oneOf": [{"type": "integer"}, {"type": "string"}]}
+    assert list(problems(1, any_of)) == []  # both forms match: fine for anyOf
+    assert list(problems(1, one_of)) == [] and list(problems("s", one_of)) == []
+    assert list(problems(1.5, one_of, "v")) == ["v: matches none of the allowed forms"]
+    both = {"anyOf": [{"type": "string"}], "oneOf": [{"type": "integer"}]}
+    assert [v.keyword for v in violations(None, both)] == ["anyOf", "oneOf"]
+    assert [v.keyword for v in violations(None, {"oneOf": [{"type": "integer"}]})] == ["oneOf"]
+
+
+def test_a_failed_one_of_carries_the_failures_inside_the_form_its_value_fits() -> None:
+    """What builder.recipe.parse words a failed oneOf from: the failures inside the one form
+    whose type fits the value, at their own places; none when no form or several fit, or when
+    the oneOf fails because several forms match."""
+    table = {"type": "object", "required": ["name"], "properties": {"name": {"type": "string"}}}
+    forms = {"oneOf": [{"type": "string", "pattern": "^[a-z]+$"}, table]}
+    [failed] = violations({"dep": {"name": 3}}, {"properties": {"dep": forms}}, "x")
+    assert (failed.path, failed.keyword, failed.schema, failed.value) == (
+        "x.dep", "oneOf", forms, {"name": 3})
+    assert [(c.path, c.keyword, c.schema, c.value) for c in failed.causes] == [
+        ("x.dep.name", "type", {"type": "string"}, 3)]
+    [text] = violations("A", forms)
+    assert [(c.path, c.keyword, c.value) for c in text.causes] == [("", "pattern", "A")]
+    [no_fit] = violations(1, forms)
+    assert no_fit.causes == ()
+    several = {"oneOf": [{"type": "integer", "minimum": 5}, {"maximum": 10}, {"maximum": 20}]}
+    [twice] = violations(3, several)  # the integer form fails, the two others match
+    assert (twice.keyword, twice.causes) == ("oneOf", ())
+    assert list(problems(3, several)) == [
+        "(top level): matches 2, not exactly one, of the allowed forms"]
+
+
+def test_required_reports_the_missing_property_s_own_subschema_or_an_empty_one() -> None:
+    schema = {"required": ["a", "b"], "properties": {"a": {"type": "integer"}}}
+    assert _found({}, schema, "top") == [("top.a", "required", {"type": "integer"}, None),
+                                         ("top.b", "required", {}, None)]
+    assert _found({"a": 1, "b": 2}, schema) == []
+
+
+def test_additional_properties_default_to_allowed_and_can_carry_a_schema() -> None:
+    assert _found({"x": 1, "y": "z"}, {"properties": {"x": {"type": "integer"}}}) == []
+    assert _found({"x": 1}, {"additionalProperties": True}) == []
+    typed = {"properties": {"k": {"type": "string"}}, "additionalProperties": {"type": "integer"}}
+    assert _found({"k": "s", "a": 1, "b": "2"}, typed, "env") == [
+        ("env.b", "type", {"type": "integer"}, "2")]
+    assert list(problems({"k": "s", "b": "2"}, typed)) == ["b: expected integer, got string"]
+
+
+def test_property_names_are_checked_as_strings_at_the_key_s_place() -> None:
+    names = {"type": "string", "pattern": "^[a-z]+$"}
+    schema = {"type": "object", "propertyNames": names,
+              "properties": {"ok": {"type": "integer"}, "Bad": {"type": "integer"}}}
+    assert _found({"ok": 1, "Bad": "x"}, schema, "deps") == [
+        ("deps.Bad", "propertyNames", names, "Bad"),
+        ("deps.Bad", "type", {"type": "integer"}, "x")]
+    assert list(problems({"Bad": 1}, schema)) == ["Bad: fails 'propertyNames'"]
+    assert _found({"ok": 1, "fine": 2}, schema) == []
