@@ -6,16 +6,19 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 from relocate_factories import (
+    EXT,
     SITE,
     FakeCompiler,
     FakePatchelf,
     console_script,
+    demo_app,
     dist_info,
     make_app,
 )
 
 from builder.errors import BuilderError
 from builder.relocate import MAX_LISTED, RelocationReport, ScanHit, leftover_error, relocate
+from builder.relocate import plan as plan_module
 
 FINAL = PurePosixPath("/opt/apps/demo")
 PLAIN_HINT = (
@@ -46,6 +49,19 @@ def test_relocate_plans_applies_and_scans(tmp_path: Path) -> None:
     assert (app / "bin/hello").is_file()
     assert str(staging) not in (app / "python/bin/hello").read_text()
     assert not (app / SITE / "hello-1.0.dist-info/REQUESTED").exists()
+
+
+def test_relocate_patches_binaries_with_the_given_writer(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    staging = tmp_path / "stage"
+    app, reader = demo_app(staging)
+    # relocate() reads ELF files with pyelftools; the fake tree's binaries come from the fake
+    monkeypatch.setattr(plan_module, "PyelftoolsReader", lambda: reader)
+    patchelf = FakePatchelf(app=app)
+    report = relocate(app, final_root=FINAL, staging_root=staging, expose=None,
+                      patchelf=patchelf, compiler=FakeCompiler())
+    assert report.elfs == 1
+    assert patchelf.calls == [("set", EXT, "$ORIGIN/../../..")]
 
 
 def test_relocate_expose_is_passed_on(tmp_path: Path) -> None:

@@ -6,13 +6,16 @@ from __future__ import annotations
 import marshal
 import os
 import shutil
+import signal
 import subprocess
+import sys
 import time
 from pathlib import Path, PurePosixPath
 
 import pytest
 from relocate_factories import make_app, write
 
+import builder
 from builder.errors import BuilderError
 from builder.host import HOST_ARCH
 from builder.relocate import pyc
@@ -117,7 +120,7 @@ def test_an_interrupted_compile_kills_the_whole_group(tmp_path: Path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     app, dirs = _tree(tmp_path)
     # the "compiler" starts a worker in its group, then both wait
-    python = fake_python(tmp_path / "py", f'sleep 60 &\necho $! > "{tmp_path}/worker"\n'
+    python = fake_python(tmp_path / "py", f'sleep 10 &\necho $! > "{tmp_path}/worker"\n'
                          f'touch "{tmp_path}/ready"\nwait\n')
     started: list[subprocess.Popen[str]] = []
 
@@ -239,3 +242,86 @@ def test_real_compileall_writes_unchecked_hash_pycs_naming_the_shared_root(
     assert int.from_bytes(data[4:8], "little") == 0b01  # hash-based, unchecked
     code = marshal.loads(data[16:])
     assert code.co_filename == "/opt/apps/_/python/lib/python3.11/pkg/b.py"
+
+
+def test_an_unquoted_failure_line_is_read_as_it_is() -> None:
+    # compileall quotes the path (repr); a line without quotes is still understood
+    app = Path("/tmp/stage 1/app")
+    output = "*** Error compiling /tmp/stage 1/app/python/x.py...\n"
+    assert pyc.parse_failures(output, app) == ("python/x.py",)
+
+
+def test_sources_inside_pycache_are_not_counted(tmp_path: Path) -> None:
+    # compileall skips __pycache__ directories (a stray .py there is never compiled)
+    write(tmp_path / "a.py", b"")
+    write(tmp_path / "__pycache__/stray.py", b"")
+    write(tmp_path / "sub/__pycache__/stray.py", b"")
+    write(tmp_path / "sub/__PYCACHE__/kept.py", b"")
+    assert pyc.count_sources((tmp_path,)) == 2
+
+
+@pytest.mark.parametrize("root", ["/tmp/stage ", "/tmp/stageX"])
+def test_failures_below_an_odd_app_root_are_made_relative(root: str) -> None:
+    output = f"*** Error compiling '{root}/python/x.py'...\n"
+    assert pyc.parse_failures(output, Path(root)) == ("python/x.py",)
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1].startswith("Z")
+    except FileNotFoundError:
+        return True
+
+
+def test_the_compiler_dies_with_builder(tmp_path: Path) -> None:
+    """builder SIGKILLed mid-compile (no cleanup of ours runs): Linux kills the compiler."""
+    app, dirs = _tree(tmp_path)
+    pidfile = tmp_path / "pid"
+    python = fake_python(tmp_path / "py", f'echo $$ > "{pidfile}.tmp"\nmv "{pidfile}.tmp" '
+                         f'"{pidfile}"\nexec sleep 60\n')
+    code = ("import sys; from pathlib import Path; from builder.relocate.pyc import "
+            "CompileallCompiler; CompileallCompiler(python=Path(sys.argv[1])).compile("
+            "app_root=Path(sys.argv[2]), dirs=(Path(sys.argv[3]),))")
+    # the builder package this test imports (mutmut's mutated copy too)
+    env = {**os.environ, "PYTHONPATH": str(Path(builder.__file__).parents[1])}
+    parent = subprocess.Popen([sys.executable, "-c", code, str(python), str(app), str(dirs[0])],
+                              env=env)
+    pid = 0
+    try:
+        for _ in range(1000):
+            if pidfile.exists():
+                pid = int(pidfile.read_text())
+                break
+            time.sleep(0.01)
+        assert pid, "the compiler did not start"
+        parent.kill()
+        parent.wait()
+        for _ in range(500):
+            if _gone(pid):
+                break
+            time.sleep(0.01)
+        assert _gone(pid), "the compiler outlived builder"
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+            parent.wait()
+        if pid and not _gone(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
+def test_an_interrupt_after_the_compiler_ended_is_passed_on(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C just as the compiler ends: its group is gone, the interrupt still goes on."""
+    app, dirs = _tree(tmp_path)
+    python = fake_python(tmp_path / "py", "exit 0\n")
+
+    def interrupted(self: subprocess.Popen[str], *_args: object) -> tuple[str, str]:
+        self.wait(timeout=30)  # ended and reaped: killpg finds no such group
+        for pipe in (self.stdout, self.stderr):
+            assert pipe is not None
+            pipe.close()
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(subprocess.Popen, "communicate", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        CompileallCompiler(python=python).compile(app_root=app, dirs=dirs)
