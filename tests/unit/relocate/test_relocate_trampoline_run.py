@@ -1,0 +1,64 @@
+"""Trampolines run by ``/bin/sh`` from nested directories, and a needed name with a slash."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path, PurePosixPath
+
+import pytest
+from relocate_factories import elf_info, write
+
+from builder.errors import InternalError
+from builder.relocate.elfplan import Roots, plan_rpath, unresolved_needed
+from builder.relocate.scripts import render_trampoline
+
+P = PurePosixPath
+FAKE_PYTHON = b'#!/bin/sh\necho "python $0 $*"\n'
+
+
+@pytest.mark.parametrize("script", ["tool", "bin/tool", "share/x/tool", "a/b/c/d/tool"])
+def test_a_trampoline_finds_the_interpreter_from_any_depth(tmp_path: Path,
+                                                          script: str) -> None:
+    app = tmp_path / "my app"
+    write(app / "python/bin/python3.11", FAKE_PYTHON, 0o755)
+    text = render_trampoline(script=P(script), interpreter=P("python/bin/python3.11"),
+                             flags=("-s",), body=b"print('body')\n")
+    write(app / script, text, 0o755)
+    (tmp_path / "link").symlink_to(app / script)  # run through a symlink, from elsewhere
+    out = subprocess.run([str(tmp_path / "link"), "x y"], capture_output=True, text=True,
+                         check=True, cwd="/", env={"PATH": "/usr/bin:/bin"}).stdout
+    assert out == f"python {app}/python/bin/python3.11 -s {tmp_path}/link x y\n"
+
+
+@pytest.mark.parametrize("interpreter", ["python/bin/py thon", "python/bin/py$x", "."])
+def test_an_interpreter_path_the_shell_would_mangle_is_refused(interpreter: str) -> None:
+    with pytest.raises(InternalError) as info:
+        render_trampoline(script=P("bin/tool"), interpreter=P(interpreter), flags=(), body=b"")
+    relative = ".." if interpreter == "." else "../" + interpreter  # "..": no file named
+    assert info.value.what == (
+        f"internal error: cannot express interpreter path {relative!r} in a trampoline")
+
+
+def test_a_needed_name_with_a_slash_is_never_resolved_in_the_tree() -> None:
+    # the dynamic linker takes it as a path (relative to the cwd), not as a name to search for
+    files = {"python/lib/libs/libfoo.so", "python/lib/libfoo.so"}
+    missing = unresolved_needed(P("python/lib/x.so"), ("libs/libfoo.so", "libfoo.so"),
+                                ("python/lib",), files, set())
+    assert missing == ("libs/libfoo.so",)
+
+
+APP = "/tmp/stage-1/app"
+EXT = P("python/lib/python3.11/site-packages/pkg/_ext.so")  # five directories deep
+
+
+@pytest.mark.parametrize("entry", [
+    "$ORIGIN/../../../../../..",  # exactly the app root's parent
+    "${ORIGIN}/../../../../../..",
+    f"{APP}/$LIB",  # the loader expands $LIB: no fixed directory of the tree
+    f"{APP}/python/${{PLATFORM}}",
+])
+def test_search_paths_leading_just_outside_or_expanded_are_removed(entry: str) -> None:
+    edit = plan_rpath(elf_info(runpath=(entry, "$ORIGIN/../../../../..")), EXT,
+                      Roots(inside=(P(APP),)))
+    assert edit is not None
+    assert (edit.new, edit.removed) == (("$ORIGIN/../../../../..",), (entry,))
