@@ -10,7 +10,7 @@ from relocate_factories import elf_info, write
 
 from builder.errors import InternalError
 from builder.relocate.elfplan import Roots, plan_rpath, unresolved_needed
-from builder.relocate.scripts import render_trampoline
+from builder.relocate.scripts import parse_python_script, render_trampoline
 
 P = PurePosixPath
 FAKE_PYTHON = b'#!/bin/sh\necho "python $0 $*"\n'
@@ -62,3 +62,12 @@ def test_search_paths_leading_just_outside_or_expanded_are_removed(entry: str) -
                       Roots(inside=(P(APP),)))
     assert edit is not None
     assert (edit.new, edit.removed) == (("$ORIGIN/../../../../..",), (entry,))
+
+
+@pytest.mark.parametrize("data", [
+    b"#!/bin/sh\n'''exec' /usr/bin/python3 \"$0\" \"$@\"\necho no closing line\n",
+    b"#!/bin/sh\nexec /usr/bin/python3 \"$0\" \"$@\"\n' '''\n",
+])
+def test_a_sh_script_with_half_a_polyglot_header_is_not_python(data: bytes) -> None:
+    # sh runs these lines as they are: not a python body behind a header
+    assert parse_python_script(data) is None
