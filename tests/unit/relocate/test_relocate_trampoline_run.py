@@ -1,4 +1,5 @@
-"""Trampolines run by ``/bin/sh`` from nested directories, and a needed name with a slash."""
+"""Trampolines run by ``/bin/sh`` from nested directories, odd script headers, search paths
+at the tree's edge, a needed name with a slash, RECORDs behind a dist-info without one."""
 
 from __future__ import annotations
 
@@ -6,9 +7,10 @@ import subprocess
 from pathlib import Path, PurePosixPath
 
 import pytest
-from relocate_factories import elf_info, write
+from relocate_factories import SITE, demo_app, elf_info, write
 
 from builder.errors import InternalError
+from builder.relocate import plan_relocation
 from builder.relocate.elfplan import Roots, plan_rpath, unresolved_needed
 from builder.relocate.scripts import parse_python_script, render_trampoline
 
@@ -71,3 +73,32 @@ def test_search_paths_leading_just_outside_or_expanded_are_removed(entry: str) -
 def test_a_sh_script_with_half_a_polyglot_header_is_not_python(data: bytes) -> None:
     # sh runs these lines as they are: not a python body behind a header
     assert parse_python_script(data) is None
+
+
+def test_a_polyglot_header_naming_a_non_utf8_path_is_still_python() -> None:
+    data = b"#!/bin/sh\n'''exec' '/tmp/caf\xe9/python3' \"$0\" \"$@\"\n' '''\nprint(1)\n"
+    parsed = parse_python_script(data)
+    assert parsed is not None
+    assert parsed.shebang == "/tmp/caf\udce9/python3"  # the byte kept (surrogateescape)
+    assert parsed.body == b"print(1)\n"
+
+
+def test_a_polyglot_header_with_an_unbalanced_quote_is_shown_as_it_is() -> None:
+    data = b"#!/bin/sh\n'''exec' '/tmp/a b/python3 \"$0\" \"$@\"\n' '''\nprint(1)\n"
+    parsed = parse_python_script(data)
+    assert parsed is not None
+    assert parsed.shebang == "'/tmp/a b/python3 \"$0\" \"$@\""
+    assert parsed.body == b"print(1)\n"
+
+
+def test_a_dist_info_without_record_does_not_hide_the_next_records(tmp_path: Path) -> None:
+    staging = tmp_path / "stage"
+    app, reader = demo_app(staging)
+    (app / SITE / "aaa-1.0.dist-info").mkdir()  # sorted first, no RECORD
+    plan = plan_relocation(app, final_root=P("/opt/apps/demo"), staging_root=staging,
+                           expose=None, elf_reader=reader)
+    assert [str(r.path) for r in plan.records] == [
+        f"{SITE}/hello-1.0.dist-info/RECORD",
+        f"{SITE}/pip-24.0.dist-info/RECORD",
+        f"{SITE}/pip_tools-7.4.1.dist-info/RECORD",
+    ]
