@@ -7,9 +7,10 @@ import subprocess
 from pathlib import Path, PurePosixPath
 
 import pytest
-from relocate_factories import SITE, demo_app, elf_info, write
+from relocate_factories import EXT, SITE, FakeElfReader, demo_app, elf_info, write
 
-from builder.errors import InternalError
+from builder.elf import ElfInfo
+from builder.errors import BuilderError, InternalError
 from builder.relocate import plan_relocation
 from builder.relocate.elfplan import Roots, plan_rpath, unresolved_needed
 from builder.relocate.scripts import parse_python_script, render_trampoline
@@ -50,7 +51,7 @@ def test_a_needed_name_with_a_slash_is_never_resolved_in_the_tree() -> None:
 
 
 APP = "/tmp/stage-1/app"
-EXT = P("python/lib/python3.11/site-packages/pkg/_ext.so")  # five directories deep
+DEEP = P("python/lib/python3.11/site-packages/pkg/_ext.so")  # five directories deep
 
 
 @pytest.mark.parametrize("entry", [
@@ -60,7 +61,7 @@ EXT = P("python/lib/python3.11/site-packages/pkg/_ext.so")  # five directories d
     f"{APP}/python/${{PLATFORM}}",
 ])
 def test_search_paths_leading_just_outside_or_expanded_are_removed(entry: str) -> None:
-    edit = plan_rpath(elf_info(runpath=(entry, "$ORIGIN/../../../../..")), EXT,
+    edit = plan_rpath(elf_info(runpath=(entry, "$ORIGIN/../../../../..")), DEEP,
                       Roots(inside=(P(APP),)))
     assert edit is not None
     assert (edit.new, edit.removed) == (("$ORIGIN/../../../../..",), (entry,))
@@ -102,3 +103,34 @@ def test_a_dist_info_without_record_does_not_hide_the_next_records(tmp_path: Pat
         f"{SITE}/pip-24.0.dist-info/RECORD",
         f"{SITE}/pip_tools-7.4.1.dist-info/RECORD",
     ]
+
+
+def test_an_unreadable_elf_does_not_hide_the_next_ones(tmp_path: Path) -> None:
+    staging = tmp_path / "stage"
+    app, reader = demo_app(staging)
+
+    class Unreadable(FakeElfReader):
+        def read(self, path: Path) -> ElfInfo | None:
+            if path.name == "python3.11":
+                raise BuilderError("cannot read ELF file: truncated", where=str(path))
+            return super().read(path)
+
+    plan = plan_relocation(app, final_root=P("/opt/apps/demo"), staging_root=staging,
+                           expose=None, elf_reader=Unreadable(app, reader.infos))
+    assert [str(r.path) for r in plan.rpaths] == [EXT]  # read after the unreadable one
+    assert "python/bin/python3.11: unreadable ELF file left unchanged (cannot read ELF file: "\
+        "truncated)" in plan.warnings
+
+
+def test_every_clashing_trampoline_is_listed(tmp_path: Path) -> None:
+    staging = tmp_path / "stage"
+    app, reader = demo_app(staging)
+    write(app / "bin/hello", b"")
+    write(app / "bin/hello-admin", b"")
+    with pytest.raises(BuilderError) as info:
+        plan_relocation(app, final_root=P("/opt/apps/demo"), staging_root=staging,
+                        expose=None, elf_reader=reader)
+    assert info.value.what == (
+        "conflicting relocation edits:\n"
+        "  bin/hello: trampoline for 'hello' would replace an existing file\n"
+        "  bin/hello-admin: trampoline for 'hello-admin' would replace an existing file")
