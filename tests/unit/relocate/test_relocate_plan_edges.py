@@ -12,7 +12,7 @@ from relocate_factories import EXT, SITE, FakeElfReader, demo_app, elf_info, wri
 from builder.elf import ElfInfo
 from builder.errors import BuilderError, InternalError
 from builder.relocate import plan_relocation
-from builder.relocate.elfplan import Roots, plan_rpath, unresolved_needed
+from builder.relocate.elfplan import Roots, plan_elves, plan_rpath, unresolved_needed
 from builder.relocate.scripts import parse_python_script, render_trampoline
 
 P = PurePosixPath
@@ -134,3 +134,45 @@ def test_every_clashing_trampoline_is_listed(tmp_path: Path) -> None:
         "conflicting relocation edits:\n"
         "  bin/hello: trampoline for 'hello' would replace an existing file\n"
         "  bin/hello-admin: trampoline for 'hello-admin' would replace an existing file")
+
+
+@pytest.mark.parametrize(("data", "shebang", "flags", "body"), [
+    (b"#!/usr/bin/python3", "/usr/bin/python3", (), b""),  # no newline: no body
+    (b"#!/tmp/caf\xe9/python3\nx\n", "/tmp/caf\udce9/python3", (), b"x\n"),
+    (b"#!/usr/bin/python3 -s 'x\nx\n", "/usr/bin/python3 -s 'x", ("-s",), b"x\n"),  # no shlex
+    (b"#!/usr/bin/env PYTHONX=1 python3\nx\n", "/usr/bin/env PYTHONX=1 python3", (), b"x\n"),
+    (b"#!/bin/sh\r\n'''exec' '/tmp/py/python3' \"$0\" \"$@\"\r\n' '''\r\nx\r\n",
+     "/tmp/py/python3", (), b"x\r\n"),  # CRLF
+])
+def test_odd_python_shebangs_are_recognised(data: bytes, shebang: str, flags: tuple[str, ...],
+                                            body: bytes) -> None:
+    parsed = parse_python_script(data)
+    assert parsed is not None
+    assert (parsed.shebang, parsed.flags, parsed.body) == (shebang, flags, body)
+
+
+@pytest.mark.parametrize("end", [b"' ''' ", b"' '''X", b"' '''\t"])
+def test_a_polyglot_header_must_end_exactly(end: bytes) -> None:
+    data = b"#!/bin/sh\n'''exec' '/tmp/py/python3' \"$0\" \"$@\"\n" + end + b"\nx\n"
+    assert parse_python_script(data) is None
+
+
+def test_without_the_interpreter_among_the_elves_nothing_is_preloaded() -> None:
+    infos = {P("python/lib/x.so"): elf_info(needed=("libfoo.so.1", "libc.so.6"))}
+    edits, warnings = plan_elves(infos, files=set(), roots=Roots(inside=(P(APP),)),
+                                 interpreter=P("python/bin/python3.11"))
+    assert edits == ()
+    assert warnings == (
+        "python/lib/x.so: needed library libfoo.so.1 is neither in the tree nor a system one",)
+
+
+def test_a_symlinked_directory_is_a_file_of_the_tree(tmp_path: Path) -> None:
+    # REQUESTED as a symlink to a directory: still install-time metadata, still removed
+    staging = tmp_path / "stage"
+    app, reader = demo_app(staging)
+    requested = app / SITE / "pip_tools-7.4.1.dist-info/REQUESTED"
+    requested.unlink()
+    requested.symlink_to(tmp_path)
+    plan = plan_relocation(app, final_root=P("/opt/apps/demo"), staging_root=staging,
+                           expose=None, elf_reader=reader)
+    assert P(f"{SITE}/pip_tools-7.4.1.dist-info/REQUESTED") in plan.removals
