@@ -176,3 +176,19 @@ def test_a_symlinked_directory_is_a_file_of_the_tree(tmp_path: Path) -> None:
     plan = plan_relocation(app, final_root=P("/opt/apps/demo"), staging_root=staging,
                            expose=None, elf_reader=reader)
     assert P(f"{SITE}/pip_tools-7.4.1.dist-info/REQUESTED") in plan.removals
+
+
+def test_only_real_dist_info_directories_lose_their_metadata(tmp_path: Path) -> None:
+    staging = tmp_path / "stage"
+    app, reader = demo_app(staging)
+    write(app / SITE / "hello/REQUESTED", b"a data file of the package\n")
+    write(tmp_path / "elsewhere/x-1.0.dist-info/REQUESTED", b"")
+    (app / SITE / "x-1.0.dist-info").symlink_to(tmp_path / "elsewhere/x-1.0.dist-info")
+    write(app / SITE / "y.dist-info", b"a file, not a directory\n")
+    plan = plan_relocation(app, final_root=P("/opt/apps/demo"), staging_root=staging,
+                           expose=None, elf_reader=reader)
+    assert [str(p) for p in plan.removals] == [
+        f"{SITE}/hello-1.0.dist-info/REQUESTED",
+        f"{SITE}/hello-1.0.dist-info/direct_url.json",
+        f"{SITE}/pip_tools-7.4.1.dist-info/REQUESTED",
+    ]
