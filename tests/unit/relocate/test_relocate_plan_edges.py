@@ -7,7 +7,15 @@ import subprocess
 from pathlib import Path, PurePosixPath
 
 import pytest
-from relocate_factories import EXT, SITE, FakeElfReader, demo_app, elf_info, write
+from relocate_factories import (
+    EXT,
+    SITE,
+    FakeElfReader,
+    console_script,
+    demo_app,
+    elf_info,
+    write,
+)
 
 from builder.elf import ElfInfo
 from builder.errors import BuilderError, InternalError
@@ -192,3 +200,50 @@ def test_only_real_dist_info_directories_lose_their_metadata(tmp_path: Path) -> 
         f"{SITE}/hello-1.0.dist-info/direct_url.json",
         f"{SITE}/pip_tools-7.4.1.dist-info/REQUESTED",
     ]
+
+
+def test_a_tree_without_one_python_lib_says_where_and_what_to_do(tmp_path: Path) -> None:
+    app = tmp_path / "app"
+    (app / "python/bin").mkdir(parents=True)
+    with pytest.raises(BuilderError) as info:
+        plan_relocation(app, final_root=P("/opt/apps/demo"), staging_root=tmp_path,
+                        expose=None, elf_reader=FakeElfReader(app))
+    assert info.value.where == str(app)
+    assert info.value.hint == (
+        "relocate runs on a staged tree with a python-build-standalone layout")
+
+
+def test_a_tree_without_an_interpreter_says_where(tmp_path: Path) -> None:
+    app = tmp_path / "app"
+    (app / "python/bin").mkdir(parents=True)
+    (app / "python/lib/python3.11").mkdir(parents=True)
+    (app / "python/bin/PYTHON3").symlink_to("nowhere")
+    with pytest.raises(BuilderError) as info:
+        plan_relocation(app, final_root=P("/opt/apps/demo"), staging_root=tmp_path,
+                        expose=None, elf_reader=FakeElfReader(app))
+    assert info.value.what == "no interpreter python/bin/python3.11 in the staged tree"
+    assert info.value.where == str(app)
+
+
+def test_python3_is_the_interpreter_when_python3_x_is_missing(tmp_path: Path) -> None:
+    staging = tmp_path / "stage"
+    app, _reader = demo_app(staging)
+    (app / "python/bin/python3").unlink()
+    (app / "python/bin/python3.11").rename(app / "python/bin/python3")
+    console_script(app, "tool")
+    plan = plan_relocation(app, final_root=P("/opt/apps/demo"), staging_root=staging,
+                           expose=(), elf_reader=FakeElfReader(app))
+    assert plan.interpreter == P("python/bin/python3")
+    assert {s.interpreter for s in plan.scripts} == {P("python/bin/python3")}
+
+
+def test_every_python_script_in_python_bin_is_edited(tmp_path: Path) -> None:
+    # a non-python script and the interpreter (an ELF) sort before python scripts
+    staging = tmp_path / "stage"
+    app, reader = demo_app(staging)
+    write(app / "python/bin/aaa", b"#!/bin/sh\necho\n", 0o755)
+    console_script(app, "zzz")
+    plan = plan_relocation(app, final_root=P("/opt/apps/demo"), staging_root=staging,
+                           expose=(), elf_reader=reader)
+    assert [s.path.name for s in plan.scripts] == [
+        "hello", "hello-admin", "pip-compile", "pip3", "pydoc3", "zzz"]
