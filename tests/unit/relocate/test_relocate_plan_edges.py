@@ -247,3 +247,15 @@ def test_every_python_script_in_python_bin_is_edited(tmp_path: Path) -> None:
                            expose=(), elf_reader=reader)
     assert [s.path.name for s in plan.scripts] == [
         "hello", "hello-admin", "pip-compile", "pip3", "pydoc3", "zzz"]
+
+
+def test_a_missing_app_tree_or_a_relative_final_root_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(BuilderError) as info:
+        plan_relocation(tmp_path / "app", final_root=P("/opt/apps/demo"), staging_root=tmp_path,
+                        expose=None)
+    assert (info.value.what, info.value.where) == ("staged app tree not found",
+                                                   str(tmp_path / "app"))
+    with pytest.raises(BuilderError) as info:
+        plan_relocation(tmp_path / "app", final_root=P("opt/x"), staging_root=tmp_path,
+                        expose=None)
+    assert info.value.what == "final root opt/x must be an absolute path"
