@@ -259,3 +259,17 @@ def test_a_missing_app_tree_or_a_relative_final_root_is_refused(tmp_path: Path) 
         plan_relocation(tmp_path / "app", final_root=P("opt/x"), staging_root=tmp_path,
                         expose=None)
     assert info.value.what == "final root opt/x must be an absolute path"
+
+
+def test_search_paths_through_the_given_path_and_its_real_path_are_both_inside(
+        tmp_path: Path) -> None:
+    real = tmp_path / "real"
+    app, reader = demo_app(real)
+    (tmp_path / "link").symlink_to(real)
+    given = tmp_path / "link" / "app"
+    reader.app = given
+    reader.infos[EXT] = elf_info(runpath=(f"{given}/python/lib", f"{app}/python/lib/x"))
+    plan = plan_relocation(given, final_root=P("/opt/apps/demo"), staging_root=tmp_path / "link",
+                           expose=None, elf_reader=reader)
+    (edit,) = plan.rpaths
+    assert (edit.new, edit.removed) == (("$ORIGIN/../../..", "$ORIGIN/../../../x"), ())
