@@ -9,6 +9,7 @@ from pathlib import Path, PurePosixPath
 import pytest
 from relocate_factories import (
     EXT,
+    FAKE_ELF,
     SITE,
     FakeElfReader,
     console_script,
@@ -273,3 +274,28 @@ def test_search_paths_through_the_given_path_and_its_real_path_are_both_inside(
                            expose=None, elf_reader=reader)
     (edit,) = plan.rpaths
     assert (edit.new, edit.removed) == (("$ORIGIN/../../..", "$ORIGIN/../../../x"), ())
+
+
+def test_libraries_the_interpreter_loads_from_the_tree_resolve_for_extensions(
+        tmp_path: Path) -> None:
+    staging = tmp_path / "stage"
+    app, reader = demo_app(staging)
+    write(app / "python/lib/libpython3.11.so.1.0", FAKE_ELF)
+    reader.infos["python/bin/python3.11"] = elf_info(
+        needed=("libpython3.11.so.1.0", "libc.so.6"), runpath=("$ORIGIN/../lib",))
+    reader.infos["python/lib/libpython3.11.so.1.0"] = elf_info(needed=("libc.so.6",))
+    reader.infos[EXT] = elf_info(needed=("libpython3.11.so.1.0",))  # no search path of its own
+    plan = plan_relocation(app, final_root=P("/opt/apps/demo"), staging_root=staging,
+                           expose=None, elf_reader=reader)
+    assert plan.staging_root == staging
+    assert not [w for w in plan.warnings if "needed library" in w]
+
+
+def test_search_paths_naming_the_final_location_are_inside(tmp_path: Path) -> None:
+    staging = tmp_path / "stage"
+    app, reader = demo_app(staging)
+    reader.infos[EXT] = elf_info(runpath=("/opt/apps/demo/python/lib",))
+    plan = plan_relocation(app, final_root=P("/opt/apps/demo"), staging_root=staging,
+                           expose=None, elf_reader=reader)
+    (edit,) = plan.rpaths
+    assert (edit.new, edit.removed) == (("$ORIGIN/../../..",), ())
