@@ -7,10 +7,12 @@ import hashlib
 import os
 import shlex
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+
+from servers import pyenv_prefix
 
 from builder.elf import ElfInfo
-from builder.relocate import PycResult
+from builder.relocate import PycResult, RelocationPlan, plan_relocation
 
 FAKE_ELF = b"\x7fELF fake for tests\n"
 MINOR = "3.11"
@@ -209,3 +211,19 @@ def demo_app(staging: Path) -> tuple[Path, FakeElfReader]:
         },
     )
     return app, reader
+
+
+def real_python311() -> Path | None:
+    """pyenv's CPython 3.11.7 interpreter, or None where it is not installed."""
+    prefix = pyenv_prefix("3.11.7")
+    found = prefix / "bin" / "python3.11" if prefix is not None else None
+    return found if found is not None and found.is_file() else None
+
+
+def planned_demo(tmp_path: Path, final_root: PurePosixPath) -> tuple[Path, RelocationPlan]:
+    """``demo_app`` staged in ``tmp_path/builder-stage-1`` and its relocation plan."""
+    staging = tmp_path / "builder-stage-1"
+    app, reader = demo_app(staging)
+    plan = plan_relocation(app, final_root=final_root, staging_root=staging, expose=None,
+                           elf_reader=reader)
+    return app, plan

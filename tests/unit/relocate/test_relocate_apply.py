@@ -11,6 +11,7 @@ from relocate_factories import (
     FakePatchelf,
     demo_app,
     elf_info,
+    planned_demo,
     record_hash,
 )
 
@@ -29,12 +30,7 @@ FINAL = PurePosixPath("/opt/apps/demo")
 
 @pytest.fixture
 def planned(tmp_path: Path) -> tuple[Path, RelocationPlan]:
-    staging = tmp_path / "builder-stage-1"
-    app, reader = demo_app(staging)
-    plan = plan_relocation(
-        app, final_root=FINAL, staging_root=staging, expose=None, elf_reader=reader
-    )
-    return app, plan
+    return planned_demo(tmp_path, FINAL)
 
 
 def test_apply_edits_everything(planned: tuple[Path, RelocationPlan]) -> None:

@@ -15,6 +15,7 @@ from relocate_factories import (
     FakePatchelf,
     demo_app,
     elf_info,
+    planned_demo,
 )
 
 from builder.errors import BuilderError
@@ -28,12 +29,7 @@ HELLO_RECORD = f"{SITE}/hello-1.0.dist-info/RECORD"
 
 @pytest.fixture
 def planned(tmp_path: Path) -> tuple[Path, RelocationPlan]:
-    staging = tmp_path / "builder-stage-1"
-    app, reader = demo_app(staging)
-    plan = plan_relocation(
-        app, final_root=FINAL, staging_root=staging, expose=None, elf_reader=reader
-    )
-    return app, plan
+    return planned_demo(tmp_path, FINAL)
 
 
 def _refused(plan: RelocationPlan) -> str:

@@ -2,28 +2,16 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
+from relocate_factories import real_python311
 
 from builder.errors import BuilderError
 from builder.host import HOST_ARCH
 from builder.relocate import PyelftoolsReader
 
-
-def _real_python() -> Path | None:
-    pyenv = shutil.which("pyenv")
-    if pyenv is None:
-        return None
-    proc = subprocess.run([pyenv, "prefix", "3.11.7"], capture_output=True, text=True,
-                          check=False)
-    found = Path(proc.stdout.strip()) / "bin" / "python3.11"
-    return found if proc.returncode == 0 and found.is_file() else None
-
-
-REAL = _real_python()
+REAL = real_python311()
 
 
 @pytest.mark.skipif(REAL is None, reason="needs `pyenv prefix 3.11.7`")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import marshal
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -13,7 +12,7 @@ import time
 from pathlib import Path, PurePosixPath
 
 import pytest
-from relocate_factories import make_app, write
+from relocate_factories import make_app, real_python311, write
 
 import builder
 from builder.errors import BuilderError
@@ -30,17 +29,7 @@ from builder.relocate.pyc import (
 INTERP = PurePosixPath("python/bin/python3.11")
 
 
-def _real_python() -> Path | None:
-    pyenv = shutil.which("pyenv")
-    if pyenv is None:
-        return None
-    proc = subprocess.run([pyenv, "prefix", "3.11.7"], capture_output=True, text=True,
-                          check=False)
-    found = Path(proc.stdout.strip()) / "bin" / "python3.11"
-    return found if proc.returncode == 0 and found.is_file() else None
-
-
-REAL = _real_python()
+REAL = real_python311()
 needs_real = pytest.mark.skipif(REAL is None, reason="needs `pyenv prefix 3.11.7`")
 
 
