@@ -194,9 +194,7 @@ class TarStream:
                 self.ended = True
                 return None
             self._started = True
-            pos = self._pos  # _fill made BLOCK bytes available
-            block = self._buf[pos:pos + BLOCK]
-            self._pos = pos + BLOCK
+            block = self._take(BLOCK)
             if block == _ZERO_BLOCK:
                 self.ended = True
                 return None
