@@ -106,10 +106,9 @@ def extract_bundle(
 
     ``objects``: the store's objects (files linked from there, new ones added). ``mismatch``:
     the error for an archive whose sha256 is not ``sha256`` (given the actual digest)."""
-    dest.mkdir(mode=0o755)
-    dest.chmod(0o755)  # whatever the agent's umask: containers' users must enter the entry
+    # 0755 whatever the agent's umask: containers' users must enter the entry
     state = _State(dest=dest, dest_str=str(dest), where=where, limits=limits, kinds={}, links=[],
-                   objects=objects, disk_bytes=_blocks(dest))
+                   objects=objects, disk_bytes=_new_dir(str(dest)))
     state.new_bytes = state.disk_bytes
     error = mismatch or _mismatch(where, sha256)
     archive = ArchiveReader(raw)
@@ -317,13 +316,17 @@ def _check_parents(rel: str, state: _State) -> None:
             raise _refuse(state, f"member below the file {ancestor}: {rel!r}")
 
 
-def _mkdir(state: _State, rel: str) -> None:
-    path = f"{state.dest_str}/{rel}"
+def _new_dir(path: str) -> int:
+    """Make the directory ``path`` 0755 whatever the umask; returns its size on disk."""
     os.mkdir(path, 0o755)  # noqa: PTH102 (str paths: fast)
     st = os.lstat(path)
     if stat.S_IMODE(st.st_mode) != 0o755:  # a umask took bits away
         os.chmod(path, 0o755)  # noqa: PTH101, S103 (str paths: fast)
-    blocks = st.st_blocks * 512
+    return st.st_blocks * 512
+
+
+def _mkdir(state: _State, rel: str) -> None:
+    blocks = _new_dir(f"{state.dest_str}/{rel}")
     state.disk_bytes += blocks
     state.new_bytes += blocks
 
