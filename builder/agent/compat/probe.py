@@ -107,11 +107,18 @@ def _glibc_version(root: Path, libc: Path) -> tuple[tuple[int, ...] | None, str]
     return None, "no version found"
 
 
-def _dpkg_version(root: Path, package: str) -> tuple[int, ...] | None:
-    status = resolve_in_root(root, "var/lib/dpkg/status")
+def _text_in_root(root: Path, rel: str) -> str | None:
+    """The text of the image's file ``rel`` ("" when it has none), None when unreadable."""
+    path = resolve_in_root(root, rel)
     try:
-        text = status.read_text(encoding="utf-8", errors="replace") if status else ""
+        return path.read_text(encoding="utf-8", errors="replace") if path else ""
     except OSError:
+        return None
+
+
+def _dpkg_version(root: Path, package: str) -> tuple[int, ...] | None:
+    text = _text_in_root(root, "var/lib/dpkg/status")
+    if text is None:
         return None
     for block in text.split("\n\n"):
         fields = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
@@ -122,10 +129,8 @@ def _dpkg_version(root: Path, package: str) -> tuple[int, ...] | None:
 
 
 def _musl_version(root: Path) -> tuple[int, ...] | None:
-    db = resolve_in_root(root, "lib/apk/db/installed")
-    try:
-        text = db.read_text(encoding="utf-8", errors="replace") if db else ""
-    except OSError:
+    text = _text_in_root(root, "lib/apk/db/installed")
+    if text is None:
         return None
     for block in text.split("\n\n"):
         lines = block.splitlines()
