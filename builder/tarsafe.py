@@ -41,12 +41,15 @@ def _compression(head: bytes) -> str:
 
 
 @contextlib.contextmanager
-def open_tar_stream(archive: Path) -> Iterator[tarfile.TarFile]:
+def open_tar_stream(archive: Path, *, what: str = "cannot read archive",
+                    hint: str = "the file is damaged or truncated; fetch or make it again"
+                    ) -> Iterator[tarfile.TarFile]:
     """Open ``archive`` for one sequential pass, whatever its compression (by magic bytes).
 
     When the pass ends normally the decompressed stream is read to its end, so the gzip CRC and
     length (and zstd's frame checksum) are checked: tar stops at its end-of-archive blocks,
-    before the compression trailer, and would otherwise accept a corrupted archive."""
+    before the compression trailer, and would otherwise accept a corrupted archive. An archive
+    that cannot be read is ``BuilderError(f"{what}: {cause}", hint=hint)``."""
     try:
         with archive.open("rb") as raw:
             kind = _compression(raw.read(4))
@@ -64,9 +67,7 @@ def open_tar_stream(archive: Path) -> Iterator[tarfile.TarFile]:
     except BuilderError:
         raise
     except TAR_ERRORS as exc:
-        raise BuilderError(f"cannot read archive: {exc}", where=str(archive),
-                           hint="the file is damaged or truncated; fetch or make it again"
-                           ) from exc
+        raise BuilderError(f"{what}: {exc}", where=str(archive), hint=hint) from exc
 
 
 def _drain(stream: BinaryIO) -> None:

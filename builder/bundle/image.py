@@ -103,13 +103,9 @@ def mkfs_environment(environ: Mapping[str, str]) -> dict[str, str]:
 def unpack_archive(archive: Path, dest: Path) -> None:
     """The archive's tree at ``dest`` (our own archive, just written or vouched for by its
     sidecar; the ``tar`` filter still drops set-id bits and refuses absolute names)."""
-    try:
-        # read to its end (open_tar_stream): zstd's frame checksum is checked too
-        with open_tar_stream(archive) as tar:
-            tar.extractall(dest, filter="tar")
-    except BuilderError as exc:
-        raise BuilderError(f"cannot unpack the archive for its image: {exc.what}",
-                           where=str(archive), hint=exc.hint) from exc
+    # read to its end (open_tar_stream): zstd's frame checksum is checked too
+    with open_tar_stream(archive, what="cannot unpack the archive for its image") as tar:
+        tar.extractall(dest, filter="tar")
 
 
 def write_image(archive: Path, dest: Path, *, kind: ImageKind, mtime: int, work: Path,

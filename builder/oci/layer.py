@@ -96,17 +96,11 @@ def _layer_name(member: tarfile.TarInfo, *, where: str) -> str:
 def write_layer(bundle: Path, out: IO[bytes]) -> Layer:
     """Write the layer of ``bundle`` (a ``.tar.zst``) to ``out``."""
     where = str(bundle)
-    try:
-        # read to its end: zstd's frame checksum is checked, not only the tar members
-        with open_tar_stream(bundle) as src:
-            return _convert(src, out, where=where)
-    except BuilderError as exc:
-        unreadable = exc.what.removeprefix("cannot read archive: ")
-        if unreadable == exc.what:
-            raise
-        raise BuilderError(f"cannot read bundle: {unreadable}", where=where,
-                           hint="is this a builder bundle (.tar.zst)? If so, it is damaged: "
-                           "build or fetch it again") from exc
+    # read to its end: zstd's frame checksum is checked, not only the tar members
+    with open_tar_stream(bundle, what="cannot read bundle",
+                         hint="is this a builder bundle (.tar.zst)? If so, it is damaged: "
+                         "build or fetch it again") as src:
+        return _convert(src, out, where=where)
 
 
 def _convert(src: tarfile.TarFile, out: IO[bytes], *, where: str) -> Layer:
