@@ -118,9 +118,12 @@ def sandbox_env(*, home: Path, path: Sequence[Path], source_date_epoch: int,
 
 @contextmanager
 def sandbox(*, path: Sequence[Path], source_date_epoch: int, offline: bool = True,
-            extra_env: Mapping[str, str] | None = None,
-            parent: Path | None = None) -> Iterator[Sandbox]:
-    """A sandbox with a fresh HOME (under ``parent``, default TMPDIR), removed afterwards."""
+            parent: Path | None, extra_env: Mapping[str, str] | None = None
+            ) -> Iterator[Sandbox]:
+    """A sandbox with a fresh HOME under ``parent``, removed afterwards. A build passes its
+    claimed staging directory, so the HOME of a build killed with SIGKILL (no ``finally`` runs)
+    is collected with the stage by the next run; ``None`` (TMPDIR) is for callers outside a
+    build."""
     home = Path(tempfile.mkdtemp(prefix="builder-home-", dir=parent))
     try:
         (home / "tmp").mkdir()

@@ -4,7 +4,7 @@ The pipeline calls two functions::
 
     plan = plan_checks(recipe, bundle_root=..., python="python/bin/python3.11",
                        site_packages=PurePosixPath("python/lib/python3.11/site-packages"))
-    report = run_checks(plan, bundle_root=..., source_date_epoch=..., log=log)
+    report = run_checks(plan, bundle_root=..., source_date_epoch=..., scratch=stage, log=log)
 
 ``plan_checks`` reads the tree (RECORD files, service-def.json) into pure data; ``run_checks``
 proves (a) every installed distribution's import roots import under ``python -I -B``, (b) the

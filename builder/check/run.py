@@ -79,9 +79,10 @@ PKG_RESOURCES = "No module named 'pkg_resources'"
 
 
 def run_checks(plan: CheckPlan, *, bundle_root: Path, source_date_epoch: int,
-               log: Log) -> CheckReport:
+               scratch: Path | None, log: Log) -> CheckReport:
     """Run every check of ``plan`` on the tree at ``bundle_root`` (``app/`` and the metadata);
-    the first failure raises :class:`BuilderError`. The tree is where it was afterwards."""
+    the first failure raises :class:`BuilderError`. The tree is where it was afterwards. The
+    checks' HOMEs are made in ``scratch`` (the build's staging directory; None: TMPDIR)."""
     results: list[CheckResult] = []
     for name in plan.unused_skips:
         log(f"note: checks.import_skip: {name} matches no installed module")
@@ -89,16 +90,16 @@ def run_checks(plan: CheckPlan, *, bundle_root: Path, source_date_epoch: int,
         before = snapshot(root)
         app = root / "app"
         if plan.imports:
-            results.append(_timed(log, lambda: check_imports(plan, app=app,
-                                  source_date_epoch=source_date_epoch)))
+            results.append(_timed(log, lambda: check_imports(
+                plan, app=app, source_date_epoch=source_date_epoch, scratch=scratch)))
             _unchanged(root, before, "the import check", plan, log)
         for command in plan.commands:
             results.append(_timed(log, lambda c=command: check_command(  # type: ignore[misc]
-                plan, c, app=app, source_date_epoch=source_date_epoch)))
+                plan, c, app=app, source_date_epoch=source_date_epoch, scratch=scratch)))
             _unchanged(root, before, f"check command {command.index + 1}", plan, log)
         if plan.service is not None:
-            results.append(_timed(log, lambda: check_service(plan, app=app,
-                                  source_date_epoch=source_date_epoch)))
+            results.append(_timed(log, lambda: check_service(
+                plan, app=app, source_date_epoch=source_date_epoch, scratch=scratch)))
             _unchanged(root, before, "the service check", plan, log)
         elif plan.service_note:
             log(f"check service: {plan.service_note}")
@@ -136,13 +137,15 @@ def _unchanged(root: Path, before: Snapshot, what: str, plan: CheckPlan,
 # --- imports ---------------------------------------------------------------------------------
 
 
-def check_imports(plan: CheckPlan, *, app: Path, source_date_epoch: int) -> tuple[str, str]:
+def check_imports(plan: CheckPlan, *, app: Path, source_date_epoch: int,
+                  scratch: Path | None) -> tuple[str, str]:
     """Every module in one child; a module that failed there is tried again alone, in a fresh
     child, and only a module that fails alone fails the check. (One process for all is what
     keeps this to seconds, but it lets modules meet that never meet in the app: setuptools'
     distutils shim refuses to load after another module imported the standard library's
     distutils, for one.)"""
-    with sandbox(path=[app / d for d in plan.path], source_date_epoch=source_date_epoch) as box:
+    with sandbox(path=[app / d for d in plan.path], source_date_epoch=source_date_epoch,
+                 parent=scratch) as box:
         failed = _import_in_child(plan, [t.module for t in plan.imports], app=app, box=box,
                                   name="all")
         alone_ok = [m for m in sorted(failed)
@@ -249,11 +252,11 @@ def resolve_command(command: CommandCheck, *, app: Path, path: tuple[Path, ...],
 
 
 def check_command(plan: CheckPlan, command: CommandCheck, *, app: Path,
-                  source_date_epoch: int) -> tuple[str, str]:
+                  source_date_epoch: int, scratch: Path | None) -> tuple[str, str]:
     where = f"{plan.recipe_path}: checks.commands[{command.index}]"
     path = tuple(app / d for d in plan.path)
     argv = resolve_command(command, app=app, path=path, where=where)
-    with sandbox(path=path, source_date_epoch=source_date_epoch) as box:
+    with sandbox(path=path, source_date_epoch=source_date_epoch, parent=scratch) as box:
         outcome = run(box, argv, cwd=box.home, timeout=plan.timeout)
     name = f"command {command.index + 1}"
     if outcome.returncode != 0:
@@ -292,7 +295,8 @@ def http_status(url: str, *, timeout: float) -> int | str:
         return type(exc).__name__ if not str(exc) else str(exc).lower()
 
 
-def check_service(plan: CheckPlan, *, app: Path, source_date_epoch: int) -> tuple[str, str]:
+def check_service(plan: CheckPlan, *, app: Path, source_date_epoch: int,
+                  scratch: Path | None) -> tuple[str, str]:
     service = plan.service
     if service is None:
         return "service", "none"
@@ -303,7 +307,8 @@ def check_service(plan: CheckPlan, *, app: Path, source_date_epoch: int) -> tupl
     env = service_env(service.env, port=port, final_root=plan.final_root, app=str(app),
                       where=where)
     url = f"http://{LOOPBACK}:{port}{service.url_path}"
-    with sandbox(path=(), source_date_epoch=source_date_epoch, offline=False) as box, \
+    with sandbox(path=(), source_date_epoch=source_date_epoch, offline=False,
+                 parent=scratch) as box, \
             background(box, argv, cwd=box.home, env=env) as running:
         waited = wait_for_answer(url, probe=http_status, poll=running.poll,
                                  clock=time.monotonic, sleep=time.sleep,

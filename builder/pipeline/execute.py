@@ -366,7 +366,8 @@ class _Phases:
                      f"qemu-user, each bound is {EMULATION_SLOWDOWN}x checks.timeout "
                      f"({plan.timeout} s)")
         report = run_checks(plan, bundle_root=s.bundle_root,
-                            source_date_epoch=self.options.source_date_epoch, log=self.log)
+                            source_date_epoch=self.options.source_date_epoch, scratch=s.stage,
+                            log=self.log)
         self.log(f"checks passed ({report.seconds:.1f} s)")
 
     def archive(self) -> None:

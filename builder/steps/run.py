@@ -82,10 +82,11 @@ def run_build_steps(
         copy_seconds = time.monotonic() - start
         log(f"build steps: copied the app for their second run in {copy_seconds:.1f} s")
         twin_bin = twin / python_bin.relative_to(app)
+        # the HOMEs beside the twin: in the staging directory, collected after a SIGKILL
         with sandbox(path=(python_bin,), source_date_epoch=source_date_epoch,
-                     offline=isolated) as first, \
+                     offline=isolated, parent=twin_parent) as first, \
                 sandbox(path=(twin_bin,), source_date_epoch=source_date_epoch,
-                        offline=isolated) as second:
+                        offline=isolated, parent=twin_parent) as second:
             results = []
             trees = (snapshot(app), snapshot(twin))
             for index, argv in enumerate(steps, start=1):

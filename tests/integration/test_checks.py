@@ -79,7 +79,7 @@ exec {sys.executable} -m http.server "$2" --bind "$6" --directory "$HOME"
 def test_a_service_that_answers_is_timed(tmp_path: Path) -> None:
     root = service_tree(tmp_path, HTTP_SERVER)
     log: list[str] = []
-    report = run_checks(service_plan(root), bundle_root=root, source_date_epoch=0,
+    report = run_checks(service_plan(root), bundle_root=root, source_date_epoch=0, scratch=tmp_path,
                         log=log.append)
     assert [r.name for r in report.results] == ["service"]
     assert re.fullmatch(r"check service: http://127\.0\.0\.1:\d+/ answered HTTP 200 after "
@@ -115,7 +115,7 @@ def test_a_service_that_never_answers_fails_at_the_bound_and_nothing_is_left(
     start = time.monotonic()
     with pytest.raises(BuilderError) as info:
         run_checks(service_plan(root, timeout=2), bundle_root=root, source_date_epoch=0,
-                   log=lambda _: None)
+                   scratch=tmp_path, log=lambda _: None)
     assert time.monotonic() - start < 2 + 5 + 5  # the bound, the grace period, slack
     text = str(info.value)
     assert re.match(r"svc\.toml: service: service check: no HTTP answer at "
@@ -131,7 +131,7 @@ def test_a_service_answering_404_at_its_url_reports_the_answer(tmp_path: Path) -
     root = service_tree(tmp_path, HTTP_SERVER, url="/no/such/page")
     with pytest.raises(BuilderError) as info:
         run_checks(service_plan(root, timeout=2), bundle_root=root, source_date_epoch=0,
-                   log=lambda _: None)
+                   scratch=tmp_path, log=lambda _: None)
     assert re.match(r"svc\.toml: service: service check: no HTTP answer at "
                     r"http://127\.0\.0\.1:\d+/no/such/page within 2 s \(last: HTTP 404\)",
                     str(info.value)), str(info.value)

@@ -135,7 +135,7 @@ def test_imports_run_in_the_bundles_python_and_report_each_failure(tmp_path: Pat
     log: list[str] = []
     plan = plan_with(imports=imports("json", "no_such_module_here", "zz_missing"))
     with pytest.raises(BuilderError) as info:
-        run_checks(plan, bundle_root=root, source_date_epoch=0, log=log.append)
+        run_checks(plan, bundle_root=root, source_date_epoch=0, scratch=tmp_path, log=log.append)
     text = str(info.value)
     assert text.startswith("r.toml: checks.imports: import check: 2 modules of 3 do not import "
                            "in the bundle's Python (python/bin/python3.11 -I):\n"
@@ -146,6 +146,38 @@ def test_imports_run_in_the_bundles_python_and_report_each_failure(tmp_path: Pat
     assert root.is_dir() and not root.with_name("bundle.checking").exists()
 
 
+def python_with(modules: Path) -> str:
+    """A fake bundle python: the host's, with ``modules`` importable (``-I`` drops PYTHONPATH)."""
+    return (f"#!/bin/sh\nshift\nshift\nexec {os.path.realpath(sys.executable)} -I -B -c "
+            f"'import runpy, sys; sys.path.insert(0, \"{modules}\"); sys.argv = sys.argv[1:]; "
+            "runpy.run_path(sys.argv[0], run_name=\"__main__\")' \"$@\"\n")
+
+
+def test_the_checks_homes_are_made_in_the_scratch_directory(tmp_path: Path) -> None:
+    """The build passes its staging directory: a build killed with SIGKILL leaves the checks'
+    HOMEs there, where the next run collects them (not in TMPDIR, where nothing would)."""
+    stage, other = tmp_path / "stage", tmp_path / "other"
+    stage.mkdir()
+    other.mkdir()
+    modules = tmp_path / "mods"
+    write(modules / "home_probe.py", "import os\nhome = os.environ['HOME']\n"
+          f"if os.path.dirname(home) != {str(stage)!r}:\n    raise ImportError(home)\n")
+    root = tree(tmp_path, python=python_with(modules))
+    write(root / "app/bin/home-in", '#!/bin/sh\n[ "$(dirname "$HOME")" = "$1" ]\n', 0o755)
+    report = run_checks(plan_with(imports=imports("home_probe"),
+                                  commands=commands(("home-in", str(stage)))),
+                        bundle_root=root, source_date_epoch=0, scratch=stage,
+                        log=lambda _: None)
+    assert [r.name for r in report.results] == ["imports", "command 1"]
+    assert list(stage.iterdir()) == []  # and removed afterwards
+    with pytest.raises(BuilderError, match="home_probe"):  # the probe can tell
+        run_checks(plan_with(imports=imports("home_probe")), bundle_root=root,
+                   source_date_epoch=0, scratch=other, log=lambda _: None)
+    with pytest.raises(BuilderError, match="check command 1 failed"):
+        run_checks(plan_with(commands=commands(("home-in", str(stage)))), bundle_root=root,
+                   source_date_epoch=0, scratch=other, log=lambda _: None)
+
+
 def test_a_module_that_fails_only_after_others_is_tried_alone(tmp_path: Path) -> None:
     """One child imports everything; what failed there is retried alone, and only what fails
     alone fails the check (setuptools' distutils shim after another module's distutils)."""
@@ -154,18 +186,15 @@ def test_a_module_that_fails_only_after_others_is_tried_alone(tmp_path: Path) ->
     write(modules / "b_second.py", "import sys\nif 'poison' in sys.modules:\n"
           "    raise ImportError('a_first came first')\n")
     write(modules / "c_broken.py", "raise ImportError('broken for good')\n")
-    shim = (f"#!/bin/sh\nshift\nshift\nexec {os.path.realpath(sys.executable)} -I -B -c "
-            f"'import runpy, sys; sys.path.insert(0, \"{modules}\"); sys.argv = sys.argv[1:]; "
-            "runpy.run_path(sys.argv[0], run_name=\"__main__\")' \"$@\"\n")
-    root = tree(tmp_path, python=shim)
+    root = tree(tmp_path, python=python_with(modules))
     log: list[str] = []
     report = run_checks(plan_with(imports=imports("a_first", "b_second")), bundle_root=root,
-                        source_date_epoch=0, log=log.append)
+                        source_date_epoch=0, scratch=tmp_path, log=log.append)
     assert report.results[0].detail == ("2 modules of 2 distributions import; b_second only "
                                         "alone (not after the others)")
     with pytest.raises(BuilderError) as info:
         run_checks(plan_with(imports=imports("a_first", "b_second", "c_broken")),
-                   bundle_root=root, source_date_epoch=0, log=log.append)
+                   bundle_root=root, source_date_epoch=0, scratch=tmp_path, log=log.append)
     assert "1 module of 3 does not import" in info.value.what
     assert "c_broken (from d-c_broken 1)" in info.value.what
     assert "b_second" not in info.value.what
@@ -176,7 +205,8 @@ def test_passing_imports_are_logged_with_their_time(tmp_path: Path) -> None:
     log: list[str] = []
     plan = plan_with(imports=imports("json", "email"), unused_skips=("nope",),
                      skipped=(SkippedModule(module="tests", distributions=("x 1",), reason="r"),))
-    report = run_checks(plan, bundle_root=root, source_date_epoch=0, log=log.append)
+    report = run_checks(plan, bundle_root=root, source_date_epoch=0, scratch=tmp_path,
+                        log=log.append)
     assert [r.name for r in report.results] == ["imports"]
     assert log[0] == "note: checks.import_skip: nope matches no installed module"
     assert re.fullmatch(r"check imports: 2 modules of 2 distributions import, 1 skipped "
@@ -210,7 +240,7 @@ def test_an_import_that_kills_the_interpreter_is_named(tmp_path: Path) -> None:
     root = tree(tmp_path, python=CRASHING_PYTHON)
     with pytest.raises(BuilderError) as info:
         run_checks(plan_with(imports=imports("fine", "crashy")), bundle_root=root,
-                   source_date_epoch=0, log=lambda _: None)
+                   source_date_epoch=0, scratch=tmp_path, log=lambda _: None)
     text = str(info.value)
     assert text.startswith("r.toml: checks.imports: import check (while importing crashy) was "
                            "killed by signal 11: ")
@@ -222,7 +252,7 @@ def test_an_interpreter_that_does_not_report_fails_the_check(tmp_path: Path) -> 
     root = tree(tmp_path, python="#!/bin/sh\necho no report\n")
     with pytest.raises(BuilderError) as info:
         run_checks(plan_with(imports=imports("json")), bundle_root=root, source_date_epoch=0,
-                   log=lambda _: None)
+                   scratch=tmp_path, log=lambda _: None)
     assert str(info.value).startswith("r.toml: checks.imports: import check failed (exit code 0)")
     assert "  | no report" in str(info.value)
     assert str(info.value).endswith("hint: raise checks.timeout if the bundle is just slow")
@@ -233,7 +263,7 @@ def test_a_report_from_an_interpreter_that_then_fails_is_not_trusted(tmp_path: P
     root = tree(tmp_path, python='#!/bin/sh\necho "{}" > "$5"\necho late failure\nexit 3\n')
     with pytest.raises(BuilderError) as info:
         run_checks(plan_with(imports=imports("json")), bundle_root=root, source_date_epoch=0,
-                   log=lambda _: None)
+                   scratch=tmp_path, log=lambda _: None)
     assert str(info.value).startswith("r.toml: checks.imports: import check failed (exit code 3)")
     assert "  | late failure" in str(info.value)
 
@@ -256,7 +286,7 @@ def test_check_commands_run_from_home_with_the_bundle_on_path(tmp_path: Path) ->
     root = command_tree(tmp_path)
     log: list[str] = []
     report = run_checks(plan_with(commands=commands(("ok",), ("bin/ok", "x"), ("where",))),
-                        bundle_root=root, source_date_epoch=0, log=log.append)
+                        bundle_root=root, source_date_epoch=0, scratch=tmp_path, log=log.append)
     assert [r.name for r in report.results] == ["command 1", "command 2", "command 3"]
     assert re.fullmatch(r"check command 2: bin/ok x \(\d+\.\d s\)", log[1])
 
@@ -265,7 +295,7 @@ def test_a_failing_check_command(tmp_path: Path) -> None:
     root = command_tree(tmp_path)
     with pytest.raises(BuilderError) as info:
         run_checks(plan_with(commands=commands(("ok",), ("bad", "--flag"))), bundle_root=root,
-                   source_date_epoch=0, log=lambda _: None)
+                   source_date_epoch=0, scratch=tmp_path, log=lambda _: None)
     assert str(info.value) == (
         "r.toml: checks.commands[1]: check command 2 failed (exit code 2): bad --flag\n"
         "  | one\n  | two\n"
@@ -277,7 +307,7 @@ def test_a_check_command_past_the_bound(tmp_path: Path) -> None:
     root = command_tree(tmp_path)
     with pytest.raises(BuilderError) as info:
         run_checks(plan_with(commands=commands(("sh", "-c", "echo begun; sleep 20")), timeout=1),
-                   bundle_root=root, source_date_epoch=0, log=lambda _: None)
+                   bundle_root=root, source_date_epoch=0, scratch=tmp_path, log=lambda _: None)
     assert str(info.value).startswith("r.toml: checks.commands[0]: check command 1 did not "
                                       "finish within 1 s: sh -c echo begun; sleep 20\n  | begun")
 
@@ -321,7 +351,7 @@ def test_a_check_that_writes_into_the_tree_fails_the_build(tmp_path: Path) -> No
     root = command_tree(tmp_path)
     with pytest.raises(BuilderError) as info:
         run_checks(plan_with(commands=commands(("ok",), ("writer",))), bundle_root=root,
-                   source_date_epoch=0, log=lambda _: None)
+                   source_date_epoch=0, scratch=tmp_path, log=lambda _: None)
     assert str(info.value) == (
         "r.toml: checks: check command 2 wrote into the bundle (it is mounted read-only at run "
         "time):\n  changed app\n  added app/oops\n"
@@ -343,7 +373,7 @@ def test_bytecode_caches_written_by_a_check_are_undone_and_noted(tmp_path: Path)
     before = snapshot(root)
     log: list[str] = []
     run_checks(plan_with(commands=commands(("compiler",))), bundle_root=root,
-               source_date_epoch=0, log=log.append)
+               source_date_epoch=0, scratch=tmp_path, log=log.append)
     assert changes(before, snapshot(root)) == ()
     assert log[1] == ("note: check command 1 wrote Python bytecode into the tree, removed (on "
                       "the read-only mount it is compiled at every start): "
@@ -358,7 +388,7 @@ def test_only_bytecode_is_undone(tmp_path: Path) -> None:
           0o755)
     with pytest.raises(BuilderError) as info:
         run_checks(plan_with(commands=commands(("mixed",))), bundle_root=root,
-                   source_date_epoch=0, log=lambda _: None)
+                   source_date_epoch=0, scratch=tmp_path, log=lambda _: None)
     assert "\n  changed app\n  added app/__pycache__\n  added app/__pycache__/x.txt\n" in str(
         info.value)
 
@@ -368,8 +398,11 @@ def test_the_service_runs_from_the_checked_tree_on_a_loopback_port(tmp_path: Pat
     write(root / "app/bin/launch", '#!/bin/sh\necho "$0 $* A=$A B=$B HOME=$HOME"\nexit 4\n',
           0o755)
     plan = plan_of(root, SERVICE.format(extra="") + "[checks]\nimports = false\ntimeout = 10\n")
+    stage = tmp_path / "stage"
+    stage.mkdir()
     with pytest.raises(BuilderError) as info:
-        run_checks(plan, bundle_root=root, source_date_epoch=0, log=lambda _: None)
+        run_checks(plan, bundle_root=root, source_date_epoch=0, scratch=stage,
+                   log=lambda _: None)
     text = str(info.value)
     match = re.fullmatch(
         r"r.toml: service: service check: the service exited with code 4 before answering at "
@@ -382,6 +415,8 @@ def test_the_service_runs_from_the_checked_tree_on_a_loopback_port(tmp_path: Pat
     assert match, text
     assert match[1] == match[3] and match[2] == str(tmp_path)
     assert not match[4].startswith(str(root))
+    # the HOME was made in the scratch directory (the build's stage) and removed
+    assert Path(match[4]).parent == stage and not Path(match[4]).exists()
 
 
 def test_the_tree_moves_back_whatever_happens(tmp_path: Path) -> None:

@@ -26,15 +26,16 @@ def test_env_keeps_nothing_of_the_caller_but_the_terminal(tmp_path: Path) -> Non
         assert leaked not in env
 
 
-def test_sandbox_home_is_fresh_and_removed() -> None:
-    with sb.sandbox(path=(), source_date_epoch=0, offline=False) as box:
+def test_sandbox_home_is_fresh_and_removed(tmp_path: Path) -> None:
+    with sb.sandbox(path=(), source_date_epoch=0, offline=False, parent=tmp_path) as box:
         home = box.home
+        assert home.parent == tmp_path and home.name.startswith("builder-home-")
         assert (home / "tmp").is_dir() and not any(p.name != "tmp" for p in home.iterdir())
-    assert not home.exists()
+    assert not home.exists() and list(tmp_path.iterdir()) == []
 
 
 def test_run_captures_output_umask_and_env(tmp_path: Path) -> None:
-    with sb.sandbox(path=(), source_date_epoch=5, offline=False,
+    with sb.sandbox(path=(), source_date_epoch=5, offline=False, parent=None,
                     extra_env={"STEP": "one"}) as box:
         out = sb.run(box, ["sh", "-c", 'umask; echo "$STEP $SOURCE_DATE_EPOCH"; echo err >&2'],
                      cwd=tmp_path, timeout=30)
@@ -44,7 +45,7 @@ def test_run_captures_output_umask_and_env(tmp_path: Path) -> None:
 
 def test_a_command_past_its_bound_is_killed_with_its_children(tmp_path: Path) -> None:
     marker = tmp_path / "child-alive"
-    with sb.sandbox(path=(), source_date_epoch=0, offline=False) as box:
+    with sb.sandbox(path=(), source_date_epoch=0, offline=False, parent=None) as box:
         out = sb.run(box, ["sh", "-c", f"(sleep 1; touch {marker}) & echo started; sleep 30"],
                      cwd=tmp_path, timeout=0.5)
     assert out.timed_out and out.returncode == 124 and "started" in out.output
@@ -56,7 +57,7 @@ def test_a_command_past_its_bound_is_killed_with_its_children(tmp_path: Path) ->
 
 
 def test_failure_names_the_command_and_the_output_tail(tmp_path: Path) -> None:
-    with sb.sandbox(path=(), source_date_epoch=0, offline=False) as box:
+    with sb.sandbox(path=(), source_date_epoch=0, offline=False, parent=None) as box:
         out = sb.run(box, ["sh", "-c", "for i in $(seq 1 40); do echo line$i; done; exit 3"],
                      cwd=tmp_path, timeout=30)
     error = sb.failure(out, what="build step 2", where="r.toml: build.steps[1]", hint="fix it")
@@ -67,7 +68,7 @@ def test_failure_names_the_command_and_the_output_tail(tmp_path: Path) -> None:
 
 
 def test_a_missing_program_is_a_clear_error(tmp_path: Path) -> None:
-    with sb.sandbox(path=(), source_date_epoch=0, offline=False) as box, \
+    with sb.sandbox(path=(), source_date_epoch=0, offline=False, parent=None) as box, \
             pytest.raises(sb.BuilderError, match="cannot run no-such-program-here"):
         sb.run(box, ["no-such-program-here"], cwd=tmp_path, timeout=5)
 
@@ -76,7 +77,7 @@ def test_background_stops_the_whole_group_even_when_sigterm_is_ignored(tmp_path:
     import time
 
     marker = tmp_path / "child-alive"
-    with sb.sandbox(path=(), source_date_epoch=0, offline=False) as box:
+    with sb.sandbox(path=(), source_date_epoch=0, offline=False, parent=None) as box:
         # ends by itself after ~20 s: a broken stop_group must not leave it running forever
         script = (f"trap '' TERM; (trap '' TERM; sleep 1; touch {marker}) & "
                   "echo ready; for i in $(seq 200); do sleep 0.1; done")
@@ -95,7 +96,7 @@ def test_background_stops_the_whole_group_even_when_sigterm_is_ignored(tmp_path:
 
 
 def test_background_reports_an_early_exit_and_its_output(tmp_path: Path) -> None:
-    with sb.sandbox(path=(), source_date_epoch=0, offline=False) as box, \
+    with sb.sandbox(path=(), source_date_epoch=0, offline=False, parent=None) as box, \
             sb.background(box, ["sh", "-c", "echo bye; exit 3"], cwd=tmp_path) as running:
         running.proc.wait(timeout=10)
         assert running.poll() == 3
@@ -103,7 +104,7 @@ def test_background_reports_an_early_exit_and_its_output(tmp_path: Path) -> None
 
 
 def test_background_refuses_a_missing_program(tmp_path: Path) -> None:
-    with sb.sandbox(path=(), source_date_epoch=0, offline=False) as box, \
+    with sb.sandbox(path=(), source_date_epoch=0, offline=False, parent=None) as box, \
             pytest.raises(sb.BuilderError, match="cannot run no-such-server-here"), \
             sb.background(box, ["no-such-server-here"], cwd=tmp_path):
         pass
@@ -114,7 +115,7 @@ def test_background_asks_politely_first(tmp_path: Path) -> None:
 
     script = ("trap 'echo got TERM; exit 0' TERM; echo ready; "
               "for i in $(seq 200); do sleep 0.1; done")
-    with sb.sandbox(path=(), source_date_epoch=0, offline=False) as box, \
+    with sb.sandbox(path=(), source_date_epoch=0, offline=False, parent=None) as box, \
             sb.background(box, ["sh", "-c", script], cwd=tmp_path, grace=30) as running:
         deadline = time.monotonic() + 10
         while "ready" not in running.outcome().output and time.monotonic() < deadline:

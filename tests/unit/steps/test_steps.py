@@ -96,9 +96,12 @@ def test_the_environment(app: Path, tmp_path: Path) -> None:
     home = Path(env["HOME"])
     assert env["TMPDIR"] == str(home / "tmp")
     assert not home.exists()  # removed
+    # made inside the staging directory (scratch), which the next run collects after a SIGKILL
+    assert home.parent.parent == app.parent.parent
     second = json.loads((out / "env-1.json").read_text())
     assert second["cwd"] != str(app) and second["cwd"].endswith("/app")
     assert second["HOME"] != env["HOME"]
+    assert Path(second["HOME"]).parent.parent == app.parent.parent
 
 
 def test_a_failing_step_names_itself_and_shows_its_output(app: Path) -> None:
