@@ -22,8 +22,6 @@ from typing import Any
 
 from builder.agent.store import RECORD, EntryRecord
 from builder.bundle.record import RECORD_FILE, Difference, compare, parse, scan
-from builder.elf import is_elf, read_elf
-from builder.elf.read import format_version, parse_version
 from builder.errors import BuilderError
 from builder.layout import APP, MANIFEST, SERVICE_DEF
 
@@ -162,6 +160,13 @@ def elf_problems(entry: Path) -> list[str]:
     Reads every ELF file of the entry (slower: seconds for a large app); files the manifest
     lists in ``glibc_exempt`` do not count toward the floor, as at build time.
     """
+    from builder.elf.read import (  # noqa: PLC0415 (pyelftools: imported only here)
+        format_version,
+        is_elf,
+        parse_version,
+        read_elf,
+    )
+
     try:
         manifest = json.loads((entry / MANIFEST).read_text(encoding="utf-8"))
         arch, declared = manifest["arch"], manifest["glibc_floor"]

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import ast
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -248,3 +250,69 @@ def test_checker_resolves_import_forms(tmp_path: Path, source: str, expected: st
     root = _tree(tmp_path, {"one/__init__.py": "", "one/x.py": "name = 1\n",
                             "two.py": source + "\n"})
     assert [i.target for i in imports(root) if i.source == "pkg.two"] == [expected]
+
+
+# --- packages whose __init__ re-exports lazily (builder.lazy_exports) ------------------------
+
+def lazy_packages() -> list[Path]:
+    return sorted(p for p in PACKAGE.rglob("__init__.py")
+                  if "lazy_exports(__name__" in p.read_text(encoding="utf-8"))
+
+
+def declared_exports(init: Path) -> tuple[dict[str, str], dict[str, str], list[str]]:
+    """(names imported under TYPE_CHECKING -> module, _EXPORTS, __all__) of a lazy __init__."""
+    tree = ast.parse(init.read_text(encoding="utf-8"))
+    typed: dict[str, str] = {}
+    exports: dict[str, str] = {}
+    listed: list[str] = []
+    for node in tree.body:
+        if isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING":
+            for imp in node.body:
+                assert isinstance(imp, ast.ImportFrom) and imp.module, ast.unparse(imp)
+                typed.update({alias.asname or alias.name: imp.module for alias in imp.names})
+        elif isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name):
+            if node.targets[0].id == "_EXPORTS":
+                exports = ast.literal_eval(node.value)
+            elif node.targets[0].id == "__all__":
+                listed = ast.literal_eval(node.value)
+    return typed, exports, listed
+
+
+def test_lazy_packages_export_what_they_declare() -> None:
+    """The names a type checker and the import contract see (under TYPE_CHECKING) are the ones
+    imported at run time (_EXPORTS) and the public ones (__all__)."""
+    found = lazy_packages()
+    assert {module_name(p, PACKAGE) for p in found} >= {"builder.agent", "builder.elf",
+                                                        "builder.oci"}
+    for init in found:
+        typed, exports, listed = declared_exports(init)
+        assert typed and typed == exports, init
+        assert sorted(listed) == sorted(exports), init
+
+
+def test_lazy_exports_resolve_and_importing_one_module_loads_no_other() -> None:
+    """Every exported name resolves (to the object of its module); an unknown one is an
+    AttributeError; importing the install path loads neither pyelftools, the OCI client nor
+    the mounted-image path (what a cold ``agent install`` of an archive does not need)."""
+    script = (
+        "import importlib, sys\n"
+        "import builder.agent.install, builder.agent.source, builder.cli.agent\n"
+        "loaded = sorted(m for m in ('elftools', 'builder.oci.pull', 'builder.oci.registry', "
+        "'builder.agent.image', 'builder.agent.verify', 'builder.agent.compat.probe', "
+        "'builder.agent.gc') if m in sys.modules)\n"
+        "assert not loaded, loaded\n"
+        "for package in ('builder.agent', 'builder.elf', 'builder.oci'):\n"
+        "    module = importlib.import_module(package)\n"
+        "    for name in module.__all__:\n"
+        "        value = getattr(module, name)\n"
+        "        home = importlib.import_module(module._EXPORTS[name])\n"
+        "        assert value is getattr(home, name), (package, name)\n"
+        "    try:\n"
+        "        module.no_such_name\n"
+        "    except AttributeError as exc:\n"
+        "        assert str(exc) == f\"module {package!r} has no attribute 'no_such_name'\"\n"
+        "    else:\n"
+        "        raise AssertionError(package)\n")
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
+                          text=True, check=False, timeout=60)
+    assert done.returncode == 0, done.stderr
