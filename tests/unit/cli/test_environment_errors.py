@@ -55,12 +55,15 @@ def test_out_below_a_file_is_refused(project: Path, capsys: pytest.CaptureFixtur
                    "dist/)\n")
 
 
+@pytest.mark.parametrize("argv", [("build", "recipes/tiny.toml", "--out", "dist"),
+                                  ("lock", "recipes/tiny.toml", "--lock-dir", "lockdir")])
 def test_cache_that_is_a_file_is_refused_before_any_work(
-        project: Path, monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture[str]) -> None:
+        project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        argv: tuple[str, ...]) -> None:
+    """``lock`` too: pip's cache and the lock's scratch directories are in the cache."""
     (project / "cachefile").write_text("")
     monkeypatch.setenv("BUILDER_CACHE_DIR", str(project / "cachefile"))
-    err = _run(capsys, "build", "recipes/tiny.toml", "--out", "dist")
+    err = _run(capsys, *argv)
     assert err == (f"error: {project / 'cachefile'}: cache directory is not a directory\n"
                    "  hint: make it a writable directory, or choose another one with "
                    "BUILDER_CACHE_DIR\n")
