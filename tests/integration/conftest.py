@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from builder_run import ROOT, run_builder
 from servers import Mirror, pyenv_prefix, serve_mirror, serve_registry
 
 
@@ -45,8 +45,6 @@ def no_mount_left(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
         subprocess.run(["umount", "-l", point], capture_output=True, check=False, timeout=60)
 
 
-ROOT = Path(__file__).resolve().parents[2]
-PBS_RELEASE = "20240107"
 
 
 @pytest.fixture(scope="session")
@@ -66,17 +64,6 @@ def runtime_archive(builder_cache: Path) -> Path:
     if prefix is None or not (prefix / "bin" / "python3.11").exists():
         pytest.skip("pyenv CPython 3.11.7 is not installed")
     return interpreter_from(prefix, cache_dir=builder_cache).archive
-
-
-def run_builder(*args: str, cache: Path, cwd: Path = ROOT, env: dict[str, str] | None = None
-                ) -> subprocess.CompletedProcess[str]:
-    """The CLI in a child process, as a user runs it (no SOURCE_DATE_EPOCH, no mirror)."""
-    base = {k: v for k, v in os.environ.items()
-            if k not in ("SOURCE_DATE_EPOCH", "BUILDER_PBS_MIRROR")}
-    base["BUILDER_CACHE_DIR"] = str(cache)
-    base.update(env or {})
-    return subprocess.run([sys.executable, "-m", "builder", *args], cwd=cwd, env=base,
-                          capture_output=True, text=True, check=False, timeout=900)
 
 
 @pytest.fixture(scope="session")

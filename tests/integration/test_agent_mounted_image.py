@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from agent_factories import Fabricated, make_bundle
-from conftest import run_builder
+from builder_run import run_builder
 from image_factories import add_image, list_image
 
 from builder.agent.mount import MountMethod, mount_source, this_node, unmount

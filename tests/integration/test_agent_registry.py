@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import run_builder
+from builder_run import run_builder
 
 from builder.agent import Store, entry_problems
 

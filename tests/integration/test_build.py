@@ -11,7 +11,7 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-from conftest import PBS_RELEASE, ROOT, run_builder
+from builder_run import PBS_RELEASE, ROOT, run_builder
 from servers import Mirror
 
 pytestmark = pytest.mark.integration

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import tomlkit
 import zstandard
-from conftest import ROOT, run_builder
+from builder_run import ROOT, run_builder
 
 from builder.sandbox import network_isolation
 

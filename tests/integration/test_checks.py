@@ -15,7 +15,7 @@ import zipfile
 from pathlib import Path, PurePosixPath
 
 import pytest
-from conftest import run_builder
+from builder_run import run_builder
 
 from builder.check import plan_checks, run_checks
 from builder.errors import BuilderError

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 import tomlkit
-from conftest import ROOT, run_builder
+from builder_run import ROOT, run_builder
 
 pytestmark = pytest.mark.integration
 

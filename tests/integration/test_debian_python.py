@@ -18,7 +18,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from conftest import run_builder
+from builder_run import run_builder
 from debroot import ensure_debroot
 from rootfs import IMAGE_WITH_NUMPY, can_isolate, ensure_rootfs
 from test_build import extract

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, run_builder
+from builder_run import ROOT, run_builder
 
 pytestmark = pytest.mark.integration
 

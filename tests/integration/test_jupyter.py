@@ -9,7 +9,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
+from builder_run import ROOT
 from test_build import builder, extract, minimal_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -14,7 +14,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import run_builder
+from builder_run import run_builder
 
 from builder.oci import pull_bundle
 

@@ -33,7 +33,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, run_builder
+from builder_run import ROOT, run_builder
 from podman_engine import (
     HOST_FLAGS,
     DockerRun,

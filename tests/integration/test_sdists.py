@@ -16,7 +16,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from conftest import PBS_RELEASE, run_builder
+from builder_run import PBS_RELEASE, run_builder
 from test_build import extract, minimal_env
 
 from builder.lock.codec import seal

@@ -18,18 +18,19 @@ def test_no_two_test_files_share_a_basename() -> None:
     assert {name: paths for name, paths in seen.items() if len(paths) > 1} == {}
 
 
-def test_conftest_helpers_are_imported_at_module_level() -> None:
-    """``from conftest import ...`` inside a test function runs after collection, when the name
-    ``conftest`` may be another directory's conftest (tests/unit's): a whole-suite run then fails
-    with an ImportError that a run of one directory never shows. Module-level imports run while
-    their own directory's conftest is the one loaded."""
+def test_no_test_imports_from_conftest() -> None:
+    """``conftest`` is the name of tests/unit's and tests/integration's conftest.py both; which
+    one ``from conftest import ...`` finds depends on which pytest loaded first, so a run of unit
+    and integration files together failed at collection. Shared helpers live in modules of
+    their own names (tests/builder_run.py, tests/factories.py, ...); conftest files hold
+    fixtures only."""
     import ast
 
-    late = []
+    found = []
     for path in TESTS.rglob("*.py"):
         tree = ast.parse(path.read_text(), filename=str(path))
-        for node in ast.walk(tree):
-            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
-                late += [f"{path.relative_to(TESTS)}:{inner.lineno}" for inner in ast.walk(node)
-                         if isinstance(inner, ast.ImportFrom) and inner.module == "conftest"]
-    assert late == []
+        found += [f"{path.relative_to(TESTS)}:{node.lineno}" for node in ast.walk(tree)
+                  if (isinstance(node, ast.ImportFrom) and node.module == "conftest")
+                  or (isinstance(node, ast.Import)
+                      and any(a.name == "conftest" for a in node.names))]
+    assert found == []
