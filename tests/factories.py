@@ -330,3 +330,28 @@ def pure_wheel(dest: Path, name: str, version: str, source: str) -> Path:
     RECORD (pip installs it offline)."""
     return fake_wheel(dest, [WheelMember(f"{name}.py", source.encode())], name=name,
                       version=version, filename=f"{name}-{version}-py3-none-any.whl")
+
+
+def killed_claim(parent: Path, *, prefix: str) -> Path:
+    """What a run killed with SIGKILL leaves of an owned scratch directory
+    (``builder.scratch.claimed_dir`` under ``parent``, with a file in it): a child Python
+    claims it, says where, and is killed. Returns the directory (its owner file beside it)."""
+    import signal
+    import subprocess
+    import sys
+
+    child = subprocess.Popen(
+        [sys.executable, "-c",
+         "import time\nfrom pathlib import Path\nfrom builder.scratch import claimed_dir\n"
+         f"with claimed_dir(Path({str(parent)!r}), prefix={prefix!r}) as d:\n"
+         "    (d / 'partial').write_text('half of something')\n"
+         "    print(d, flush=True)\n"
+         "    time.sleep(60)\n"],
+        stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[1])
+    assert child.stdout is not None
+    left = Path(child.stdout.readline().strip())
+    child.send_signal(signal.SIGKILL)
+    child.wait(timeout=30)
+    child.stdout.close()
+    assert left.is_dir() and left.with_name(left.name + ".owner").is_file(), left
+    return left

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -38,7 +37,8 @@ from builder.cpython.vendor import (
 )
 from builder.elf import ElfInfo, Patchelf, is_elf, read_elf
 from builder.errors import BuilderError, InternalError, environment_error
-from builder.fsutil import canonical_json, rmtree, sha256_file
+from builder.fsutil import canonical_json, sha256_file
+from builder.scratch import claim, collect, release
 
 TOP = "python"
 IMPORT_FORMAT_VERSION = 1
@@ -251,16 +251,18 @@ def import_runtime(
     info = probe_prefix(prefix)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=".import-", dir=out_dir))
+        collect(out_dir)  # what a killed import left there (owned scratch, as below)
+        held = claim(out_dir, prefix=".import-")
     except OSError as exc:
         raise BuilderError(f"cannot create the output directory: {exc}",
                            where=str(out_dir)) from exc
     try:
-        plan, dest, digest, distro = _build(info, staging, out_dir, finder=finder,
+        held.path.mkdir(mode=0o700)
+        plan, dest, digest, distro = _build(info, held.path, out_dir, finder=finder,
                                             patchelf=patchelf, mtime=source_date_epoch,
                                             sysroot=root_finder, cache_dir=cache_dir)
     finally:
-        rmtree(staging)
+        release(held)
     return ImportedRuntime(
         path=dest,
         sha256=digest,

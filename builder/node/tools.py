@@ -9,12 +9,11 @@ directory and a rename, so a crash leaves nothing half-installed.
 
 from __future__ import annotations
 
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 from builder.install.wheels import install_wheels
+from builder.scratch import claimed_dir, collect
 
 _MINOR = f"{sys.version_info.major}.{sys.version_info.minor}"
 
@@ -29,15 +28,12 @@ def installed_tool(wheel: Path, *, sha256: str, cache_dir: Path) -> Path:
     final = cache_dir / "tools" / sha256
     if not final.is_dir():
         final.parent.mkdir(parents=True, exist_ok=True)
-        work = Path(tempfile.mkdtemp(prefix=f".{sha256[:12]}-", dir=final.parent))
-        try:
+        collect(final.parent)  # what a killed install left (owned scratch, see below)
+        with claimed_dir(final.parent, prefix=f".{sha256[:12]}-") as work:
             install_wheels([(wheel, sha256)], python_dir=work, minor=_MINOR)
             try:
                 work.rename(final)
             except OSError:
                 if not final.is_dir():  # not a concurrent install that won the race
                     raise
-        finally:
-            if work.exists():
-                shutil.rmtree(work)
     return tool_site_packages(final)

@@ -11,7 +11,6 @@ bytes (the sdist, the build dependencies, the backend, the interpreter, SOURCE_D
 from __future__ import annotations
 
 import email.parser
-import tempfile
 import time
 import warnings
 import zipfile
@@ -31,6 +30,7 @@ from builder.errors import BuilderError
 from builder.fsutil import canonical_json, rmtree, sha256_bytes, sha256_file
 from builder.install import install_wheels
 from builder.sandbox import Sandbox, failure, run, sandbox
+from builder.scratch import claimed_dir, collect
 from builder.sdist.source import BuildSystem, unpack_sdist
 
 T = TypeVar("T")
@@ -100,8 +100,9 @@ def _build_into(item: SdistInput, entry: Path, *, python: Callable[[], Path],
                 source_date_epoch: int, log: Callable[[str], None]) -> BuiltWheel:
     key = entry.name
     start = time.monotonic()
-    work = Path(tempfile.mkdtemp(prefix=f".build-{key[:12]}-", dir=entry.parent))
-    try:
+    # owned scratch beside the entries: what a killed build left there is collected first
+    collect(entry.parent)
+    with claimed_dir(entry.parent, prefix=f".build-{key[:12]}-") as work:
         wheel = build_wheel(item, python=python(), work=work,
                             source_date_epoch=source_date_epoch)
         staged = work / "result"
@@ -111,8 +112,6 @@ def _build_into(item: SdistInput, entry: Path, *, python: Callable[[], Path],
         if entry.exists():  # an incomplete entry (no single wheel in it)
             rmtree(entry)
         staged.rename(entry)  # atomic: the entry appears whole or not at all
-    finally:
-        rmtree(work)
     path = entry / wheel.name
     seconds = time.monotonic() - start
     log(f"built {path.name} from {item.archive.name} ({seconds:.1f}s)")

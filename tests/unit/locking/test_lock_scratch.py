@@ -4,21 +4,18 @@ next lock or build collects them (``builder.scratch``)."""
 
 from __future__ import annotations
 
-import signal
 import subprocess
-import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pytest
+from factories import killed_claim
 from test_resolve import PIN, RECIPE, REPORT, FakePip
 
 from builder.locking import api
 from builder.locking.resolve import resolve_target
 from builder.recipe import parse_recipe_text
 from builder.scratch import STAGE_DIR, owner_of
-
-ROOT = Path(__file__).resolve().parents[3]
 
 
 class WatchingPip(FakePip):
@@ -49,20 +46,7 @@ def test_pips_report_is_written_in_owned_scratch_under_the_cache(tmp_path: Path)
 def test_a_lock_first_collects_what_a_killed_lock_left(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     cache = tmp_path / "cache"
-    child = subprocess.Popen(
-        [sys.executable, "-c",
-         "import time\nfrom pathlib import Path\nfrom builder.scratch import claimed_dir\n"
-         f"with claimed_dir(Path({str(cache / STAGE_DIR)!r}), prefix='builder-lock-') as d:\n"
-         "    (d / 'report.json').write_text('{}')\n"
-         "    print(d, flush=True)\n"
-         "    time.sleep(60)\n"],
-        stdout=subprocess.PIPE, text=True, cwd=ROOT)
-    assert child.stdout is not None
-    left = Path(child.stdout.readline().strip())
-    child.send_signal(signal.SIGKILL)
-    child.wait(timeout=30)
-    child.stdout.close()
-    assert left.is_dir() and owner_of(left).is_file()  # what the SIGKILL left
+    left = killed_claim(cache / STAGE_DIR, prefix="builder-lock-")
 
     class Resolving(Exception):
         pass

@@ -71,3 +71,13 @@ def test_tools_are_installed_once_at_a_stable_path(tmp_path: Path) -> None:
     assert installed_tool(wheel, sha256="ab" * 32, cache_dir=tmp_path / "cache") == site
     assert zig.read_text() == "kept\n"
     assert sorted(p.name for p in (tmp_path / "cache" / "tools").iterdir()) == ["ab" * 32]
+
+
+def test_a_killed_tool_installs_scratch_is_collected_by_the_next(tmp_path: Path) -> None:
+    from factories import killed_claim
+
+    tools = tmp_path / "cache" / "tools"
+    left = killed_claim(tools, prefix=f".{'ab' * 6}-")
+    installed_tool(_tool_wheel(tmp_path), sha256="ab" * 32, cache_dir=tmp_path / "cache")
+    assert not left.exists()
+    assert sorted(p.name for p in tools.iterdir()) == ["ab" * 32]

@@ -215,3 +215,37 @@ def test_a_cached_wheel_is_reused_without_an_interpreter(tmp_path: Path) -> None
     assert built.cached and built.pure and built.path == entry / "demo-1.0-py3-none-any.whl"
     import hashlib
     assert built.sha256 == hashlib.sha256(b"wheel bytes").hexdigest()
+
+
+def test_a_wheel_is_built_in_owned_scratch_and_a_killed_builds_is_collected(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The backend runs in a directory beside the cache's entries, owned by this build (its
+    sandbox HOME in it too): what a build killed with SIGKILL left there goes at the next."""
+    from factories import killed_claim
+
+    from builder.sdist import build as sdist_build
+
+    item = SdistInput(name="demo", version="1.0", archive=tmp_path / "demo-1.0.tar.gz",
+                      sha256="a" * 64, build_system=BuildSystem(requires=(), backend="b"),
+                      requires=(), deps=())
+    wheels = tmp_path / "cache" / "sdist-wheels"
+    left = killed_claim(wheels, prefix=".build-")
+    seen: list[tuple[bool, bool]] = []
+
+    def build_wheel(item: SdistInput, *, python: Path, work: Path,
+                    source_date_epoch: int) -> Path:
+        seen.append((work.parent == wheels, work.with_name(work.name + ".owner").is_file()))
+        (work / "dist").mkdir()
+        wheel = work / "dist" / "demo-1.0-py3-none-any.whl"
+        wheel.write_bytes(b"wheel bytes")
+        return wheel
+
+    monkeypatch.setattr(sdist_build, "build_wheel", build_wheel)
+    built = sdist_build.build_or_reuse(item, python=lambda: Path(sys.executable),
+                                       python_version="3.11.7", cache_dir=tmp_path / "cache",
+                                       source_date_epoch=0, log=lambda _: None)
+    key = cache_key(item, python_version="3.11.7", source_date_epoch=0)
+    assert seen == [(True, True)] and not built.cached
+    assert built.path == wheels / key / "demo-1.0-py3-none-any.whl"
+    assert not left.exists()
+    assert sorted(p.name for p in wheels.iterdir()) == [f".{key}.lock", key]
