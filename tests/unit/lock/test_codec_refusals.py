@@ -286,6 +286,25 @@ def test_a_malformed_optional_part_is_named_with_its_path(tmp_path: Path, change
         f"malformed lock file: {what}", str(path), MALFORMED_HINT)
 
 
+def test_wheelhouses_are_read_in_minor_order_with_a_non_number_last(tmp_path: Path) -> None:
+    """A lock with two faults is refused for the same one whatever its key order: the
+    wheelhouses are read by numeric minor (3.9 before 3.10), a minor that is no number last."""
+    path = _written(tmp_path, full_lock())
+
+    def two_faults(d: dict[str, Any]) -> None:
+        wheelhouse = d["targets"][X86]["wheelhouse"]
+        wheelhouse["3.x"] = wheelhouse.pop("3.9")  # sorts before "3.10" as a string
+        del wheelhouse["3.10"]["python_version"]
+
+    _edit(path, two_faults)
+    assert _refusal(tmp_path).what == (
+        f"malformed lock file: missing {AT}wheelhouse.3.10.python_version")
+    _edit(path, lambda d: d["targets"][X86]["wheelhouse"].update(
+        {"3.9": d["targets"][X86]["wheelhouse"].pop("3.x")}))
+    _edit(path, lambda d: d["targets"][X86]["wheelhouse"]["3.9"].pop("packages"))
+    assert _refusal(tmp_path).what == f"malformed lock file: missing {AT}wheelhouse.3.9.packages"
+
+
 def test_an_interpreter_size_that_is_not_a_number_reads_as_unknown(tmp_path: Path) -> None:
     _edit(_written(tmp_path), lambda d: _pin(d).update(size="123"))
     lock = read_lock(tmp_path, refresh_command=REFRESH)
