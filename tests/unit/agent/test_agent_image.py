@@ -401,11 +401,13 @@ def need_unsquashfs() -> None:
         pytest.skip("unsquashfs not installed (Debian: apt-get install squashfs-tools)")
 
 
-def install_image(location: str, store: Store, *, index: str | None = None) -> InstallResult:
+def install_image(location: str, store: Store, *, index: str | None = None,
+                  method: MountMethod = MountMethod.KERNEL,
+                  log: Callable[[str], None] = lambda _m: None) -> InstallResult:
     source = resolve_source(location, index=index, sha256=None, target=X86, transport=T)
     assert source.fs_image is not None
     return install(source, store, transport=T,
-                   options=InstallOptions(node=KERNEL_AND_FUSE, mount=MountMethod.KERNEL))
+                   options=InstallOptions(node=KERNEL_AND_FUSE, mount=method), log=log)
 
 
 def image_of(bundle: Fabricated) -> Path:
@@ -666,3 +668,74 @@ def test_a_mounted_bundle_without_a_record(tmp_path: Path, mounts: FakeMounts) -
     result = install_image(str(bundle.archive), Store(root=tmp_path / "store"))
     assert result.record.sha256 == info.sha256
     assert not (result.path / RECORD_FILE).exists()
+
+
+# -- an entry whose mount went away (a reboot) and whose stored image is changed or gone ------
+
+
+def reboot_and_change(tmp_path: Path, mounts: FakeMounts,
+                      change: Callable[[Path], object]) -> tuple[Fabricated, Store, str]:
+    """A bundle installed mounted, its mount gone, then its stored image changed."""
+    bundle = make_bundle(tmp_path / "dist")
+    info = add_image(bundle, tmp_path / "work")
+    store = Store(root=tmp_path / "store")
+    install_image(str(bundle.archive), store)
+    mounts.unmount(store.entry_path(info.sha256))
+    change(store.image_file(info.sha256))
+    return bundle, store, info.sha256
+
+
+def flip_last_byte(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def test_a_stored_image_changed_since_its_install_is_not_mounted_again(
+        tmp_path: Path, mounts: FakeMounts) -> None:
+    bundle, store, sha = reboot_and_change(tmp_path, mounts, flip_last_byte)
+    image = store.image_file(sha)
+    with pytest.raises(HashMismatchError) as caught:
+        install_image(str(bundle.archive), store)
+    assert caught.value.what.startswith("sha256 mismatch for installed image\n")
+    assert (caught.value.expected, caught.value.actual) == (
+        sha, hashlib.sha256(image.read_bytes()).hexdigest())
+    assert caught.value.where == str(image)
+    assert caught.value.hint == (
+        f"remove {store.image_record_file(sha)} and install again (the install then replaces "
+        "the entry with a fresh copy of the image); nothing was mounted")
+    assert mounts.calls == [("mount", store.entry_path(sha)), ("unmount", store.entry_path(sha))]
+
+
+def test_a_stored_image_that_is_gone_is_an_error_that_says_what_to_do(
+        tmp_path: Path, mounts: FakeMounts) -> None:
+    bundle, store, sha = reboot_and_change(tmp_path, mounts, Path.unlink)
+    with pytest.raises(BuilderError) as caught:
+        install_image(str(bundle.archive), store)
+    assert not isinstance(caught.value, RefusedBundleError | HashMismatchError)
+    assert caught.value.what == "cannot read the entry's image: No such file or directory"
+    assert caught.value.where == str(store.image_file(sha))
+    assert caught.value.hint == (
+        f"remove {store.image_record_file(sha)} and install again (the install then replaces "
+        "the entry with a fresh copy of the image)")
+    assert len(mounts.calls) == 2  # the first mount and the reboot's unmount
+
+
+@pytest.mark.parametrize("change", [flip_last_byte, Path.unlink], ids=["changed", "gone"])
+def test_what_the_remount_refusal_says_to_do_works(tmp_path: Path, mounts: FakeMounts,
+                                                   change: Callable[[Path], object]) -> None:
+    """The hint's command, done: the next install replaces the entry with the image afresh."""
+    bundle, store, sha = reboot_and_change(tmp_path, mounts, change)
+    with pytest.raises(BuilderError) as caught:
+        install_image(str(bundle.archive), store)
+    hint = str(caught.value.hint)
+    assert hint.startswith("remove ")
+    Path(hint.split()[1]).unlink()
+    said: list[str] = []
+    result = install_image(str(bundle.archive), store, log=said.append)
+    assert result.fresh
+    assert said == [f"removed leftovers of an interrupted install of {sha[:16]}",
+                    f"mounting {image_of(bundle)} (kernel)"]
+    assert store.image_file(sha).read_bytes() == image_of(bundle).read_bytes()
+    assert store.record(sha) == result.record
+    assert (result.path / "manifest.json").is_file()
