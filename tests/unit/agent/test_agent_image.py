@@ -3,6 +3,7 @@ that runs before any mount, which mount a node can do, the store's hooks."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import shutil
@@ -37,7 +38,7 @@ from builder.agent.mount import (
     mount_image,
     mount_source,
 )
-from builder.agent.source import resolve_source
+from builder.agent.source import FsImage, resolve_source
 from builder.agent.store import EntryRecord
 from builder.bundle.record import RECORD_FILE
 from builder.errors import BuilderError, HashMismatchError, UsageError
@@ -670,7 +671,32 @@ def test_a_mounted_bundle_without_a_record(tmp_path: Path, mounts: FakeMounts) -
     assert not (result.path / RECORD_FILE).exists()
 
 
-# -- an entry whose mount went away (a reboot) and whose stored image is changed or gone ------
+# -- an entry whose mount went away (a reboot): mounted again, its image hashed again first ----
+
+
+def test_an_entry_whose_mount_went_away_is_mounted_again(tmp_path: Path,
+                                                         mounts: FakeMounts) -> None:
+    bundle = make_bundle(tmp_path / "dist")
+    info = add_image(bundle, tmp_path / "work")
+    store = Store(root=tmp_path / "store", clock=lambda: 1234.5)
+    first = install_image(str(bundle.archive), store)
+    entry = store.entry_path(info.sha256)
+    manifest = (entry / "manifest.json").read_bytes()
+    mounts.unmount(entry)  # what a reboot does: the mount point stays, empty
+    said: list[str] = []
+    again = install_image(str(bundle.archive), store, method=MountMethod.FUSE, log=said.append)
+    assert not again.fresh and again.path == entry
+    assert mounts.calls == [("mount", entry), ("unmount", entry), ("mount", entry)]
+    assert (entry / "manifest.json").read_bytes() == manifest
+    image = store.image_file(info.sha256)
+    assert said == [f"mounting {image} again (fuse): its mount had gone"]
+    # the record says how it is mounted now; the rest is the first install's
+    assert again.record == dataclasses.replace(first.record, mounted_with="fuse")
+    assert store.record(info.sha256) == again.record  # written beside the image
+    assert image.read_bytes() == image_of(bundle).read_bytes()
+    assert list(store.tmp_dir.iterdir()) == []
+    third = install_image(str(bundle.archive), store, log=said.append)
+    assert third.record == again.record and len(said) == 1  # mounted: nothing to do
 
 
 def reboot_and_change(tmp_path: Path, mounts: FakeMounts,
@@ -739,3 +765,52 @@ def test_what_the_remount_refusal_says_to_do_works(tmp_path: Path, mounts: FakeM
     assert store.image_file(sha).read_bytes() == image_of(bundle).read_bytes()
     assert store.record(sha) == result.record
     assert (result.path / "manifest.json").is_file()
+
+
+def test_a_stored_image_that_is_no_squashfs_is_not_mounted_again(
+        tmp_path: Path, mounts: FakeMounts) -> None:
+    """The image in the store vouched for by its record (its name is the sha256 of its bytes)
+    but truncated by whoever wrote it: the superblock check runs again before the mount."""
+    store = Store(root=tmp_path / "store")
+    store.ensure()
+    data = superblock(bytes_used=8192) + bytes(4000)
+    sha = hashlib.sha256(data).hexdigest()
+    store.image_file(sha).write_bytes(data)
+    store.image_record_file(sha).write_text(json.dumps(record(sha).to_dict()))
+    store.entry_path(sha).mkdir()  # the mount point, not mounted
+    bundle = make_bundle(tmp_path / "dist")
+    source = resolve_source(str(bundle.archive), index=None, sha256=None, target=X86,
+                            transport=T)
+    fs_image = FsImage(kind="squashfs", location="x", sha256=sha, size=len(data))
+    with pytest.raises(RefusedBundleError) as caught:
+        image_module.install_mounted(source, fs_image, store, transport=T,
+                                     method=MountMethod.KERNEL, node=KERNEL_AND_FUSE,
+                                     progress=False, log=lambda _m: None)
+    assert caught.value.what == ("not a sound squashfs image: says it uses 8192 bytes, the "
+                                 "file has 4096 (truncated?)")
+    assert caught.value.where == str(store.image_file(sha))
+    assert mounts.calls == []
+
+
+def test_install_mounted_says_whether_it_mounted_afresh_or_again(
+        tmp_path: Path, mounts: FakeMounts) -> None:
+    bundle = make_bundle(tmp_path / "dist")
+    add_image(bundle, tmp_path / "work")
+    source = resolve_source(str(bundle.archive), index=None, sha256=None, target=X86,
+                            transport=T)
+    assert source.fs_image is not None
+    store = Store(root=tmp_path / "store")
+
+    def once() -> tuple[bool, bool]:
+        assert source.fs_image is not None
+        done = image_module.install_mounted(
+            source, source.fs_image, store, transport=T, method=MountMethod.KERNEL,
+            node=KERNEL_AND_FUSE, progress=False, log=lambda _m: None)
+        assert store.record(source.fs_image.sha256) == done.record
+        return done.fresh, done.remounted
+
+    assert once() == (True, False)
+    assert once() == (False, False)
+    mounts.unmount(store.entry_path(source.fs_image.sha256))
+    assert once() == (False, True)
+    assert once() == (False, False)
