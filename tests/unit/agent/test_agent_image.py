@@ -14,7 +14,7 @@ from http.server import SimpleHTTPRequestHandler
 from pathlib import Path
 
 import pytest
-from agent_factories import X86, Fabricated, make_bundle
+from agent_factories import X86, Fabricated, canonical, make_bundle
 from image_factories import add_image, list_image
 from servers import serve_directory
 
@@ -362,17 +362,24 @@ def test_a_mount_only_its_user_can_read_is_said(tmp_path: Path) -> None:
 
 class FakeMounts:
     """Stands for the kernel: ``mount_image`` unpacks the image (unsquashfs) onto the mount
-    point, ``unmount`` empties it; what was mounted and unmounted is recorded."""
+    point, ``unmount`` empties it; what was mounted and unmounted is recorded, and the command
+    the real ``mount_image`` builds for the method and node (``mount -t squashfs`` or
+    ``squashfuse``) is recorded instead of run."""
 
     def __init__(self) -> None:
         self.mounted: set[Path] = set()
         self.calls: list[tuple[str, Path]] = []
+        self.commands: list[list[str]] = []
 
     def mount_image(self, image: Path, at: Path, *, method: MountMethod, node: Node) -> None:
         self.calls.append(("mount", at))
+        mount_image(image, at, method=method, node=node)  # its _run records the command
         subprocess.run(["unsquashfs", "-q", "-n", "-f", "-d", str(at), str(image)],
                        check=True, capture_output=True)
         self.mounted.add(at)
+
+    def run(self, command: list[str], **_: object) -> None:
+        self.commands.append(command)
 
     def is_mounted(self, path: Path) -> bool:
         return path in self.mounted
@@ -394,6 +401,7 @@ def mounts(monkeypatch: pytest.MonkeyPatch) -> FakeMounts:
     monkeypatch.setattr(image_module, "mount_image", fake.mount_image)
     monkeypatch.setattr(image_module, "is_mounted", fake.is_mounted)
     monkeypatch.setattr(image_module, "unmount", fake.unmount)
+    monkeypatch.setattr(mount, "_run", fake.run)
     return fake
 
 
@@ -403,12 +411,13 @@ def need_unsquashfs() -> None:
 
 
 def install_image(location: str, store: Store, *, index: str | None = None,
-                  method: MountMethod = MountMethod.KERNEL,
+                  method: MountMethod = MountMethod.KERNEL, progress: bool = False,
                   log: Callable[[str], None] = lambda _m: None) -> InstallResult:
     source = resolve_source(location, index=index, sha256=None, target=X86, transport=T)
     assert source.fs_image is not None
-    return install(source, store, transport=T,
-                   options=InstallOptions(node=KERNEL_AND_FUSE, mount=method), log=log)
+    return install(source, store, transport=T, log=log,
+                   options=InstallOptions(node=KERNEL_AND_FUSE, mount=method,
+                                          progress=progress))
 
 
 def image_of(bundle: Fabricated) -> Path:
@@ -430,6 +439,8 @@ def test_a_mounted_install_records_what_it_mounted(tmp_path: Path, mounts: FakeM
     entry = store.entry_path(info.sha256)
     assert result.fresh and result.path == entry
     assert mounts.calls == [("mount", entry)]
+    assert mounts.commands == [["mount", "-t", "squashfs", "-o", "ro,nosuid,nodev,loop",
+                                str(store.image_file(info.sha256)), str(entry)]]
     assert store.image_file(info.sha256).read_bytes() == image_of(bundle).read_bytes()
     manifest = (entry / "manifest.json").read_bytes()
     assert result.record == EntryRecord(
@@ -576,6 +587,71 @@ def test_a_downloaded_image_is_checked(tmp_path: Path, mounts: FakeMounts) -> No
     assert store.image_file(info.sha256).read_bytes() == good
 
 
+def test_a_downloaded_image_shows_its_progress_when_asked(
+        tmp_path: Path, mounts: FakeMounts, capsys: pytest.CaptureFixture[str]) -> None:
+    """``agent install`` on a terminal: the image's download draws a bar named for the
+    bundle; without progress nothing is drawn."""
+    dist = tmp_path / "dist"
+    bundle = make_bundle(dist)
+    info = add_image(bundle, tmp_path / "work")
+    capsys.readouterr()
+    with serve_directory(dist, handler=type("Quiet", (SimpleHTTPRequestHandler,), {
+            "log_message": lambda *_a: None})) as port:
+        url = f"http://127.0.0.1:{port}/{bundle.archive.name}"
+        install_image(url, Store(root=tmp_path / "quiet"))
+        assert capsys.readouterr().err == ""
+        install_image(url, Store(root=tmp_path / "store"), progress=True)
+    err = capsys.readouterr().err
+    total = info.size / (1 << 20)
+    assert err.endswith(f"\rdemo [{'#' * 24}] {total:.1f}/{total:.1f} MiB 100%\n")
+    assert err.count("\n") == 1 and err.startswith("\rdemo [")
+
+
+def test_a_download_for_a_sidecar_without_a_name_is_called_bundle_image(
+        tmp_path: Path, mounts: FakeMounts) -> None:
+    """The download's own refusal names what it fetches: the bundle's name, or "bundle
+    image" when the sidecar gives none."""
+    dist = tmp_path / "dist"
+    bundle = make_bundle(dist)
+    info = add_image(bundle, tmp_path / "work")
+    sidecar = json.loads(bundle.sidecar.read_text())
+    del sidecar["name"]
+    bundle.sidecar.write_bytes(canonical(sidecar))
+    resized(bundle, image_of(bundle).read_bytes() + b"x" * 100)
+    store = Store(root=tmp_path / "store")
+    with serve_directory(dist, handler=type("Quiet", (SimpleHTTPRequestHandler,), {
+            "log_message": lambda *_a: None})) as port, pytest.raises(BuilderError) as caught:
+        install_image(f"http://127.0.0.1:{port}/{bundle.archive.name}", store)
+    assert caught.value.what == (f"bundle image: the source sends more than the {info.size} "
+                                 "bytes expected; nothing was kept")
+    assert mounts.calls == []
+    assert_nothing_left(store)
+
+
+@pytest.mark.parametrize(("data", "message"), [
+    (bytes(300), "not a squashfs image (no squashfs magic)"),
+    (superblock(bytes_used=8192) + bytes(4000), "not a sound squashfs image: says it uses "
+     "8192 bytes, the file has 4096 (truncated?)"),
+], ids=["no-magic", "truncated"])
+def test_an_image_vouched_for_that_is_no_squashfs_is_refused_unmounted(
+        tmp_path: Path, mounts: FakeMounts, data: bytes, message: str) -> None:
+    """The sidecar's sha256 and size are right, the bytes are no sound squashfs: refused after
+    the hash, before any mount, nothing left."""
+    bundle = make_bundle(tmp_path / "dist")
+    add_image(bundle, tmp_path / "work")
+    image_of(bundle).write_bytes(data)
+    listed = json.loads(bundle.sidecar.read_text())["image"]
+    list_image(bundle, {**listed, "sha256": hashlib.sha256(data).hexdigest(), "size": len(data)})
+    store = Store(root=tmp_path / "store")
+    with pytest.raises(RefusedBundleError) as caught:
+        install_image(str(bundle.archive), store)
+    assert caught.value.what == message
+    assert caught.value.where == str(image_of(bundle))
+    assert caught.value.hint == "the image is malformed or malicious; nothing was mounted"
+    assert mounts.calls == []
+    assert_nothing_left(store)
+
+
 def retree(bundle: Fabricated, work: Path, tamper: Callable[[Path], None]) -> str:
     """The bundle's image rebuilt from its tree changed by ``tamper``, and vouched for by the
     sidecar (its sha256 and size): only the mounted tree's checks can refuse it. Returns the
@@ -676,27 +752,36 @@ def test_a_mounted_bundle_without_a_record(tmp_path: Path, mounts: FakeMounts) -
 
 def test_an_entry_whose_mount_went_away_is_mounted_again(tmp_path: Path,
                                                          mounts: FakeMounts) -> None:
+    """Each reboot: the next install hashes the stored image, mounts it with the method asked
+    now (the node's squashfuse, or a loop mount) and records that method."""
     bundle = make_bundle(tmp_path / "dist")
     info = add_image(bundle, tmp_path / "work")
     store = Store(root=tmp_path / "store", clock=lambda: 1234.5)
-    first = install_image(str(bundle.archive), store)
+    first = install_image(str(bundle.archive), store, method=MountMethod.FUSE)
     entry = store.entry_path(info.sha256)
-    manifest = (entry / "manifest.json").read_bytes()
-    mounts.unmount(entry)  # what a reboot does: the mount point stays, empty
-    said: list[str] = []
-    again = install_image(str(bundle.archive), store, method=MountMethod.FUSE, log=said.append)
-    assert not again.fresh and again.path == entry
-    assert mounts.calls == [("mount", entry), ("unmount", entry), ("mount", entry)]
-    assert (entry / "manifest.json").read_bytes() == manifest
     image = store.image_file(info.sha256)
-    assert said == [f"mounting {image} again (fuse): its mount had gone"]
-    # the record says how it is mounted now; the rest is the first install's
-    assert again.record == dataclasses.replace(first.record, mounted_with="fuse")
-    assert store.record(info.sha256) == again.record  # written beside the image
+    manifest = (entry / "manifest.json").read_bytes()
+    said: list[str] = []
+    results = []
+    for method in (MountMethod.KERNEL, MountMethod.FUSE):
+        mounts.unmount(entry)  # what a reboot does: the mount point stays, empty
+        again = install_image(str(bundle.archive), store, method=method, log=said.append)
+        assert not again.fresh and again.path == entry
+        assert (entry / "manifest.json").read_bytes() == manifest
+        # the record says how it is mounted now; the rest is the first install's
+        assert again.record == dataclasses.replace(first.record, mounted_with=str(method))
+        assert store.record(info.sha256) == again.record  # written beside the image
+        results.append(again)
+    fuse = ["/usr/bin/squashfuse", "-o", "ro,nosuid,nodev,allow_other", str(image), str(entry)]
+    assert mounts.commands == [fuse, ["mount", "-t", "squashfs", "-o", "ro,nosuid,nodev,loop",
+                                      str(image), str(entry)], fuse]
+    assert said == [f"mounting {image} again (kernel): its mount had gone",
+                    f"mounting {image} again (fuse): its mount had gone"]
     assert image.read_bytes() == image_of(bundle).read_bytes()
     assert list(store.tmp_dir.iterdir()) == []
-    third = install_image(str(bundle.archive), store, log=said.append)
-    assert third.record == again.record and len(said) == 1  # mounted: nothing to do
+    last = install_image(str(bundle.archive), store, log=said.append)
+    assert last.record == results[-1].record and len(said) == 2  # mounted: nothing to do
+    assert len(mounts.commands) == 3
 
 
 def reboot_and_change(tmp_path: Path, mounts: FakeMounts,
