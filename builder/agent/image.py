@@ -222,6 +222,10 @@ def _remount(record: EntryRecord, store: Store, *, method: MountMethod, node: No
     """An entry whose mount went away (a reboot): its image hashed again, then mounted."""
     sha = record.sha256
     path = store.image_file(sha)
+    # there is no `agent evict`: an entry without its record is a leftover, which the next
+    # install removes (mount point and image) before it installs the image afresh
+    again = (f"remove {store.image_record_file(sha)} and install again (the install then "
+             "replaces the entry with a fresh copy of the image)")
     digest = hashlib.sha256()
     try:
         with path.open("rb") as fh:
@@ -232,13 +236,10 @@ def _remount(record: EntryRecord, store: Store, *, method: MountMethod, node: No
         size = path.stat().st_size
     except OSError as exc:
         raise BuilderError(f"cannot read the entry's image: {exc.strerror or exc}",
-                           where=str(path), hint=f"evict it (`builder agent evict {sha[:16]}`)"
-                           " and install again") from exc
+                           where=str(path), hint=again) from exc
     if digest.hexdigest() != sha:
         raise HashMismatchError(what="installed image", where=str(path), expected=sha,
-                                actual=digest.hexdigest(),
-                                hint=f"evict it (`builder agent evict {sha[:16]}`) and install "
-                                "again; nothing was mounted")
+                                actual=digest.hexdigest(), hint=f"{again}; nothing was mounted")
     check_superblock(head, file_size=size, where=str(path))
     log(f"mounting {path} again ({method}): its mount had gone")
     entry = store.entry_path(sha)

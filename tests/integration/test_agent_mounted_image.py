@@ -138,6 +138,14 @@ def test_a_mount_that_went_away_comes_back_after_its_image_is_hashed(
     assert refused.returncode == 1
     assert "sha256" in refused.stderr and "nothing was mounted" in refused.stderr
     assert mounts_at(entry) == 0
+    record = store / "images" / f"{entry.name}.complete"
+    assert f"remove {record} and install again" in refused.stderr
+    record.unlink()  # what the refusal says to do: the next install replaces the entry
+    fresh = agent("install", str(imaged.archive), "--store", str(store), "--json")
+    assert fresh.returncode == 0, fresh.stderr
+    assert json.loads(fresh.stdout)["fresh"] is True
+    assert mounts_at(entry) == 1 and (entry / "manifest.json").is_file()
+    assert image.read_bytes() == image_bytes(imaged)
 
 
 def test_concurrent_installs_of_one_image_mount_once(imaged: Fabricated, store: Path) -> None:

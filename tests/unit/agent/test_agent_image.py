@@ -3,6 +3,7 @@ that runs before any mount, which mount a node can do, the store's hooks."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import shutil
@@ -13,7 +14,7 @@ from http.server import SimpleHTTPRequestHandler
 from pathlib import Path
 
 import pytest
-from agent_factories import X86, Fabricated, make_bundle
+from agent_factories import X86, Fabricated, canonical, make_bundle
 from image_factories import add_image, list_image
 from servers import serve_directory
 
@@ -37,7 +38,7 @@ from builder.agent.mount import (
     mount_image,
     mount_source,
 )
-from builder.agent.source import resolve_source
+from builder.agent.source import FsImage, resolve_source
 from builder.agent.store import EntryRecord
 from builder.bundle.record import RECORD_FILE
 from builder.errors import BuilderError, HashMismatchError, UsageError
@@ -361,17 +362,24 @@ def test_a_mount_only_its_user_can_read_is_said(tmp_path: Path) -> None:
 
 class FakeMounts:
     """Stands for the kernel: ``mount_image`` unpacks the image (unsquashfs) onto the mount
-    point, ``unmount`` empties it; what was mounted and unmounted is recorded."""
+    point, ``unmount`` empties it; what was mounted and unmounted is recorded, and the command
+    the real ``mount_image`` builds for the method and node (``mount -t squashfs`` or
+    ``squashfuse``) is recorded instead of run."""
 
     def __init__(self) -> None:
         self.mounted: set[Path] = set()
         self.calls: list[tuple[str, Path]] = []
+        self.commands: list[list[str]] = []
 
     def mount_image(self, image: Path, at: Path, *, method: MountMethod, node: Node) -> None:
         self.calls.append(("mount", at))
+        mount_image(image, at, method=method, node=node)  # its _run records the command
         subprocess.run(["unsquashfs", "-q", "-n", "-f", "-d", str(at), str(image)],
                        check=True, capture_output=True)
         self.mounted.add(at)
+
+    def run(self, command: list[str], **_: object) -> None:
+        self.commands.append(command)
 
     def is_mounted(self, path: Path) -> bool:
         return path in self.mounted
@@ -393,6 +401,7 @@ def mounts(monkeypatch: pytest.MonkeyPatch) -> FakeMounts:
     monkeypatch.setattr(image_module, "mount_image", fake.mount_image)
     monkeypatch.setattr(image_module, "is_mounted", fake.is_mounted)
     monkeypatch.setattr(image_module, "unmount", fake.unmount)
+    monkeypatch.setattr(mount, "_run", fake.run)
     return fake
 
 
@@ -401,11 +410,14 @@ def need_unsquashfs() -> None:
         pytest.skip("unsquashfs not installed (Debian: apt-get install squashfs-tools)")
 
 
-def install_image(location: str, store: Store, *, index: str | None = None) -> InstallResult:
+def install_image(location: str, store: Store, *, index: str | None = None,
+                  method: MountMethod = MountMethod.KERNEL, progress: bool = False,
+                  log: Callable[[str], None] = lambda _m: None) -> InstallResult:
     source = resolve_source(location, index=index, sha256=None, target=X86, transport=T)
     assert source.fs_image is not None
-    return install(source, store, transport=T,
-                   options=InstallOptions(node=KERNEL_AND_FUSE, mount=MountMethod.KERNEL))
+    return install(source, store, transport=T, log=log,
+                   options=InstallOptions(node=KERNEL_AND_FUSE, mount=method,
+                                          progress=progress))
 
 
 def image_of(bundle: Fabricated) -> Path:
@@ -427,6 +439,8 @@ def test_a_mounted_install_records_what_it_mounted(tmp_path: Path, mounts: FakeM
     entry = store.entry_path(info.sha256)
     assert result.fresh and result.path == entry
     assert mounts.calls == [("mount", entry)]
+    assert mounts.commands == [["mount", "-t", "squashfs", "-o", "ro,nosuid,nodev,loop",
+                                str(store.image_file(info.sha256)), str(entry)]]
     assert store.image_file(info.sha256).read_bytes() == image_of(bundle).read_bytes()
     manifest = (entry / "manifest.json").read_bytes()
     assert result.record == EntryRecord(
@@ -573,6 +587,71 @@ def test_a_downloaded_image_is_checked(tmp_path: Path, mounts: FakeMounts) -> No
     assert store.image_file(info.sha256).read_bytes() == good
 
 
+def test_a_downloaded_image_shows_its_progress_when_asked(
+        tmp_path: Path, mounts: FakeMounts, capsys: pytest.CaptureFixture[str]) -> None:
+    """``agent install`` on a terminal: the image's download draws a bar named for the
+    bundle; without progress nothing is drawn."""
+    dist = tmp_path / "dist"
+    bundle = make_bundle(dist)
+    info = add_image(bundle, tmp_path / "work")
+    capsys.readouterr()
+    with serve_directory(dist, handler=type("Quiet", (SimpleHTTPRequestHandler,), {
+            "log_message": lambda *_a: None})) as port:
+        url = f"http://127.0.0.1:{port}/{bundle.archive.name}"
+        install_image(url, Store(root=tmp_path / "quiet"))
+        assert capsys.readouterr().err == ""
+        install_image(url, Store(root=tmp_path / "store"), progress=True)
+    err = capsys.readouterr().err
+    total = info.size / (1 << 20)
+    assert err.endswith(f"\rdemo [{'#' * 24}] {total:.1f}/{total:.1f} MiB 100%\n")
+    assert err.count("\n") == 1 and err.startswith("\rdemo [")
+
+
+def test_a_download_for_a_sidecar_without_a_name_is_called_bundle_image(
+        tmp_path: Path, mounts: FakeMounts) -> None:
+    """The download's own refusal names what it fetches: the bundle's name, or "bundle
+    image" when the sidecar gives none."""
+    dist = tmp_path / "dist"
+    bundle = make_bundle(dist)
+    info = add_image(bundle, tmp_path / "work")
+    sidecar = json.loads(bundle.sidecar.read_text())
+    del sidecar["name"]
+    bundle.sidecar.write_bytes(canonical(sidecar))
+    resized(bundle, image_of(bundle).read_bytes() + b"x" * 100)
+    store = Store(root=tmp_path / "store")
+    with serve_directory(dist, handler=type("Quiet", (SimpleHTTPRequestHandler,), {
+            "log_message": lambda *_a: None})) as port, pytest.raises(BuilderError) as caught:
+        install_image(f"http://127.0.0.1:{port}/{bundle.archive.name}", store)
+    assert caught.value.what == (f"bundle image: the source sends more than the {info.size} "
+                                 "bytes expected; nothing was kept")
+    assert mounts.calls == []
+    assert_nothing_left(store)
+
+
+@pytest.mark.parametrize(("data", "message"), [
+    (bytes(300), "not a squashfs image (no squashfs magic)"),
+    (superblock(bytes_used=8192) + bytes(4000), "not a sound squashfs image: says it uses "
+     "8192 bytes, the file has 4096 (truncated?)"),
+], ids=["no-magic", "truncated"])
+def test_an_image_vouched_for_that_is_no_squashfs_is_refused_unmounted(
+        tmp_path: Path, mounts: FakeMounts, data: bytes, message: str) -> None:
+    """The sidecar's sha256 and size are right, the bytes are no sound squashfs: refused after
+    the hash, before any mount, nothing left."""
+    bundle = make_bundle(tmp_path / "dist")
+    add_image(bundle, tmp_path / "work")
+    image_of(bundle).write_bytes(data)
+    listed = json.loads(bundle.sidecar.read_text())["image"]
+    list_image(bundle, {**listed, "sha256": hashlib.sha256(data).hexdigest(), "size": len(data)})
+    store = Store(root=tmp_path / "store")
+    with pytest.raises(RefusedBundleError) as caught:
+        install_image(str(bundle.archive), store)
+    assert caught.value.what == message
+    assert caught.value.where == str(image_of(bundle))
+    assert caught.value.hint == "the image is malformed or malicious; nothing was mounted"
+    assert mounts.calls == []
+    assert_nothing_left(store)
+
+
 def retree(bundle: Fabricated, work: Path, tamper: Callable[[Path], None]) -> str:
     """The bundle's image rebuilt from its tree changed by ``tamper``, and vouched for by the
     sidecar (its sha256 and size): only the mounted tree's checks can refuse it. Returns the
@@ -666,3 +745,157 @@ def test_a_mounted_bundle_without_a_record(tmp_path: Path, mounts: FakeMounts) -
     result = install_image(str(bundle.archive), Store(root=tmp_path / "store"))
     assert result.record.sha256 == info.sha256
     assert not (result.path / RECORD_FILE).exists()
+
+
+# -- an entry whose mount went away (a reboot): mounted again, its image hashed again first ----
+
+
+def test_an_entry_whose_mount_went_away_is_mounted_again(tmp_path: Path,
+                                                         mounts: FakeMounts) -> None:
+    """Each reboot: the next install hashes the stored image, mounts it with the method asked
+    now (the node's squashfuse, or a loop mount) and records that method."""
+    bundle = make_bundle(tmp_path / "dist")
+    info = add_image(bundle, tmp_path / "work")
+    store = Store(root=tmp_path / "store", clock=lambda: 1234.5)
+    first = install_image(str(bundle.archive), store, method=MountMethod.FUSE)
+    entry = store.entry_path(info.sha256)
+    image = store.image_file(info.sha256)
+    manifest = (entry / "manifest.json").read_bytes()
+    said: list[str] = []
+    results = []
+    for method in (MountMethod.KERNEL, MountMethod.FUSE):
+        mounts.unmount(entry)  # what a reboot does: the mount point stays, empty
+        again = install_image(str(bundle.archive), store, method=method, log=said.append)
+        assert not again.fresh and again.path == entry
+        assert (entry / "manifest.json").read_bytes() == manifest
+        # the record says how it is mounted now; the rest is the first install's
+        assert again.record == dataclasses.replace(first.record, mounted_with=str(method))
+        assert store.record(info.sha256) == again.record  # written beside the image
+        results.append(again)
+    fuse = ["/usr/bin/squashfuse", "-o", "ro,nosuid,nodev,allow_other", str(image), str(entry)]
+    assert mounts.commands == [fuse, ["mount", "-t", "squashfs", "-o", "ro,nosuid,nodev,loop",
+                                      str(image), str(entry)], fuse]
+    assert said == [f"mounting {image} again (kernel): its mount had gone",
+                    f"mounting {image} again (fuse): its mount had gone"]
+    assert image.read_bytes() == image_of(bundle).read_bytes()
+    assert list(store.tmp_dir.iterdir()) == []
+    last = install_image(str(bundle.archive), store, log=said.append)
+    assert last.record == results[-1].record and len(said) == 2  # mounted: nothing to do
+    assert len(mounts.commands) == 3
+
+
+def reboot_and_change(tmp_path: Path, mounts: FakeMounts,
+                      change: Callable[[Path], object]) -> tuple[Fabricated, Store, str]:
+    """A bundle installed mounted, its mount gone, then its stored image changed."""
+    bundle = make_bundle(tmp_path / "dist")
+    info = add_image(bundle, tmp_path / "work")
+    store = Store(root=tmp_path / "store")
+    install_image(str(bundle.archive), store)
+    mounts.unmount(store.entry_path(info.sha256))
+    change(store.image_file(info.sha256))
+    return bundle, store, info.sha256
+
+
+def flip_last_byte(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def test_a_stored_image_changed_since_its_install_is_not_mounted_again(
+        tmp_path: Path, mounts: FakeMounts) -> None:
+    bundle, store, sha = reboot_and_change(tmp_path, mounts, flip_last_byte)
+    image = store.image_file(sha)
+    with pytest.raises(HashMismatchError) as caught:
+        install_image(str(bundle.archive), store)
+    assert caught.value.what.startswith("sha256 mismatch for installed image\n")
+    assert (caught.value.expected, caught.value.actual) == (
+        sha, hashlib.sha256(image.read_bytes()).hexdigest())
+    assert caught.value.where == str(image)
+    assert caught.value.hint == (
+        f"remove {store.image_record_file(sha)} and install again (the install then replaces "
+        "the entry with a fresh copy of the image); nothing was mounted")
+    assert mounts.calls == [("mount", store.entry_path(sha)), ("unmount", store.entry_path(sha))]
+
+
+def test_a_stored_image_that_is_gone_is_an_error_that_says_what_to_do(
+        tmp_path: Path, mounts: FakeMounts) -> None:
+    bundle, store, sha = reboot_and_change(tmp_path, mounts, Path.unlink)
+    with pytest.raises(BuilderError) as caught:
+        install_image(str(bundle.archive), store)
+    assert not isinstance(caught.value, RefusedBundleError | HashMismatchError)
+    assert caught.value.what == "cannot read the entry's image: No such file or directory"
+    assert caught.value.where == str(store.image_file(sha))
+    assert caught.value.hint == (
+        f"remove {store.image_record_file(sha)} and install again (the install then replaces "
+        "the entry with a fresh copy of the image)")
+    assert len(mounts.calls) == 2  # the first mount and the reboot's unmount
+
+
+@pytest.mark.parametrize("change", [flip_last_byte, Path.unlink], ids=["changed", "gone"])
+def test_what_the_remount_refusal_says_to_do_works(tmp_path: Path, mounts: FakeMounts,
+                                                   change: Callable[[Path], object]) -> None:
+    """The hint's command, done: the next install replaces the entry with the image afresh."""
+    bundle, store, sha = reboot_and_change(tmp_path, mounts, change)
+    with pytest.raises(BuilderError) as caught:
+        install_image(str(bundle.archive), store)
+    hint = str(caught.value.hint)
+    assert hint.startswith("remove ")
+    Path(hint.split()[1]).unlink()
+    said: list[str] = []
+    result = install_image(str(bundle.archive), store, log=said.append)
+    assert result.fresh
+    assert said == [f"removed leftovers of an interrupted install of {sha[:16]}",
+                    f"mounting {image_of(bundle)} (kernel)"]
+    assert store.image_file(sha).read_bytes() == image_of(bundle).read_bytes()
+    assert store.record(sha) == result.record
+    assert (result.path / "manifest.json").is_file()
+
+
+def test_a_stored_image_that_is_no_squashfs_is_not_mounted_again(
+        tmp_path: Path, mounts: FakeMounts) -> None:
+    """The image in the store vouched for by its record (its name is the sha256 of its bytes)
+    but truncated by whoever wrote it: the superblock check runs again before the mount."""
+    store = Store(root=tmp_path / "store")
+    store.ensure()
+    data = superblock(bytes_used=8192) + bytes(4000)
+    sha = hashlib.sha256(data).hexdigest()
+    store.image_file(sha).write_bytes(data)
+    store.image_record_file(sha).write_text(json.dumps(record(sha).to_dict()))
+    store.entry_path(sha).mkdir()  # the mount point, not mounted
+    bundle = make_bundle(tmp_path / "dist")
+    source = resolve_source(str(bundle.archive), index=None, sha256=None, target=X86,
+                            transport=T)
+    fs_image = FsImage(kind="squashfs", location="x", sha256=sha, size=len(data))
+    with pytest.raises(RefusedBundleError) as caught:
+        image_module.install_mounted(source, fs_image, store, transport=T,
+                                     method=MountMethod.KERNEL, node=KERNEL_AND_FUSE,
+                                     progress=False, log=lambda _m: None)
+    assert caught.value.what == ("not a sound squashfs image: says it uses 8192 bytes, the "
+                                 "file has 4096 (truncated?)")
+    assert caught.value.where == str(store.image_file(sha))
+    assert mounts.calls == []
+
+
+def test_install_mounted_says_whether_it_mounted_afresh_or_again(
+        tmp_path: Path, mounts: FakeMounts) -> None:
+    bundle = make_bundle(tmp_path / "dist")
+    add_image(bundle, tmp_path / "work")
+    source = resolve_source(str(bundle.archive), index=None, sha256=None, target=X86,
+                            transport=T)
+    assert source.fs_image is not None
+    store = Store(root=tmp_path / "store")
+
+    def once() -> tuple[bool, bool]:
+        assert source.fs_image is not None
+        done = image_module.install_mounted(
+            source, source.fs_image, store, transport=T, method=MountMethod.KERNEL,
+            node=KERNEL_AND_FUSE, progress=False, log=lambda _m: None)
+        assert store.record(source.fs_image.sha256) == done.record
+        return done.fresh, done.remounted
+
+    assert once() == (True, False)
+    assert once() == (False, False)
+    mounts.unmount(store.entry_path(source.fs_image.sha256))
+    assert once() == (False, True)
+    assert once() == (False, False)

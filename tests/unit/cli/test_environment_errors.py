@@ -207,6 +207,9 @@ def test_duplicate_keys_are_reported_with_their_line(project: Path,
     ('[[a]]\nenv = 1\n[[a]]\nenv = 2\n', None),  # array tables start afresh
     ('[a]\nb.c = 1\n[a.b.c]\n', 3),  # b.c is the key c of a.b: no table a.b.c
     ('[a]\nb.c = 1\nb.d = 2\nb.c = 3\n', 4),  # a dotted key given twice
+    ('[[x]]\nb = 1\nb = 2\n', 3),  # twice in one table of an array
+    ('[[x]]\nb = 1\n[[x]]\nc = 1\nc = 2\n', 5),  # twice in its second table
+    ('[s]\nb.c.d = 1\n[s.b.c]\n', 3),  # b.c.d made the table s.b.c (the key's last part is d)
 ])
 def test_duplicate_key_line(text: str, line: int | None) -> None:
     assert recipe_parse.duplicate_key_line(text) == line
