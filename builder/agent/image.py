@@ -12,7 +12,9 @@ one it names, the root may hold nothing but ``manifest.json``, ``service-def.jso
 ``app/``; only then is the record written (``images/<sha256>.complete``), last. A refusal
 unmounts and removes everything. A second install of the same image waits for the lock and
 finds the entry mounted: one mount per image. An entry whose mount went away (a reboot) is
-mounted again, its image hashed again first.
+mounted again, its image hashed and its superblock checked again first; a stored image that
+fails (gone, changed, truncated) is fetched again and the entry replaced, as a damaged extracted
+entry is repaired.
 
 ``agent mounts`` is unchanged: ``entries/<sha256>/app`` is a directory of the mount.
 ``agent verify`` reads every file of the mount against the RECORD. ``gc`` and ``evict``
@@ -33,7 +35,7 @@ from builder.agent.manifest_check import check_manifest
 from builder.agent.mount import MountMethod, Node, is_mounted, mount_image, unmount
 from builder.agent.source import FsImage, ResolvedSource, Transport
 from builder.agent.store import EntryRecord, Store
-from builder.bundle.record import RECORD_FILE
+from builder.bundle.record import RECORD_FILE, Difference
 from builder.errors import BuilderError, HashMismatchError
 from builder.fsutil import CHUNK, atomic_write_text, canonical_json, rmtree
 from builder.layout import APP, MANIFEST, SERVICE_DEF
@@ -58,6 +60,8 @@ class MountedInstall:
     record: EntryRecord
     fresh: bool  # False: the entry was there (mounted again if its mount had gone)
     remounted: bool = False
+    # what was wrong with the stored image of the entry found, which this call replaced
+    repaired: Difference | None = None
 
 
 def check_superblock(head: bytes, *, file_size: int, where: str) -> None:
@@ -94,17 +98,27 @@ def install_mounted(source: ResolvedSource, image: FsImage, store: Store, *,
     """The bundle's image, checked and mounted as the entry ``image.sha256`` (see above)."""
     sha = image.sha256
     with store.open_entry(sha, log=log) as found:
-        fresh, remounted = found is None, False
+        fresh, remounted, repaired = found is None, False, None
         if found is None:
             record = _install_locked(source, image, store, transport=transport, method=method,
                                      node=node, progress=progress, log=log)
         elif not is_mounted(store.entry_path(sha)):
-            record = _remount(found, store, method=method, node=node, log=log)
-            remounted = True
+            repaired = stored_image_damage(store, sha)
+            if repaired is None:
+                record = _remount(found, store, method=method, node=node, log=log)
+                remounted = True
+            else:  # as an extracted entry is repaired: replaced whole, and said
+                log(f"the stored image of {found.name} {found.version} ({sha[:16]}) is "
+                    f"damaged ({repaired.detail}): installing it again")
+                # the record first: a repair cut short leaves a leftover, not a broken entry
+                store.image_record_file(sha).unlink()
+                store.discard_leftovers(sha)
+                record = _install_locked(source, image, store, transport=transport,
+                                         method=method, node=node, progress=progress, log=log)
         else:
             record = found
         store.installed(record)
-    return MountedInstall(record=record, fresh=fresh, remounted=remounted)
+    return MountedInstall(record=record, fresh=fresh, remounted=remounted, repaired=repaired)
 
 
 def _copy_hashed(src: Path, dest: Path, *, limit: int) -> tuple[str, int]:
@@ -217,15 +231,12 @@ def _check_mounted(source: ResolvedSource, image: FsImage, entry: Path, *,
         mounted_with=str(method))
 
 
-def _remount(record: EntryRecord, store: Store, *, method: MountMethod, node: Node,
-             log: Callable[[str], None]) -> EntryRecord:
-    """An entry whose mount went away (a reboot): its image hashed again, then mounted."""
-    sha = record.sha256
+def stored_image_damage(store: Store, sha: str) -> Difference | None:
+    """What is wrong with a mounted entry's stored image before it is mounted again (a reboot
+    took its mount): unreadable or gone, other bytes than its name (the sha256 of the bundle's
+    image), or no sound squashfs; None when it may be mounted."""
     path = store.image_file(sha)
-    # there is no `agent evict`: an entry without its record is a leftover, which the next
-    # install removes (mount point and image) before it installs the image afresh
-    again = (f"remove {store.image_record_file(sha)} and install again (the install then "
-             "replaces the entry with a fresh copy of the image)")
+    name = path.relative_to(store.root).as_posix()
     digest = hashlib.sha256()
     try:
         with path.open("rb") as fh:
@@ -234,13 +245,24 @@ def _remount(record: EntryRecord, store: Store, *, method: MountMethod, node: No
             while chunk := fh.read(CHUNK):
                 digest.update(chunk)
         size = path.stat().st_size
+    except FileNotFoundError:
+        return Difference(name, "removed", "the image is gone")
     except OSError as exc:
-        raise BuilderError(f"cannot read the entry's image: {exc.strerror or exc}",
-                           where=str(path), hint=again) from exc
+        return Difference(name, "unreadable", f"cannot be read: {exc.strerror or exc}")
     if digest.hexdigest() != sha:
-        raise HashMismatchError(what="installed image", where=str(path), expected=sha,
-                                actual=digest.hexdigest(), hint=f"{again}; nothing was mounted")
-    check_superblock(head, file_size=size, where=str(path))
+        return Difference(name, "content", f"sha256 {digest.hexdigest()}, not {sha}")
+    try:
+        check_superblock(head, file_size=size, where=str(path))
+    except RefusedImageError as exc:
+        return Difference(name, "content", exc.what)
+    return None
+
+
+def _remount(record: EntryRecord, store: Store, *, method: MountMethod, node: Node,
+             log: Callable[[str], None]) -> EntryRecord:
+    """An entry whose mount went away (a reboot) and whose image is sound: mounted again."""
+    sha = record.sha256
+    path = store.image_file(sha)
     log(f"mounting {path} again ({method}): its mount had gone")
     entry = store.entry_path(sha)
     entry.mkdir(exist_ok=True)

@@ -80,7 +80,8 @@ def install(source: ResolvedSource, store: Store, *, transport: Transport,
                                method=method, node=options.node or this_node(),
                                progress=options.progress, log=log)
         return InstallResult(record=done.record, path=store.entry_path(done.record.sha256),
-                             fresh=done.fresh)
+                             fresh=done.fresh,
+                             repaired=() if done.repaired is None else (done.repaired,))
     sha = source.sha256
     with store.open_entry(sha, log=log) as found:
         fresh = found is None

@@ -116,7 +116,7 @@ def test_extract_forces_the_archive(imaged: Fabricated, store: Path) -> None:
     assert mount_source(Path(result["path"])) is None
 
 
-def test_a_mount_that_went_away_comes_back_after_its_image_is_hashed(
+def test_a_mount_that_went_away_comes_back_and_a_damaged_image_is_installed_again(
         imaged: Fabricated, store: Path) -> None:
     need(MountMethod.KERNEL)
     first = agent("install", str(imaged.archive), "--store", str(store), "--json")
@@ -134,16 +134,14 @@ def test_a_mount_that_went_away_comes_back_after_its_image_is_hashed(
     data = bytearray(image.read_bytes())
     data[-5000] ^= 1
     image.write_bytes(bytes(data))
-    refused = agent("install", str(imaged.archive), "--store", str(store))
-    assert refused.returncode == 1
-    assert "sha256" in refused.stderr and "nothing was mounted" in refused.stderr
-    assert mounts_at(entry) == 0
-    record = store / "images" / f"{entry.name}.complete"
-    assert f"remove {record} and install again" in refused.stderr
-    record.unlink()  # what the refusal says to do: the next install replaces the entry
-    fresh = agent("install", str(imaged.archive), "--store", str(store), "--json")
-    assert fresh.returncode == 0, fresh.stderr
-    assert json.loads(fresh.stdout)["fresh"] is True
+    repaired = agent("install", str(imaged.archive), "--store", str(store), "--json")
+    assert repaired.returncode == 0, repaired.stderr
+    assert "is damaged (sha256 " in repaired.stderr and "installing it again" in repaired.stderr
+    assert "repaired demo 1.0: the installed entry differed from its bundle in 1 way(s)" in (
+        repaired.stderr)
+    result = json.loads(repaired.stdout)
+    assert result["fresh"] is False
+    assert [d["path"] for d in result["repaired"]] == [f"images/{entry.name}.squashfs"]
     assert mounts_at(entry) == 1 and (entry / "manifest.json").is_file()
     assert image.read_bytes() == image_bytes(imaged)
 

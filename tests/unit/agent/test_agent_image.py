@@ -40,7 +40,7 @@ from builder.agent.mount import (
 )
 from builder.agent.source import FsImage, resolve_source
 from builder.agent.store import EntryRecord
-from builder.bundle.record import RECORD_FILE
+from builder.bundle.record import RECORD_FILE, Difference
 from builder.errors import BuilderError, HashMismatchError, UsageError
 from builder.fsutil import CHUNK
 
@@ -802,60 +802,63 @@ def flip_last_byte(path: Path) -> None:
     path.write_bytes(bytes(data))
 
 
-def test_a_stored_image_changed_since_its_install_is_not_mounted_again(
-        tmp_path: Path, mounts: FakeMounts) -> None:
-    bundle, store, sha = reboot_and_change(tmp_path, mounts, flip_last_byte)
-    image = store.image_file(sha)
-    with pytest.raises(HashMismatchError) as caught:
-        install_image(str(bundle.archive), store)
-    assert caught.value.what.startswith("sha256 mismatch for installed image\n")
-    assert (caught.value.expected, caught.value.actual) == (
-        sha, hashlib.sha256(image.read_bytes()).hexdigest())
-    assert caught.value.where == str(image)
-    assert caught.value.hint == (
-        f"remove {store.image_record_file(sha)} and install again (the install then replaces "
-        "the entry with a fresh copy of the image); nothing was mounted")
-    assert mounts.calls == [("mount", store.entry_path(sha)), ("unmount", store.entry_path(sha))]
+def truncate_to_half(path: Path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
 
 
-def test_a_stored_image_that_is_gone_is_an_error_that_says_what_to_do(
-        tmp_path: Path, mounts: FakeMounts) -> None:
-    bundle, store, sha = reboot_and_change(tmp_path, mounts, Path.unlink)
-    with pytest.raises(BuilderError) as caught:
-        install_image(str(bundle.archive), store)
-    assert not isinstance(caught.value, RefusedBundleError | HashMismatchError)
-    assert caught.value.what == "cannot read the entry's image: No such file or directory"
-    assert caught.value.where == str(store.image_file(sha))
-    assert caught.value.hint == (
-        f"remove {store.image_record_file(sha)} and install again (the install then replaces "
-        "the entry with a fresh copy of the image)")
-    assert len(mounts.calls) == 2  # the first mount and the reboot's unmount
-
-
-@pytest.mark.parametrize("change", [flip_last_byte, Path.unlink], ids=["changed", "gone"])
-def test_what_the_remount_refusal_says_to_do_works(tmp_path: Path, mounts: FakeMounts,
-                                                   change: Callable[[Path], object]) -> None:
-    """The hint's command, done: the next install replaces the entry with the image afresh."""
+@pytest.mark.parametrize(("change", "kind", "detail"), [
+    (flip_last_byte, "content", "sha256 {actual}, not {sha}"),
+    (truncate_to_half, "content", "sha256 {actual}, not {sha}"),
+    (Path.unlink, "removed", "the image is gone"),
+], ids=["changed", "truncated", "gone"])
+def test_a_damaged_stored_image_is_not_mounted_but_installed_again(
+        tmp_path: Path, mounts: FakeMounts, change: Callable[[Path], object], kind: str,
+        detail: str) -> None:
+    """As a damaged extracted entry is repaired: the stored image is never mounted, the image
+    is fetched (and checked) again, the entry replaced whole, and the install says what was
+    wrong."""
     bundle, store, sha = reboot_and_change(tmp_path, mounts, change)
-    with pytest.raises(BuilderError) as caught:
-        install_image(str(bundle.archive), store)
-    hint = str(caught.value.hint)
-    assert hint.startswith("remove ")
-    Path(hint.split()[1]).unlink()
+    image = store.image_file(sha)
+    actual = hashlib.sha256(image.read_bytes()).hexdigest() if image.exists() else ""
     said: list[str] = []
     result = install_image(str(bundle.archive), store, log=said.append)
-    assert result.fresh
-    assert said == [f"removed leftovers of an interrupted install of {sha[:16]}",
+    expected = Difference(f"images/{sha}.squashfs", kind,
+                          detail.format(actual=actual, sha=sha))
+    assert result.repaired == (expected,) and not result.fresh
+    assert said == [f"the stored image of demo 1.0 ({sha[:16]}) is damaged ({expected.detail}): "
+                    "installing it again",
                     f"mounting {image_of(bundle)} (kernel)"]
-    assert store.image_file(sha).read_bytes() == image_of(bundle).read_bytes()
+    assert image.read_bytes() == image_of(bundle).read_bytes()
     assert store.record(sha) == result.record
     assert (result.path / "manifest.json").is_file()
+    entry = store.entry_path(sha)
+    # the first mount, the reboot, then one mount: of the image fetched again, never the damaged
+    assert [c[0] for c in mounts.calls] == ["mount", "unmount", "mount"]
+    assert mounts.calls[-1] == ("mount", entry)
+    assert list(store.tmp_dir.iterdir()) == []
+    again = install_image(str(bundle.archive), store)  # sound and mounted: nothing to do
+    assert again.repaired == () and len(mounts.calls) == 3
+
+
+def test_a_repair_that_cannot_fetch_the_image_leaves_a_leftover_not_a_broken_entry(
+        tmp_path: Path, mounts: FakeMounts) -> None:
+    """The record goes first: when the image cannot be fetched again, the entry is a leftover
+    the next install removes, not an entry recorded with a damaged image."""
+    bundle, store, sha = reboot_and_change(tmp_path, mounts, flip_last_byte)
+    image_of(bundle).unlink()  # the source lost its image too
+    with pytest.raises(BuilderError) as caught:
+        install_image(str(bundle.archive), store)
+    assert caught.value.what == "the sidecar lists an image that is not there"
+    assert store.record(sha) is None and not store.image_file(sha).exists()
+    assert [c[0] for c in mounts.calls] == ["mount", "unmount"]  # the damaged one: never
 
 
 def test_a_stored_image_that_is_no_squashfs_is_not_mounted_again(
         tmp_path: Path, mounts: FakeMounts) -> None:
     """The image in the store vouched for by its record (its name is the sha256 of its bytes)
-    but truncated by whoever wrote it: the superblock check runs again before the mount."""
+    but truncated by whoever wrote it: the superblock check runs again before any mount, and
+    the install goes to fetch the image again (here from nowhere: a clear error)."""
     store = Store(root=tmp_path / "store")
     store.ensure()
     data = superblock(bytes_used=8192) + bytes(4000)
@@ -863,18 +866,33 @@ def test_a_stored_image_that_is_no_squashfs_is_not_mounted_again(
     store.image_file(sha).write_bytes(data)
     store.image_record_file(sha).write_text(json.dumps(record(sha).to_dict()))
     store.entry_path(sha).mkdir()  # the mount point, not mounted
+    assert image_module.stored_image_damage(store, sha) == Difference(
+        f"images/{sha}.squashfs", "content",
+        "not a sound squashfs image: says it uses 8192 bytes, the file has 4096 (truncated?)")
     bundle = make_bundle(tmp_path / "dist")
     source = resolve_source(str(bundle.archive), index=None, sha256=None, target=X86,
                             transport=T)
-    fs_image = FsImage(kind="squashfs", location="x", sha256=sha, size=len(data))
-    with pytest.raises(RefusedBundleError) as caught:
+    fs_image = FsImage(kind="squashfs", location=str(tmp_path / "nowhere"), sha256=sha,
+                       size=len(data))
+    said: list[str] = []
+    with pytest.raises(BuilderError) as caught:
         image_module.install_mounted(source, fs_image, store, transport=T,
                                      method=MountMethod.KERNEL, node=KERNEL_AND_FUSE,
-                                     progress=False, log=lambda _m: None)
-    assert caught.value.what == ("not a sound squashfs image: says it uses 8192 bytes, the "
-                                 "file has 4096 (truncated?)")
-    assert caught.value.where == str(store.image_file(sha))
+                                     progress=False, log=said.append)
+    assert caught.value.what == "the sidecar lists an image that is not there"
+    assert said[0].endswith("is damaged (not a sound squashfs image: says it uses 8192 bytes, "
+                            "the file has 4096 (truncated?)): installing it again")
     assert mounts.calls == []
+    assert store.record(sha) is None and not store.image_file(sha).exists()
+
+
+def test_an_unreadable_stored_image_is_damage_too(tmp_path: Path) -> None:
+    store = Store(root=tmp_path / "store")
+    store.ensure()
+    sha = "ab" * 32
+    store.image_file(sha).mkdir()  # read() of a directory: EISDIR
+    assert image_module.stored_image_damage(store, sha) == Difference(
+        f"images/{sha}.squashfs", "unreadable", "cannot be read: Is a directory")
 
 
 def test_install_mounted_says_whether_it_mounted_afresh_or_again(
