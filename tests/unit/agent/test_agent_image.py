@@ -846,12 +846,48 @@ def test_a_repair_that_cannot_fetch_the_image_leaves_a_leftover_not_a_broken_ent
     """The record goes first: when the image cannot be fetched again, the entry is a leftover
     the next install removes, not an entry recorded with a damaged image."""
     bundle, store, sha = reboot_and_change(tmp_path, mounts, flip_last_byte)
+    kept = image_of(bundle).read_bytes()
     image_of(bundle).unlink()  # the source lost its image too
     with pytest.raises(BuilderError) as caught:
         install_image(str(bundle.archive), store)
     assert caught.value.what == "the sidecar lists an image that is not there"
     assert store.record(sha) is None and not store.image_file(sha).exists()
     assert [c[0] for c in mounts.calls] == ["mount", "unmount"]  # the damaged one: never
+    assert not store.entry_path(sha).exists()  # the failed repair cleaned up after itself
+    store.entry_path(sha).mkdir()  # what an install killed after making its mount point leaves
+    image_of(bundle).write_bytes(kept)  # the source is whole again: a fresh install
+    said: list[str] = []
+    result = install_image(str(bundle.archive), store, log=said.append)
+    assert result.fresh and result.repaired == ()
+    assert said == [f"removed leftovers of an interrupted install of {sha[:16]}",
+                    f"mounting {image_of(bundle)} (kernel)"]
+
+
+def test_a_repair_fetches_the_image_as_asked_method_node_and_progress(
+        tmp_path: Path, mounts: FakeMounts, capsys: pytest.CaptureFixture[str]) -> None:
+    """The image downloaded again (the transport), mounted with the method and the node's
+    squashfuse asked for, its download drawn with --progress."""
+    dist = tmp_path / "dist"
+    bundle = make_bundle(dist)
+    info = add_image(bundle, tmp_path / "work")
+    node = dataclasses.replace(KERNEL_AND_FUSE, squashfuse="/opt/fuse/bin/squashfuse")
+    options = InstallOptions(node=node, mount=MountMethod.FUSE, progress=True)
+    store = Store(root=tmp_path / "store")
+    entry, image = store.entry_path(info.sha256), store.image_file(info.sha256)
+    with serve_directory(dist, handler=type("Quiet", (SimpleHTTPRequestHandler,), {
+            "log_message": lambda *_a: None})) as port:
+        source = resolve_source(f"http://127.0.0.1:{port}/{bundle.archive.name}", index=None,
+                                sha256=None, target=X86, transport=T)
+        install(source, store, transport=T, options=options)
+        mounts.unmount(entry)
+        flip_last_byte(image)
+        capsys.readouterr()
+        result = install(source, store, transport=T, options=options)
+    assert [d.kind for d in result.repaired] == ["content"]
+    assert mounts.commands[-1] == ["/opt/fuse/bin/squashfuse", "-o",
+                                   "ro,nosuid,nodev,allow_other", str(image), str(entry)]
+    assert capsys.readouterr().err.endswith(" MiB 100%\n")
+    assert image.read_bytes() == image_of(bundle).read_bytes()
 
 
 def test_a_stored_image_that_is_no_squashfs_is_not_mounted_again(
