@@ -89,6 +89,15 @@ def test_any_execute_bit_makes_an_executable(tmp_path: Path) -> None:
     assert (tmp_path / "work/app/b").stat().st_mode & 0o777 == 0o644
 
 
+@pytest.mark.parametrize("mode", [0o744, 0o654, 0o645, 0o700, 0o610, 0o601])
+def test_each_execute_bit_alone_makes_an_executable(tmp_path: Path, mode: int) -> None:
+    """The owner's, the group's or the others' execute bit: any one of them is enough."""
+    extract(tmp_path, [manifest_member(manifest_dict()), M("app/a", RUN_SCRIPT, mode=mode),
+                       M("app/b", DATA, mode=mode & ~0o111)])
+    assert (tmp_path / "work/app/a").stat().st_mode & 0o777 == 0o755
+    assert (tmp_path / "work/app/b").stat().st_mode & 0o777 == 0o644
+
+
 def test_an_implicit_directory_may_be_declared_once_later(tmp_path: Path) -> None:
     members = [manifest_member(manifest_dict()), M("app/x/y/run", RUN_SCRIPT), dir_("app/x"),
                M("app/x/data", DATA)]
@@ -387,3 +396,15 @@ def test_a_file_arriving_in_several_pieces_is_counted_whole(tmp_path: Path) -> N
                                  M("app/lib/big", big)])[1]
     assert (counted.app_files, counted.app_bytes) == (3, SIZE + len(big))
     assert (tmp_path / "work/app/lib/big").read_bytes() == big
+
+
+def test_the_blocks_of_every_inode_written_are_counted(tmp_path: Path) -> None:
+    """disk_bytes and new_bytes (the store's size of an entry, what gc frees): the blocks of
+    the entry directory, every directory, file and symlink extracted. A long link target does
+    not fit in the inode (ext4 keeps up to 60 bytes there): the link takes a block of its own."""
+    long_target = "./" * 100 + "data.txt"  # app/lib/data.txt
+    counted = extract(tmp_path, valid(link("app/lib/long", long_target)))[1]
+    work = tmp_path / "work"
+    assert (work / "app/lib/long").read_bytes() == DATA
+    blocks = {st.st_ino: st.st_blocks * 512 for st in (p.lstat() for p in [work, *work.rglob("*")])}
+    assert counted.disk_bytes == counted.new_bytes == sum(blocks.values())

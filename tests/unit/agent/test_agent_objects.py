@@ -22,6 +22,7 @@ from agent_factories import (
     manifest_dict,
     manifest_member,
     raw_bundle,
+    sidecar_for,
 )
 
 from builder.agent import InstallOptions, NetAgentTransport, Store, collect_garbage, install
@@ -133,6 +134,29 @@ def test_the_files_of_app_become_objects_and_nothing_else(store: Store, tmp_path
          for p in app_files})
     for own in ("manifest.json", "service-def.json"):
         assert (entry / own).stat().st_nlink == 1
+
+
+def test_service_def_is_never_linked_to_an_object(store: Store, tmp_path: Path) -> None:
+    """Even when it comes after the RECORD (which lists it) and an app file with its very bytes
+    became an object just before: service-def.json is written, the entry's own file."""
+    service_def = b'{"name": "demo"}\n'
+    record = render({"app": Item("d", 0o755), "app/bin": Item("d", 0o755),
+                     "app/bin/run": Item("f", 0o755, len(RUN_SCRIPT), sha(RUN_SCRIPT)),
+                     "app/bin/run-link": Item("l", digest="run"), "app/lib": Item("d", 0o755),
+                     "app/lib/data.txt": Item("f", 0o644, len(DATA), sha(DATA)),
+                     "app/lib/copy.json": Item("f", 0o644, len(service_def), sha(service_def)),
+                     "service-def.json": Item("f", 0o644, len(service_def), sha(service_def))})
+    manifest = manifest_dict(files=4, unpacked_bytes=len(RUN_SCRIPT) + len(DATA)
+                             + len(service_def) + len(record),
+                             record={"file": RECORD_FILE, "entries": 8, "sha256": sha(record)})
+    archive, _ = raw_bundle(tmp_path / "late-1.0.tar.zst", [
+        manifest_member(manifest), M(RECORD_FILE, record), *base_members(),
+        M("app/lib/copy.json", service_def), M("service-def.json", service_def)])
+    sidecar_for(archive, manifest)
+    entry = store.entry_path(put(store, archive).sha256)
+    assert (entry / "app/lib/copy.json").stat().st_nlink == 2  # itself and its object
+    assert (entry / "service-def.json").read_bytes() == service_def
+    assert (entry / "service-def.json").stat().st_nlink == 1
 
 
 def _record_size(archive: Path) -> int:
