@@ -207,7 +207,7 @@ class Store:
         its record and image (lock held); nothing for an extracted entry."""
         unmount(self.entry_path(sha256))
         self.image_record_file(sha256).unlink(missing_ok=True)
-        self.image_file(sha256).unlink(missing_ok=True)
+        rmtree(self.image_file(sha256))  # a file, or whatever took its name
 
     def ensure(self) -> None:
         for sub in ("entries", "tmp", "locks", "pins", "leases", "uses", "names", "images",

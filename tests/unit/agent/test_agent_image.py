@@ -922,13 +922,19 @@ def test_a_stored_image_that_is_no_squashfs_is_not_mounted_again(
     assert store.record(sha) is None and not store.image_file(sha).exists()
 
 
-def test_an_unreadable_stored_image_is_damage_too(tmp_path: Path) -> None:
-    store = Store(root=tmp_path / "store")
-    store.ensure()
-    sha = "ab" * 32
-    store.image_file(sha).mkdir()  # read() of a directory: EISDIR
-    assert image_module.stored_image_damage(store, sha) == Difference(
-        f"images/{sha}.squashfs", "unreadable", "cannot be read: Is a directory")
+def replace_with_a_directory(path: Path) -> None:
+    path.unlink()
+    (path / "sub").mkdir(parents=True)
+
+
+def test_an_unreadable_stored_image_is_damage_too(tmp_path: Path, mounts: FakeMounts) -> None:
+    bundle, store, sha = reboot_and_change(tmp_path, mounts, replace_with_a_directory)
+    expected = Difference(f"images/{sha}.squashfs", "unreadable",
+                          "cannot be read: Is a directory")  # read() of a directory: EISDIR
+    assert image_module.stored_image_damage(store, sha) == expected
+    result = install_image(str(bundle.archive), store)
+    assert result.repaired == (expected,)
+    assert store.image_file(sha).read_bytes() == image_of(bundle).read_bytes()
 
 
 def test_install_mounted_says_whether_it_mounted_afresh_or_again(
