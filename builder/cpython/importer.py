@@ -7,6 +7,7 @@ from text files, plan the vendoring of non-glibc libraries (then apply it with p
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from collections.abc import Callable, Iterator
@@ -38,7 +39,7 @@ from builder.cpython.vendor import (
 from builder.elf import ElfInfo, Patchelf, is_elf, read_elf
 from builder.errors import BuilderError, InternalError, environment_error
 from builder.fsutil import canonical_json, sha256_file
-from builder.scratch import claim, collect, release
+from builder.scratch import claimed_dir, collect
 
 TOP = "python"
 IMPORT_FORMAT_VERSION = 1
@@ -249,20 +250,17 @@ def import_runtime(
     if root_finder is not None:
         prefix = sysroot_prefix(root_finder.root, prefix)
     info = probe_prefix(prefix)
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        collect(out_dir)  # what a killed import left there (owned scratch, as below)
-        held = claim(out_dir, prefix=".import-")
-    except OSError as exc:
-        raise BuilderError(f"cannot create the output directory: {exc}",
-                           where=str(out_dir)) from exc
-    try:
-        held.path.mkdir(mode=0o700)
-        plan, dest, digest, distro = _build(info, held.path, out_dir, finder=finder,
+    with contextlib.ExitStack() as scratch:
+        try:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            collect(out_dir)  # what a killed import left there (owned scratch, as below)
+            staging = scratch.enter_context(claimed_dir(out_dir, prefix=".import-"))
+        except OSError as exc:
+            raise BuilderError(f"cannot create the output directory: {exc}",
+                               where=str(out_dir)) from exc
+        plan, dest, digest, distro = _build(info, staging, out_dir, finder=finder,
                                             patchelf=patchelf, mtime=source_date_epoch,
                                             sysroot=root_finder, cache_dir=cache_dir)
-    finally:
-        release(held)
     return ImportedRuntime(
         path=dest,
         sha256=digest,
