@@ -25,6 +25,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO, cast
+from zlib import adler32
 
 import zstandard
 
@@ -35,6 +36,7 @@ _TYPE_REG = (b"0", b"\0", b"7")  # regular, old regular, contiguous (tarfile: re
 _META_TYPES = (b"x", b"g", b"X", b"L", b"K")
 _MAX_META = 1 << 20  # a pax or GNU name header larger than this is refused
 _ZERO_BLOCK = bytes(BLOCK)
+_SPACES = b" " * 8
 
 
 @dataclass(slots=True, kw_only=True)
@@ -96,9 +98,12 @@ def _text(field: bytes) -> str:
 
 
 def _checksum_ok(block: bytes) -> bool:
-    field = block[148:156]
-    stored = _number(field)
-    unsigned = sum(block) - sum(field) + 256  # the field itself counts as 8 spaces
+    stored = _number(block[148:156])
+    # the unsigned sum of the block's bytes, the checksum field counted as 8 spaces. zlib's
+    # Adler-32 of each 256-byte half is 1 + that half's byte sum in its low 16 bits: at most
+    # 1 + 256 * 255 = 65281, below the modulus 65521, so never reduced (~10x faster than sum())
+    spaced = block[:148] + _SPACES + block[156:]
+    unsigned = (adler32(spaced[:256]) & 0xFFFF) + (adler32(spaced[256:]) & 0xFFFF) - 2
     if stored == unsigned:
         return True
     signed = sum(b - 256 if b > 127 else b for b in block[:148] + block[156:]) + 256
@@ -155,7 +160,17 @@ class TarStream:
         return data
 
     def data(self) -> Iterator[bytes]:
-        """The current member's data, as it arrives (consumed as yielded)."""
+        """The current member's data, as it arrives (consumed as yielded; a member already
+        buffered whole, as most are, is consumed at once)."""
+        end = self._pos + self._left
+        if self._left and end + self._pad <= len(self._buf):
+            piece = self._buf[self._pos:end]
+            self._pos = end + self._pad
+            self._left = self._pad = 0
+            return iter((piece,))
+        return self._arriving()
+
+    def _arriving(self) -> Iterator[bytes]:
         while self._left > 0:
             if self._pos >= len(self._buf):
                 chunk = next(self._chunks, None)
@@ -175,8 +190,9 @@ class TarStream:
         return b"".join(self.data())
 
     def _skip(self) -> None:
-        for _ in self.data():
-            pass
+        if self._left or self._pad:
+            for _ in self.data():
+                pass
 
     def next(self) -> Member | None:
         """The next member (the previous one's unread data skipped); None at the end."""
@@ -220,11 +236,12 @@ class TarStream:
                 longs: dict[bytes, str]) -> Member:
         pax = {**self._globals, **local} if self._globals else local
         name = _text(block[0:100])
-        if block[257:263] == b"ustar\x00" and (prefix := _text(block[345:500])):
+        if block[345] and block[257:263] == b"ustar\x00" and (prefix := _text(block[345:500])):
             name = f"{prefix}/{name}"
-        linkname = _text(block[157:257])
-        name = longs.get(b"L", name)
-        linkname = longs.get(b"K", linkname)
+        linkname = _text(block[157:257]) if block[157] else ""
+        if longs:
+            name = longs.get(b"L", name)
+            linkname = longs.get(b"K", linkname)
         sparse = type_ == b"S"
         if pax:
             name = pax.get("path", name)

@@ -463,3 +463,53 @@ def test_an_extended_header_above_the_limit_is_refused() -> None:
     padding = b"\0" * ((1 << 20) - len(record(b"path", b"app/b")))
     assert [m.name for m, _ in read_all(with_pax(record(b"path", b"app/b") + padding))] == [
         "app/b"]  # exactly the limit: read
+
+
+def test_the_checksum_is_the_exact_byte_sum_whatever_the_bytes() -> None:
+    """The unsigned sum is taken with zlib's Adler-32 per 256-byte half (no modular wrap):
+    random headers, all-0xff ones and each single byte raised agree with ``sum``, and a stored
+    value off by one in either direction (or by Adler's modulus 65521) is refused."""
+    import random
+
+    from builder.agent.tarstream import _checksum_ok
+
+    rng = random.Random(16)
+    blocks = [bytes(rng.getrandbits(8) for _ in range(512)) for _ in range(200)]
+    blocks += [b"\xff" * 512, bytes(512), b"\x7f" * 256 + b"\xff" * 256]
+    blocks += [bytes(512)[:i] + b"\xff" + bytes(511 - i) for i in range(0, 512, 37)]
+    for raw in blocks:
+        block = bytearray(raw)
+        block[148:156] = b" " * 8
+        unsigned = sum(block)
+        signed = sum(b - 256 if b > 127 else b for b in block)
+        for stored, ok in [(unsigned, True), (unsigned - 1, False), (unsigned + 1, False),
+                           (unsigned + 65521, False), (unsigned - 65521, False)]:
+            if stored < 0:
+                continue
+            block[148:156] = b"%07o\0" % stored
+            assert _checksum_ok(bytes(block)) == (ok or stored == signed), (stored, unsigned)
+        if signed >= 0:
+            block[148:156] = b"%07o\0" % signed
+            assert _checksum_ok(bytes(block))
+
+
+def test_every_split_of_the_stream_into_two_chunks_reads_the_same() -> None:
+    """Whole members buffered (read at once) or cut anywhere: in a header, in the data, in the
+    padding or between members, the same members and bytes."""
+    data = tar_bytes([M("app/a", b"x" * 700), M("app/link", type=tarfile.SYMTYPE,
+                                                 linkname="a"), M("app/b", b"y" * 512),
+                      M(LONG, b"z" * 3)])
+    whole = [(m.name, m.type, m.size, m.linkname, body) for m, body in read_all(data)]
+    assert [w[4] for w in whole] == [b"x" * 700, b"", b"y" * 512, b"z" * 3]
+    for cut in range(1, len(data), 7):
+        stream = TarStream(iter([data[:cut], data[cut:]]))
+        got = []
+        while (member := stream.next()) is not None:
+            got.append((member.name, member.type, member.size, member.linkname,
+                        stream.read_all() if member.isreg() else b""))
+        assert got == whole, cut
+    stream = TarStream(iter([data]))  # a member's data left unread is skipped, as a whole
+    names = []
+    while (member := stream.next()) is not None:
+        names.append(member.name)
+    assert names == [w[0] for w in whole]
