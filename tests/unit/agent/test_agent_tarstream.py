@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import random
 import tarfile
 import threading
 import time
@@ -16,7 +17,7 @@ import pytest
 import zstandard
 from agent_factories import M, tar_bytes
 
-from builder.agent.tarstream import ArchiveReader, Member, TarStream
+from builder.agent.tarstream import ArchiveReader, Member, TarStream, _checksum_ok
 
 T = TypeVar("T")
 LONG = "app/" + "d" * 120 + "/" + "f" * 120
@@ -27,7 +28,12 @@ def chunked(data: bytes, size: int) -> Iterator[bytes]:
 
 
 def read_all(data: bytes, size: int = 1 << 20) -> list[tuple[Member, bytes]]:
-    stream = TarStream(chunked(data, size))
+    return read_chunks(chunked(data, size))
+
+
+def read_chunks(chunks: Iterator[bytes]) -> list[tuple[Member, bytes]]:
+    """Every member of the stream, with the data of each regular file."""
+    stream = TarStream(chunks)
     out = []
     while (member := stream.next()) is not None:
         out.append((member, stream.read_all() if member.isreg() else b""))
@@ -474,10 +480,6 @@ def test_the_checksum_is_the_exact_byte_sum_whatever_the_bytes() -> None:
     """The unsigned sum is taken with zlib's Adler-32 per 256-byte half (no modular wrap):
     random headers, all-0xff ones and each single byte raised agree with ``sum``, and a stored
     value off by one in either direction (or by Adler's modulus 65521) is refused."""
-    import random
-
-    from builder.agent.tarstream import _checksum_ok
-
     rng = random.Random(16)
     blocks = [bytes(rng.getrandbits(8) for _ in range(512)) for _ in range(200)]
     blocks += [b"\xff" * 512, bytes(512), b"\x7f" * 256 + b"\xff" * 256]
@@ -504,15 +506,13 @@ def test_every_split_of_the_stream_into_two_chunks_reads_the_same() -> None:
     data = tar_bytes([M("app/a", b"x" * 700), M("app/link", type=tarfile.SYMTYPE,
                                                  linkname="a"), M("app/b", b"y" * 512),
                       M(LONG, b"z" * 3)])
-    whole = [(m.name, m.type, m.size, m.linkname, body) for m, body in read_all(data)]
+    def fields(read: list[tuple[Member, bytes]]) -> list[tuple[object, ...]]:
+        return [(m.name, m.type, m.size, m.linkname, body) for m, body in read]
+
+    whole = fields(read_all(data))
     assert [w[4] for w in whole] == [b"x" * 700, b"", b"y" * 512, b"z" * 3]
     for cut in range(1, len(data), 7):
-        stream = TarStream(iter([data[:cut], data[cut:]]))
-        got = []
-        while (member := stream.next()) is not None:
-            got.append((member.name, member.type, member.size, member.linkname,
-                        stream.read_all() if member.isreg() else b""))
-        assert got == whole, cut
+        assert fields(read_chunks(iter([data[:cut], data[cut:]]))) == whole, cut
     stream = TarStream(iter([data]))  # a member's data left unread is skipped, as a whole
     names = []
     while (member := stream.next()) is not None:
