@@ -16,6 +16,7 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 from builder_run import run_builder
+from procs import gone
 
 from builder.check import plan_checks, run_checks
 from builder.errors import BuilderError
@@ -84,25 +85,6 @@ def test_a_service_that_answers_is_timed(tmp_path: Path) -> None:
     assert [r.name for r in report.results] == ["service"]
     assert re.fullmatch(r"check service: http://127\.0\.0\.1:\d+/ answered HTTP 200 after "
                         r"\d+\.\d s \(\d+\.\d s\)", log[-1]), log
-
-
-def pid_state(pid: int) -> str | None:
-    """The state letter of ``pid`` (Z: a zombie), or None when it is gone."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-
-
-def gone(pid: int, *, within: float = 5.0) -> bool:
-    """``pid`` is gone or a zombie, within ``within`` s: SIGKILL is delivered at once, but a
-    busy machine can take a moment to finish the exit of a process that is not our child."""
-    deadline = time.monotonic() + within
-    while pid_state(pid) not in (None, "Z"):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
 
 
 def test_a_service_that_never_answers_fails_at_the_bound_and_nothing_is_left(

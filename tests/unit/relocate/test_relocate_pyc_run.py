@@ -12,6 +12,7 @@ import time
 from pathlib import Path, PurePosixPath
 
 import pytest
+from procs import gone, pid_state
 from relocate_factories import make_app, real_python311, write
 
 import builder
@@ -130,16 +131,8 @@ def test_an_interrupted_compile_kills_the_whole_group(tmp_path: Path,
         pipe.close()
     assert proc.returncode == -9  # killed and reaped before the exception went on
     worker = int((tmp_path / "worker").read_text())
-    for _ in range(500):  # the worker, reparented, is killed too (its zombie reaped by init)
-        try:
-            os.kill(worker, 0)
-        except ProcessLookupError:
-            break
-        if Path(f"/proc/{worker}/stat").read_text().split(") ")[1].startswith("Z"):
-            break
-        time.sleep(0.01)
-    else:
-        pytest.fail("the worker outlived the interrupted compile")
+    # the worker, reparented, is killed too (its zombie reaped by init)
+    assert gone(worker), "the worker outlived the interrupted compile"
 
 
 def test_python_minor_runs_it_isolated(tmp_path: Path) -> None:
@@ -255,13 +248,6 @@ def test_failures_below_an_odd_app_root_are_made_relative(root: str) -> None:
     assert pyc.parse_failures(output, Path(root)) == ("python/x.py",)
 
 
-def _gone(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1].startswith("Z")
-    except FileNotFoundError:
-        return True
-
-
 def test_the_compiler_dies_with_builder(tmp_path: Path) -> None:
     """builder SIGKILLed mid-compile (no cleanup of ours runs): Linux kills the compiler."""
     app, dirs = _tree(tmp_path)
@@ -285,16 +271,12 @@ def test_the_compiler_dies_with_builder(tmp_path: Path) -> None:
         assert pid, "the compiler did not start"
         parent.kill()
         parent.wait()
-        for _ in range(500):
-            if _gone(pid):
-                break
-            time.sleep(0.01)
-        assert _gone(pid), "the compiler outlived builder"
+        assert gone(pid), "the compiler outlived builder"
     finally:
         if parent.poll() is None:
             parent.kill()
             parent.wait()
-        if pid and not _gone(pid):
+        if pid and pid_state(pid) not in (None, "Z"):
             os.kill(pid, signal.SIGKILL)
 
 
