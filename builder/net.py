@@ -8,13 +8,10 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import http.client
 import os
 import sys
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,7 +76,9 @@ def local_path(source: str) -> Path | None:
             raise NetworkError(
                 f"file URL with a host ({parts.netloc!r}) is not supported", where=source
             )
-        return Path(urllib.request.url2pathname(parts.path))
+        from urllib.request import url2pathname
+
+        return Path(url2pathname(parts.path))
     return Path(source)
 
 
@@ -92,6 +91,8 @@ class _Opened:
 
 
 def _http_error(source: str, exc: BaseException) -> NetworkError:
+    import urllib.error
+
     if isinstance(exc, urllib.error.HTTPError):
         exc.close()  # it holds the response (and its socket)
         return NetworkError(
@@ -119,6 +120,10 @@ def _open(source: str, *, deadlines: Deadlines) -> Iterator[_Opened]:
             yield _Opened(fh, os.fstat(fh.fileno()).st_size)
         return
     # scheme checked by local_path: only http(s) reaches urllib
+    import http.client
+    import urllib.error
+    import urllib.request
+
     request = urllib.request.Request(source, headers={"User-Agent": USER_AGENT})  # noqa: S310
     try:
         response = urllib.request.urlopen(request, timeout=deadlines.connect)  # noqa: S310
@@ -196,6 +201,11 @@ def _read_chunks(opened: _Opened, source: str,
     read = getattr(opened.stream, "read1", None) if opened.remote else None
     read = read or opened.stream.read
     pace = None
+    errors: tuple[type[BaseException], ...] = (OSError,)
+    if opened.remote:
+        import http.client
+
+        errors = (http.client.HTTPException, OSError)
     if deadlines is not None and opened.remote:
         pace = _Pace(deadlines, started=opened.started, window_start=time.monotonic())
     try:
@@ -204,7 +214,7 @@ def _read_chunks(opened: _Opened, source: str,
             if pace is not None:
                 pace.check(len(chunk), source)
             yield chunk
-    except (http.client.HTTPException, OSError) as exc:
+    except errors as exc:
         raise _http_error(source, exc) from exc
     if opened.length is not None and received != opened.length:
         raise NetworkError(
@@ -359,6 +369,10 @@ def content_length(source: str, *, timeout: float = DEFAULT_TIMEOUT) -> int | No
             return path.stat().st_size
         except OSError:
             return None
+    import http.client
+    import urllib.error
+    import urllib.request
+
     request = urllib.request.Request(  # noqa: S310 (http(s) only, see local_path)
         source, headers={"User-Agent": USER_AGENT}, method="HEAD"
     )

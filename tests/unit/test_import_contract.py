@@ -292,14 +292,15 @@ def test_lazy_packages_export_what_they_declare() -> None:
 
 def test_lazy_exports_resolve_and_importing_one_module_loads_no_other() -> None:
     """Every exported name resolves (to the object of its module); an unknown one is an
-    AttributeError; importing the install path loads neither pyelftools, the OCI client nor
-    the mounted-image path (what a cold ``agent install`` of an archive does not need)."""
+    AttributeError; importing the install path loads neither pyelftools, the OCI client, the
+    mounted-image path nor urllib's HTTP client (what a cold ``agent install`` of a local
+    archive does not need)."""
     script = (
         "import importlib, sys\n"
         "import builder.agent.install, builder.agent.source, builder.cli.agent\n"
         "loaded = sorted(m for m in ('elftools', 'builder.oci.pull', 'builder.oci.registry', "
         "'builder.agent.image', 'builder.agent.verify', 'builder.agent.compat.probe', "
-        "'builder.agent.gc') if m in sys.modules)\n"
+        "'builder.agent.gc', 'http.client', 'urllib.request') if m in sys.modules)\n"
         "assert not loaded, loaded\n"
         "for package in ('builder.agent', 'builder.elf', 'builder.oci'):\n"
         "    module = importlib.import_module(package)\n"
