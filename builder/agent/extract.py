@@ -425,7 +425,7 @@ def _read_record_early(state: _State, digest: str, size: int) -> None:
     state.expected = parse(path.read_bytes(), where=state.where)
 
 
-def _write_file(state: _State, rel: str, data: bytes | Iterable[bytes], *, mode: int,
+def _write_file(state: _State, rel: str, data: bytes | Iterable[memoryview], *, mode: int,
                 limit: int | None = None, adopt: bool = False) -> tuple[int, str]:
     """Write one file; returns its size and sha256 (hashed on the way: no second read).
     ``adopt``: make it the store's object for its content (when the store has objects)."""

@@ -16,6 +16,7 @@ extraction.
 from __future__ import annotations
 
 import contextlib
+import gc
 import hashlib
 import os
 from collections.abc import Callable, Iterator
@@ -180,13 +181,28 @@ def _extract_archive(source: ResolvedSource, work: Path, transport: Transport,
     with _open_sized(source, work, transport, options.progress,
                      options.limits.max_unpacked_bytes) as fh:
         log(f"extracting {where}")
-        manifest, counted = extract_bundle(
-            fh, work / "entry", sha256=source.sha256, size=expect.size,
-            on_manifest=lambda raw: check_manifest(raw, expect, where=where),
-            limits=options.limits, where=where, objects=ObjectStore(store.objects_dir),
-            mismatch=mismatch)
+        with _no_cyclic_gc():
+            manifest, counted = extract_bundle(
+                fh, work / "entry", sha256=source.sha256, size=expect.size,
+                on_manifest=lambda raw: check_manifest(raw, expect, where=where),
+                limits=options.limits, where=where, objects=ObjectStore(store.objects_dir),
+                mismatch=mismatch)
     check_sizes(manifest, counted, where=where)
     return manifest, counted
+
+
+@contextlib.contextmanager
+def _no_cyclic_gc() -> Iterator[None]:
+    """The cyclic garbage collector paused: an extraction allocates a few objects per member
+    (names, the found and kinds maps), none in a reference cycle, and the collector's passes
+    over them are pure cost (50-60 ms of jupyter-6's 22 k members). Restored on any exit."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 @contextlib.contextmanager

@@ -135,6 +135,7 @@ class TarStream:
     def __init__(self, chunks: Iterator[bytes]) -> None:
         self._chunks = chunks
         self._buf = b""
+        self._view = memoryview(self._buf)  # of _buf: data handed out without a copy
         self._pos = 0
         self._left = 0  # data (and padding) of the current member not yet consumed
         self._pad = 0
@@ -149,6 +150,7 @@ class TarStream:
             if chunk is None:
                 return False
             self._buf = self._buf[self._pos:] + chunk
+            self._view = memoryview(self._buf)
             self._pos = 0
         return True
 
@@ -159,26 +161,27 @@ class TarStream:
         self._pos += size
         return data
 
-    def data(self) -> Iterator[bytes]:
+    def data(self) -> Iterator[memoryview]:
         """The current member's data, as it arrives (consumed as yielded; a member already
-        buffered whole, as most are, is consumed at once)."""
+        buffered whole, as most are, is consumed at once): views of the chunks read, not
+        copies of them."""
         end = self._pos + self._left
         if self._left and end + self._pad <= len(self._buf):
-            piece = self._buf[self._pos:end]
+            piece = self._view[self._pos:end]
             self._pos = end + self._pad
             self._left = self._pad = 0
             return iter((piece,))
         return self._arriving()
 
-    def _arriving(self) -> Iterator[bytes]:
+    def _arriving(self) -> Iterator[memoryview]:
         while self._left > 0:
             if self._pos >= len(self._buf):
                 chunk = next(self._chunks, None)
                 if chunk is None:
                     raise _corrupt("unexpected end of data")
-                self._buf, self._pos = chunk, 0
+                self._buf, self._view, self._pos = chunk, memoryview(chunk), 0
             end = min(len(self._buf), self._pos + self._left)
-            piece = self._buf[self._pos:end]
+            piece = self._view[self._pos:end]
             self._left -= end - self._pos
             self._pos = end
             yield piece

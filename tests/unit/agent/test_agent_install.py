@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+import importlib
 import json
 import os
 from pathlib import Path
@@ -20,6 +22,8 @@ from builder.catalog.codec import index_schema
 from builder.errors import BuilderError, UsageError
 
 T = NetAgentTransport()
+# the module (builder.agent's lazy export ``install`` is the function of that name)
+install_module = importlib.import_module("builder.agent.install")
 
 
 def put(source: str, store: Store, *, index: str | None = None,
@@ -43,6 +47,30 @@ def test_install_from_a_path_with_its_sidecar(tmp_path: Path) -> None:
     assert store.resolve("demo@1.0").sha256 == bundle.sha256
     assert store.resolve(bundle.sha256[:12]).sha256 == bundle.sha256
     assert list(store.tmp_dir.iterdir()) == []
+
+
+@pytest.mark.parametrize("fails", [False, True])
+def test_the_cyclic_collector_is_paused_for_the_extraction_only(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fails: bool) -> None:
+    bundle = make_bundle(tmp_path / "dist")
+    real = install_module.extract_bundle
+    during: list[bool] = []
+
+    def watched(*args: object, **kwargs: object) -> object:
+        during.append(gc.isenabled())
+        if fails:
+            raise RefusedBundleError("refused on purpose", where="here")
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(install_module, "extract_bundle", watched)
+    assert gc.isenabled()
+    if fails:
+        with pytest.raises(RefusedBundleError, match="on purpose"):
+            put(str(bundle.archive), Store(root=tmp_path / "store"))
+    else:
+        assert put(str(bundle.archive), Store(root=tmp_path / "store")).fresh
+    assert during == [False]
+    assert gc.isenabled()
 
 
 def test_second_install_reuses_the_entry(tmp_path: Path) -> None:

@@ -74,6 +74,21 @@ def test_reads_what_tarfile_reads(fmt: int, size: int) -> None:
     assert kinds[8][4] and kinds[9][3] and kinds[10][5]
 
 
+def test_data_is_handed_out_as_views_of_the_chunks_read_not_copies() -> None:
+    data = tar_bytes([M("app/big", b"b" * 3000), M("app/small", b"s" * 10)])
+    chunks = [data[:2048], data[2048:]]  # app/big's data arrives in two chunks
+    stream = TarStream(iter(chunks))
+    big = stream.next()
+    assert big is not None
+    pieces = list(stream.data())
+    assert b"".join(pieces) == b"b" * 3000
+    # the chunks themselves, sliced in place
+    assert [id(piece.obj) for piece in pieces] == [id(chunk) for chunk in chunks]
+    assert stream.next() is not None
+    (small,) = stream.data()  # buffered whole: one piece
+    assert bytes(small) == b"s" * 10 and small.obj is chunks[1]
+
+
 def test_ustar_prefix_and_pax_path_override_the_name() -> None:
     deep = "app/" + "p" * 90 + "/" + "q" * 60
     data = tar_bytes([M(deep, b"1")], fmt=tarfile.USTAR_FORMAT)
