@@ -14,12 +14,17 @@ def pid_state(pid: int) -> str | None:
         return None
 
 
+def alive(pid: int) -> bool:
+    """``pid`` exists and is not a zombie (or a dead task its parent is reaping)."""
+    return pid_state(pid) not in (None, "Z", "X")
+
+
 def gone(pid: int, *, within: float = 5.0) -> bool:
     """``pid`` is gone or a zombie, within ``within`` s: SIGKILL is delivered at once, but a
     busy machine can take a moment to finish the exit of a process that is not our child (its
     pipes are closed before its state turns to Z, so a reader can see EOF while it still runs)."""
     deadline = time.monotonic() + within
-    while pid_state(pid) not in (None, "Z", "X"):
+    while alive(pid):
         if time.monotonic() > deadline:
             return False
         time.sleep(0.02)

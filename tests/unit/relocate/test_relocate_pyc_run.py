@@ -12,7 +12,7 @@ import time
 from pathlib import Path, PurePosixPath
 
 import pytest
-from procs import gone, pid_state
+from procs import alive, gone
 from relocate_factories import make_app, real_python311, write
 
 import builder
@@ -276,7 +276,7 @@ def test_the_compiler_dies_with_builder(tmp_path: Path) -> None:
         if parent.poll() is None:
             parent.kill()
             parent.wait()
-        if pid and pid_state(pid) not in (None, "Z"):
+        if pid and alive(pid):
             os.kill(pid, signal.SIGKILL)
 
 
