@@ -197,10 +197,8 @@ def _install(args: argparse.Namespace) -> int:
     from builder.agent.extract import Limits
     from builder.agent.install import InstallOptions, install
     from builder.agent.mount import MountMethod
-    from builder.agent.oci import OciOptions
     from builder.agent.source import resolve_source
     from builder.net import Deadlines, NetTransport
-    from builder.oci.http import UrllibHttp
 
     for flag in ("connect_timeout", "read_timeout", "deadline"):
         if getattr(args, flag) <= 0:
@@ -212,8 +210,11 @@ def _install(args: argparse.Namespace) -> int:
                             target=args.target or HOST_TRIPLE, transport=transport)
     if source.image is None and (args.plain_http or args.username or args.password_stdin):
         raise UsageError("--plain-http, --username and --password-stdin are for oci:// sources")
-    oci = OciOptions()
+    oci = None  # the OCI client is imported only for oci:// sources
     if source.image is not None:
+        from builder.agent.oci import OciOptions
+        from builder.oci.http import UrllibHttp
+
         credentials = env.registry_credentials(args.username, args.password_stdin)
         oci = OciOptions(plain_http=args.plain_http, credentials=credentials,
                          http=UrllibHttp(timeout=args.connect_timeout, deadlines=deadlines))

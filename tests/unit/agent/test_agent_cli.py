@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -73,3 +75,28 @@ def test_byte_sizes() -> None:
     assert byte_size("2k") == 2048
     with pytest.raises(argparse.ArgumentTypeError, match="not a size"):
         byte_size("lots")
+
+
+# modules a cold install of a local archive has no use for (issue 16.1: the CLI's start-up)
+NOT_FOR_A_LOCAL_ARCHIVE = ("builder.agent.oci", "builder.oci.http", "builder.oci.registry",
+                           "http.client", "urllib.request", "elftools", "builder.agent.image",
+                           "builder.agent.verify")
+
+
+def test_installing_a_local_archive_loads_no_oci_nor_http_client(tmp_path: Path) -> None:
+    """The CLI run as a node runs it (a fresh interpreter): ``agent install ARCHIVE`` installs
+    and leaves the OCI client, urllib's HTTP client, the mounted-image path and the ELF reader
+    unloaded."""
+    bundle = make_bundle(tmp_path / "dist")
+    script = ("import json, sys\n"
+              "from builder.cli.main import main\n"
+              "code = main(sys.argv[1:])\n"
+              f"loaded = [m for m in {NOT_FOR_A_LOCAL_ARCHIVE!r} if m in sys.modules]\n"
+              "print(json.dumps([code, loaded]))\n")
+    done = subprocess.run([sys.executable, "-c", script, "agent", "install",
+                           str(bundle.archive), "--store", str(tmp_path / "store")],
+                          capture_output=True, text=True, check=False, timeout=60)
+    assert done.returncode == 0, done.stderr
+    code, loaded = json.loads(done.stdout.splitlines()[-1])
+    assert code == 0 and (tmp_path / "store" / "entries" / bundle.sha256).is_dir()
+    assert loaded == []
