@@ -19,6 +19,16 @@ user + sys: the CPU ratio is the one a shared machine does not blur), the warm n
 (``du`` semantics: each inode once) of one store holding two apps (``--second-app``) and two
 builds of one app (``--second-build``) against two stores holding one entry each.
 
+Where the cold runs write (``--fs``): ``fresh-ext4`` (the default for root) gives each cold run
+its own new ext4 file system, an image file beside the work directory on a loop device with
+direct I/O (no second page cache), inode tables written by ``mkfs`` (no lazy init in the
+background), unmounted and removed after the run. Without it every run pays for the one before:
+ext4 skips inodes freed in the last 5-10 s when it allocates (``recently_deleted``), and after the
+previous run's tree was removed that scan took most of the kernel time of both commands (perf:
+``find_inode_bit`` / ``recently_deleted`` under ``ext4_create``) and swung them 2-7x from run to
+run. ``workdir`` writes in the work directory itself (the former behaviour; not root: the only
+one); ``tmpfs`` in a fresh tmpfs per run (no disk, no journal: Python's share shows most).
+
     python bench/bench_agent.py [--repeats 3] [--bundle ARCHIVE] [--no-cold-baselines]
     python bench/bench_agent.py --store --bundle A [--second-app B] [--second-build C] [--repeats 5]
 """
@@ -181,6 +191,43 @@ def drop_caches() -> bool:
     return True
 
 
+FS_KINDS = ("fresh-ext4", "tmpfs", "workdir")
+FS_BYTES = 4 << 30  # each fresh file system (sparse image; one entry and its objects need ~0.4)
+
+
+def _run(*argv: str) -> str:
+    return subprocess.run(argv, capture_output=True, text=True, check=True).stdout.strip()
+
+
+@contextmanager
+def scratch(work: Path, name: str, fs: str) -> Iterator[Path]:
+    """An empty directory for one run, on the file system ``fs`` (see ``--fs``); gone after."""
+    where = work / name
+    where.mkdir()
+    image = work / f"{name}.img"
+    loop = None
+    try:
+        if fs == "tmpfs":
+            _run("mount", "-t", "tmpfs", "-o", f"size={FS_BYTES},mode=0755", "tmpfs", str(where))
+        elif fs == "fresh-ext4":
+            with image.open("wb") as sparse:
+                sparse.truncate(FS_BYTES)
+            _run("mkfs.ext4", "-q", "-F", "-E", "lazy_itable_init=0,lazy_journal_init=0",
+                 str(image))
+            loop = _run("losetup", "--find", "--show", "--direct-io=on", str(image))
+            _run("mount", loop, str(where))
+        try:
+            yield where
+        finally:
+            if fs != "workdir":
+                _run("umount", str(where))
+    finally:
+        if loop is not None:
+            _run("losetup", "--detach", loop)
+        image.unlink(missing_ok=True)
+        shutil.rmtree(where)
+
+
 def cpu_timed(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
     """(wall seconds, CPU seconds: user + sys of the command and its children)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -203,8 +250,8 @@ def du(*roots: Path) -> int:
 class StoreBench:
     """Issue 16: the cold install against tar, the warm node, and the store's disk."""
 
-    def __init__(self, bundle: Path, work: Path) -> None:
-        self.bundle, self.work = bundle, work
+    def __init__(self, bundle: Path, work: Path, fs: str) -> None:
+        self.bundle, self.work, self.fs = bundle, work, fs
         self.env = isolated_env()
         self.wall: dict[str, list[float]] = {}
         self.cpu: dict[str, list[float]] = {}
@@ -228,34 +275,31 @@ class StoreBench:
 
     def cold(self, repeats: int) -> None:
         for i in range(repeats):
-            store, dest = self.work / f"cold-{i}", self.work / f"tar-{i}"
-            runs = [("agent install, cold node (local archive)",
-                     lambda store=store: self.install(self.bundle, store)),
-                    (REFERENCE, lambda dest=dest: self.reference(dest))]
+            runs = [(INSTALL, lambda where: self.install(self.bundle, where / "store")),
+                    (REFERENCE, lambda where: self.reference(where / "tar"))]
             for label, run in runs if i % 2 == 0 else runs[::-1]:  # interleaved
-                self.dropped &= drop_caches()
-                self._add(label, *run())
-            self._add("agent install, warm node (entry in the store)",
-                      *self.install(self.bundle, self.work / f"cold-{i}"))
-            shutil.rmtree(self.work / f"cold-{i}")
-            shutil.rmtree(self.work / f"tar-{i}")
+                with scratch(self.work, f"cold-{i}", self.fs) as where:
+                    self.dropped &= drop_caches()
+                    self._add(label, *run(where))
+                    if label == INSTALL:
+                        self._add("agent install, warm node (entry in the store)",
+                                  *self.install(self.bundle, where / "store"))
             log(f"repeat {i + 1}/{repeats}: done")
 
     def pair(self, label: str, second: Path) -> None:
         """One store with both entries against a store for each."""
-        together, alone_a, alone_b = (self.work / n for n in ("both", "alone-a", "alone-b"))
-        self.install(self.bundle, together)
-        self.dropped &= drop_caches()
-        wall, cpu = self.install(second, together)
-        self._add(f"agent install of {label} into a store holding the first", wall, cpu)
-        self.install(self.bundle, alone_a)
-        self.install(second, alone_b)
-        full = du(alone_a) + du(alone_b)
-        shared = du(together)
-        self.disk.append([label, mib(full), mib(shared), ratio(shared, full),
-                          mib(shared - du(alone_a))])
-        for path in (together, alone_a, alone_b):
-            shutil.rmtree(path)
+        with scratch(self.work, "pair", self.fs) as where:
+            together, alone_a, alone_b = (where / n for n in ("both", "alone-a", "alone-b"))
+            self.install(self.bundle, together)
+            self.dropped &= drop_caches()
+            wall, cpu = self.install(second, together)
+            self._add(f"agent install of {label} into a store holding the first", wall, cpu)
+            self.install(self.bundle, alone_a)
+            self.install(second, alone_b)
+            full = du(alone_a) + du(alone_b)
+            shared = du(together)
+            self.disk.append([label, mib(full), mib(shared), ratio(shared, full),
+                              mib(shared - du(alone_a))])
 
     def report(self) -> str:
         base_wall = med(self.wall[REFERENCE])
@@ -272,6 +316,7 @@ class StoreBench:
         return out
 
 
+INSTALL = "agent install, cold node (local archive)"
 REFERENCE = "  reference: sha256sum + tar --zstd -xf of the same file"
 
 
@@ -280,7 +325,11 @@ def store_main(args: argparse.Namespace) -> int:
         raise SystemExit("error: --store needs --bundle ARCHIVE (with its sidecar beside it)")
     bundle = args.bundle.resolve()
     with tempfile.TemporaryDirectory(prefix="bench-store-") as tmp:
-        bench = StoreBench(bundle, Path(tmp))
+        fs = args.fs or ("fresh-ext4" if os.geteuid() == 0 else "workdir")
+        if fs != "workdir" and os.geteuid() != 0:
+            raise SystemExit(f"error: --fs {fs} mounts a file system: run as root, or "
+                             "--fs workdir")
+        bench = StoreBench(bundle, Path(tmp), fs)
         bench.cold(args.repeats)
         if args.second_app:
             bench.pair(f"two apps ({args.second_app.name.split('-x86_64')[0]})",
@@ -290,7 +339,8 @@ def store_main(args: argparse.Namespace) -> int:
         print(f"# agent store: {bundle.name} ({mib(bundle.stat().st_size)}), "
               f"{datetime.date.today()}, {len(os.sched_getaffinity(0))} cores, load "
               f"{os.getloadavg()[0]:.1f}, repeats={args.repeats}, page cache "
-              f"{'dropped before each cold run' if bench.dropped else 'NOT dropped (not root)'}")
+              f"{'dropped before each cold run' if bench.dropped else 'NOT dropped (not root)'}"
+              f", each run on {fs}")
         print("# wall/CPU ratio = median / reference median; CPU = user + sys of the command "
               "and its children; disk in du semantics (each inode once)\n")
         print(bench.report())
@@ -311,6 +361,9 @@ def main() -> int:
                         help="--store: another app's bundle, for the disk of two apps")
     parser.add_argument("--second-build", type=Path, metavar="ARCHIVE",
                         help="--store: another build of the same app, for the disk of two builds")
+    parser.add_argument("--fs", choices=FS_KINDS,
+                        help="--store: where each cold run writes (default: fresh-ext4 as "
+                             "root, else workdir)")
     args = parser.parse_args()
     if args.repeats < 1:
         parser.error("--repeats must be >= 1")
