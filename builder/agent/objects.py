@@ -82,24 +82,36 @@ class ObjectStore:
         """Make the file just written (``fd`` open on ``written``) the object for its key: its
         mtime set to :data:`STAMP`, linked under the object's name, replacing an unusable one."""
         os.utime(fd, ns=(STAMP * 10**9, STAMP * 10**9))
-        path = self.path(digest, mode)
-        self._names(digest[:2]).add(f"{digest}.{mode:o}")
+        path = self.claim(digest, mode)
         try:
             os.link(written, path)
-            return
-        except FileNotFoundError:
+        except OSError as exc:
+            if exc.errno is None:  # not the system's (no errno to settle by)
+                raise
+            self.settle(written, digest, mode, os.fstat(fd).st_size, exc.errno)
+
+    def claim(self, digest: str, mode: int) -> str:
+        """The object's path for a file about to be linked there (by :meth:`adopt` or the
+        batch writer); its name is this store's from now on (:meth:`usable` looks at it)."""
+        self._names(digest[:2]).add(f"{digest}.{mode:o}")
+        return self.path(digest, mode)
+
+    def settle(self, written: str, digest: str, mode: int, size: int, error: int) -> None:
+        """``link(written, object)`` failed with ``error`` (an errno), ``written`` stamped and
+        ``size`` bytes long: no shard yet (made, linked again), an object already there (kept
+        if usable, else replaced by ``written``), a file system that refuses the link (the entry
+        keeps its own copy); anything else is raised."""
+        path = self.path(digest, mode)
+        if error == errno.ENOENT:
             Path(path).parent.mkdir(mode=0o755, parents=True, exist_ok=True)
             with contextlib.suppress(FileExistsError):
                 os.link(written, path)
             return
-        except FileExistsError:
-            pass
-        except OSError as exc:
-            if exc.errno in (errno.EMLINK, errno.EXDEV, errno.EPERM):
-                return  # the entry keeps its own copy
-            raise
-        st = os.fstat(fd)
-        if self.usable(digest, mode, st.st_size) is None:  # damaged: the new copy replaces it
+        if error in (errno.EMLINK, errno.EXDEV, errno.EPERM):
+            return  # the entry keeps its own copy
+        if error != errno.EEXIST:
+            raise OSError(error, os.strerror(error), path)
+        if self.usable(digest, mode, size) is None:  # damaged: the new copy replaces it
             spare = f"{path}.{secrets.token_hex(4)}.new"
             os.link(written, spare)
             with contextlib.suppress(FileNotFoundError):  # gc took the spare: no object

@@ -28,7 +28,7 @@ from builder.sbom import SBOM_SUFFIX
 
 SBOM_FORMAT = 1
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]  # builder/
-CODE_SUFFIXES = (".py", ".json", ".sh", ".js")
+CODE_SUFFIXES = (".py", ".json", ".sh", ".js", ".c")
 
 
 @cache

@@ -33,6 +33,10 @@ from builder.agent.extract import LayerExtraction, extract_bundle
 from builder.agent.manifest_check import CheckedManifest, Counted, Expectation, check_manifest
 from builder.errors import BuilderError
 
+# every extraction here twice: the C batch writer and the Python writer (conftest.py)
+pytestmark = pytest.mark.usefixtures("writer_kind")
+
+
 SIZE = len(RUN_SCRIPT) + len(DATA)  # what manifest_dict() declares: 2 files, 30 bytes
 SERVICE_DEF = b'{"name": "demo"}\n'
 

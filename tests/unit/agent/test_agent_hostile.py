@@ -32,6 +32,10 @@ from builder.agent.source import resolve_source
 from builder.catalog import write_index
 from builder.errors import BuilderError
 
+# every extraction here twice: the C batch writer and the Python writer (conftest.py)
+pytestmark = pytest.mark.usefixtures("writer_kind")
+
+
 ESCAPE = "../../../../outside-agent-test"  # from <store>/tmp/<work>/entry/ up to tmp_path
 MiB = 1 << 20
 

@@ -4,6 +4,7 @@ that lies is refused, and gc removes the objects nobody links."""
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import tarfile
@@ -35,6 +36,10 @@ from builder.agent.source import resolve_source
 from builder.agent.store import EntryRecord
 from builder.agent.verify import entry_differences
 from builder.bundle.record import RECORD_FILE, Item, parse, render
+
+# every extraction here twice: the C batch writer and the Python writer (conftest.py)
+pytestmark = pytest.mark.usefixtures("writer_kind")
+
 
 T = NetAgentTransport()
 
@@ -378,7 +383,7 @@ def test_two_installs_adopting_the_same_content_at_once_both_succeed(
         if dst == objects.path(sha(b"shared"), 0o644) and not Path(dst).parent.exists():
             Path(dst).parent.mkdir()
             real_link(theirs, dst)
-            raise FileNotFoundError(dst)
+            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), dst)  # as the OS
         real_link(src, dst)
 
     monkeypatch.setattr(os, "link", racing_link)
@@ -386,10 +391,11 @@ def test_two_installs_adopting_the_same_content_at_once_both_succeed(
     assert Path(objects.path(sha(b"shared"), 0o644)).stat().st_ino == theirs.stat().st_ino
 
 
+@pytest.mark.parametrize("writer_kind", ["python"], indirect=True)  # os.link faked: Python's
 def test_a_file_system_that_refuses_more_links_gets_copies(
         store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """EMLINK (an inode's link limit): the entry keeps its own copy, the install succeeds; any
-    other error of a link is not hidden."""
+    other error of a link is not hidden. (The batch writer's: test_agent_writer.py.)"""
     import errno
 
     archive = make_bundle(tmp_path / "dist", name="one").archive
