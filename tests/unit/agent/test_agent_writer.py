@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import shutil
 import stat
+import subprocess
+import sys
 import sysconfig
 import threading
 import time
@@ -76,6 +79,47 @@ def test_files_are_written_whole_with_their_mode_whatever_the_umask(tmp_path: Pa
         assert stat.S_IMODE(st.st_mode) == mode
         assert (disk_bytes, inode, error, link_error) == (st.st_blocks * 512, st.st_ino, 0, 0)
         assert st.st_mtime > time.time() - 60  # not stamped: no object asked
+
+
+@native
+def test_the_system_calls_are_the_ones_intended(tmp_path: Path) -> None:
+    """Seen by strace: each file is created with O_EXCL|O_NOFOLLOW and its final mode (no window
+    in which it has another), fchmod only when a umask took bits away, the stamp set on the
+    descriptor before the object link. (Outcomes alone cannot tell O_NOFOLLOW, redundant after
+    O_EXCL, nor a too-wide creation mode that fchmod then narrows.)"""
+    if shutil.which("strace") is None:
+        pytest.skip("strace not installed")
+    script = ("import os, sys\n"
+              "from builder.agent._batchwrite import write_files\n"
+              "os.umask(int(sys.argv[2], 8))\n"
+              "d = sys.argv[1].encode()\n"
+              "write_files(((d + b'/plain', 0o644, (b'x',), None),\n"
+              "             (d + b'/tool', 0o755, (b'y',), d + b'/object')))\n")
+    def traced(umask: str) -> list[str]:
+        where = tmp_path / umask
+        where.mkdir()
+        done = subprocess.run(["strace", "-f", "-qq", "-e", "trace=openat,fchmod,utimensat,link",
+                               sys.executable, "-c", script, str(where), umask],
+                              capture_output=True, text=True, check=False, timeout=60)
+        if done.returncode and "ptrace" in done.stderr:
+            pytest.skip("ptrace is not permitted here")
+        assert done.returncode == 0, done.stderr
+        lines = done.stderr.splitlines()
+        first = next(i for i, line in enumerate(lines) if f"{where}/plain" in line)
+        calls = [re.sub(r"^(fchmod|utimensat)\(\d+", r"\1(N",
+                        re.sub(r"\s+= \d+$", " = N", line.replace(str(where), "D")))
+                 for line in lines[first:] if not line.startswith("openat") or str(where) in line]
+        return [c for c in calls if c.split("(")[0] in ("openat", "fchmod", "utimensat", "link")]
+
+    flags = "O_WRONLY|O_CREAT|O_EXCL|O_NOFOLLOW|O_CLOEXEC"
+    plain = f'openat(AT_FDCWD, "D/plain", {flags}, 0644) = N'
+    tool = f'openat(AT_FDCWD, "D/tool", {flags}, 0755) = N'
+    stamp = "utimensat(N, NULL, [{tv_sec=315532800, tv_nsec=0} /* 1980-01-01T00:00:00+0000 */, " \
+            "{tv_sec=315532800, tv_nsec=0} /* 1980-01-01T00:00:00+0000 */], 0) = N"
+    linked = 'link("D/tool", "D/object") = N'
+    assert traced("022") == [plain, tool, stamp, linked]
+    assert traced("077") == [plain, "fchmod(N, 0644) = N", tool, "fchmod(N, 0755) = N", stamp,
+                             linked]
 
 
 @native
@@ -159,6 +203,35 @@ def test_malformed_batches_are_refused_before_anything_is_written(
         NATIVE(((b"first", 0o644, (kept,), None), *batch) if batch else batch)
     assert list(tmp_path.iterdir()) == []
     kept.extend(b" grows")  # its buffer was released: a bytearray still exported cannot resize
+
+
+@native
+def test_the_interpreter_lock_is_released_while_a_batch_is_written(tmp_path: Path) -> None:
+    """The point of the helper: another Python thread runs while a batch is being written (with
+    the lock held for the whole call, it could not take a single step inside it)."""
+    assert NATIVE is not None
+    data = b"x" * (256 << 10)
+    batch = tuple(_row(tmp_path / f"f{i}", [data]) for i in range(400))  # 100 MiB
+    steps: list[float] = []
+    stop = threading.Event()
+
+    def ticker() -> None:
+        while not stop.is_set():
+            steps.append(time.monotonic())
+
+    thread = threading.Thread(target=ticker, daemon=True)
+    thread.start()
+    try:
+        while not steps:
+            time.sleep(0.001)
+        start = time.monotonic()
+        NATIVE(batch)
+        end = time.monotonic()
+    finally:
+        stop.set()
+        thread.join()
+    inside = [t for t in steps if start + 0.25 * (end - start) < t < end - 0.25 * (end - start)]
+    assert inside, f"no step of the other thread during the {end - start:.3f} s of the batch"
 
 
 @native
