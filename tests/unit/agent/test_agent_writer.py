@@ -230,7 +230,8 @@ def test_the_interpreter_lock_is_released_while_a_batch_is_written(tmp_path: Pat
     finally:
         stop.set()
         thread.join()
-    inside = [t for t in steps if start + 0.25 * (end - start) < t < end - 0.25 * (end - start)]
+    # with the lock held the whole call, the other thread cannot take a step between the two
+    inside = [t for t in steps if start + 0.02 * (end - start) < t < end - 0.02 * (end - start)]
     assert inside, f"no step of the other thread during the {end - start:.3f} s of the batch"
 
 
@@ -270,8 +271,10 @@ class Fake:
         self.link_error = link_error
         self.gate = threading.Event()
         self.gate.set()
+        self.entered = threading.Event()  # a batch is under way (waiting at the gate)
 
     def __call__(self, batch: tuple[Any, ...]) -> list[tuple[int, int, int, int]]:
+        self.entered.set()
         self.gate.wait(10)
         self.batches.append([row[0] for row in batch])
         out = []
@@ -303,13 +306,16 @@ def test_a_batch_is_sent_once_it_holds_enough_bytes(monkeypatch: pytest.MonkeyPa
     fake = Fake()
     writer = BatchWriter(fake, lambda *_: None)
     try:
-        writer.add("/a", 0o644, (b"12345",), None, 1)
-        writer.add("/b", 0o644, (b"123", b"45"), None, 2)  # 10 bytes: sent
-        writer.add("/c", 0o644, (b"1",), None, 3)
+        writer.add("/a", 0o644, (b"123456789",), None, 1)
+        writer.add("/b", 0o644, (b"",), None, 2)  # 9 bytes: kept
+        writer.add("/c", 0o644, (b"1",), None, 3)  # 10: sent
+        writer.add("/d", 0o644, (b"1234", b"5"), None, 4)
+        writer.add("/e", 0o644, (b"1234", b"5"), None, 5)  # 10 again: sent
+        writer.add("/f", 0o644, (b"1",), None, 6)
         writer.drain()
     finally:
         writer.close()
-    assert fake.batches == [[b"/a", b"/b"], [b"/c"]]
+    assert fake.batches == [[b"/a", b"/b", b"/c"], [b"/d", b"/e"], [b"/f"]]
 
 
 def test_no_more_than_the_batches_in_flight_are_waiting(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -328,7 +334,10 @@ def test_no_more_than_the_batches_in_flight_are_waiting(monkeypatch: pytest.Monk
 
     feeder = threading.Thread(target=feed, daemon=True)
     feeder.start()
-    feeder.join(0.5)
+    deadline = time.monotonic() + 10
+    while len(added) < writer_module.IN_FLIGHT and time.monotonic() < deadline:
+        time.sleep(0.01)
+    feeder.join(0.3)
     assert len(added) == writer_module.IN_FLIGHT  # the next add waits for the oldest batch
     fake.gate.set()
     feeder.join(10)
@@ -393,6 +402,7 @@ def test_close_stops_the_thread_and_drops_batches_not_started(
     writer = BatchWriter(fake, lambda *_: None)
     for i in range(writer_module.IN_FLIGHT):  # the first one under way, the others queued
         writer.add(f"/{i}", 0o644, (b"x",), None, i)
+    assert fake.entered.wait(10)
     threading.Timer(0.2, fake.gate.set).start()
     writer.close()
     assert not writer._thread.is_alive()
