@@ -9,6 +9,7 @@ import io
 import os
 import tarfile
 import threading
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -84,6 +85,15 @@ def test_what_is_written_and_counted(tmp_path: Path) -> None:
                      "app/bin": 0o755, "app/bin/run": 0o755, "app/lib": 0o755,
                      "app/lib/data.txt": 0o644}
     assert (work / "app/lib/top").readlink() == Path("..")  # a link to app/ itself is fine
+
+
+def test_without_a_store_files_are_neither_stamped_nor_linked(tmp_path: Path) -> None:
+    """No objects (``objects=None``): each file is the work directory's alone, with the time it
+    was written (the 1980 stamp marks the store's objects only)."""
+    extract(tmp_path, valid())
+    for name in ("app/bin/run", "app/lib/data.txt"):
+        st = (tmp_path / "work" / name).lstat()
+        assert st.st_nlink == 1 and st.st_mtime > time.time() - 600
 
 
 def test_any_execute_bit_makes_an_executable(tmp_path: Path) -> None:

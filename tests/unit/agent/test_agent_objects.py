@@ -419,8 +419,9 @@ def test_a_file_system_that_refuses_more_links_gets_copies(
     monkeypatch.setattr(os, "link", broken)
     with pytest.raises(OSError, match="Input/output error"):
         objects.link_into(digest, 0o755, len(RUN_SCRIPT), str(tmp_path / "x"))
-    with pytest.raises(OSError, match="Input/output error"):
+    with pytest.raises(OSError, match="Input/output error") as caught:
         _adopt(objects, tmp_path / "new", b"new bytes", 0o644)
+    assert caught.value.errno == errno.EIO
 
 
 def test_gc_never_follows_symlinks_planted_among_the_objects(store: Store,
@@ -540,3 +541,16 @@ def test_objects_adopted_are_known_without_listing_again_and_others_only_cost_a_
     _adopt(ObjectStore(objects.root), tmp_path / "c", b"theirs", 0o644)
     assert objects.usable(sha(b"theirs"), 0o644, 6) is None
     assert ObjectStore(objects.root).usable(sha(b"theirs"), 0o644, 6) is not None
+
+
+def test_an_object_already_there_stays_the_object(store: Store, tmp_path: Path) -> None:
+    """Bundles without a RECORD cannot be linked from the store: their files are written, and
+    the link to an object that exists fails (EEXIST). A usable object stays: the first entry's
+    inode remains the object (its sharing kept), the second entry keeps its own copy."""
+    first = put(store, make_bundle(tmp_path / "dist", name="one", record=False).archive)
+    second = put(store, make_bundle(tmp_path / "dist", name="two", record=False).archive)
+    objects = ObjectStore(store.objects_dir)
+    run_object = Path(objects.path(sha(RUN_SCRIPT), 0o755)).lstat()
+    assert run_object.st_ino == (store.entry_path(first.sha256) / "app/bin/run").lstat().st_ino
+    ours = (store.entry_path(second.sha256) / "app/bin/run").lstat()
+    assert ours.st_ino != run_object.st_ino and ours.st_nlink == 1
