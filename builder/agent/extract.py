@@ -133,12 +133,9 @@ def extract_bundle(
     except BuilderError as exc:
         _not_vouched_first(archive, sha256, error, exc)
         raise
-    except OSError as exc:
-        if exc.filename is not None:  # writing the entry (no space left, ...): not the archive's
-            raise  # fault; the install reports "cannot install: <why>" at that path
-        _not_vouched_first(archive, sha256, error, exc)
-        raise RefusedBundleError(f"truncated or corrupt archive: {exc}", where=where) from exc
     except TAR_ERRORS as exc:
+        if isinstance(exc, OSError) and exc.filename is not None:  # writing the entry (no space
+            raise  # left, ...): not the archive's fault; install says "cannot install: <why>"
         _not_vouched_first(archive, sha256, error, exc)
         raise RefusedBundleError(f"truncated or corrupt archive: {exc}", where=where) from exc
     finally:

@@ -514,15 +514,15 @@ def test_a_refusal_midway_stops_the_writer_and_leaves_nothing(
 @native
 def test_an_object_still_being_written_is_linked_once_it_is_there(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Files with the same bytes in one archive (make_bundle's 27th extra file repeats the
-    first): the later one is linked to the object of the earlier one although that one is still
-    queued (nothing is sent before the end here): the writer is drained first."""
+    """Files with the same bytes one after the other (make_bundle's extra files, empty here):
+    the second is linked to the object of the first although that one is still queued (nothing
+    is sent before the end here): the writer is drained first; all three share one inode."""
     monkeypatch.setattr(writer_module, "BATCH_FILES", 1000)
     store = Store(root=tmp_path / "store")
-    entry = _install(store, make_bundle(tmp_path / "dist", extra_files=30).archive)
-    first, again = entry / "app/lib/d000/f00000.txt", entry / "app/lib/d000/f00026.txt"
-    assert first.read_bytes() == again.read_bytes()
-    assert first.lstat().st_ino == again.lstat().st_ino
+    entry = _install(store, make_bundle(tmp_path / "dist", extra_files=3, file_size=0).archive)
+    files = [entry / f"app/lib/d000/f0000{i}.txt" for i in range(3)]
+    assert [p.read_bytes() for p in files] == [b""] * 3
+    assert len({p.lstat().st_ino for p in files}) == 1
 
 
 @pytest.mark.parametrize("writer_kind", ["python"], indirect=True)
