@@ -365,34 +365,21 @@ def test_the_first_failed_file_is_raised_with_its_path() -> None:
     assert seen == [0]
 
 
-def test_an_existing_name_raises_file_exists() -> None:
-    writer = BatchWriter(Fake(fail={b"/x": errno.EEXIST}), lambda *_: None)
+def _out_of_memory(batch: tuple[Any, ...]) -> list[tuple[int, int, int, int]]:
+    raise MemoryError("no room")
+
+
+@pytest.mark.parametrize(("helper", "error", "message"), [
+    (Fake(fail={b"/x": errno.EEXIST}), FileExistsError, "File exists"),  # the OSError subclass
+    (_out_of_memory, MemoryError, "no room"),  # an exception of the helper itself
+    (lambda batch: [], RuntimeError, "answered 0 of 1 files"),  # not taken silently
+], ids=["exists", "helper raises", "fewer answers"])
+def test_what_went_wrong_in_the_thread_reaches_the_caller(helper: Any, error: type[Exception],
+                                                          message: str) -> None:
+    writer = BatchWriter(helper, lambda *_: None)
     try:
         writer.add("/x", 0o644, (b"x",), None, 0)
-        with pytest.raises(FileExistsError):
-            writer.drain()
-    finally:
-        writer.close()
-
-
-def test_an_exception_of_the_helper_reaches_the_caller() -> None:
-    def broken(batch: tuple[Any, ...]) -> list[tuple[int, int, int, int]]:
-        raise MemoryError("no room")
-
-    writer = BatchWriter(broken, lambda *_: None)
-    try:
-        writer.add("/x", 0o644, (b"x",), None, 0)
-        with pytest.raises(MemoryError, match="no room"):
-            writer.drain()
-    finally:
-        writer.close()
-
-
-def test_fewer_answers_than_rows_without_an_error_is_not_taken_silently() -> None:
-    writer = BatchWriter(lambda batch: [], lambda *_: None)
-    try:
-        writer.add("/x", 0o644, (b"x",), None, 0)
-        with pytest.raises(RuntimeError, match="answered 0 of 1 files"):
+        with pytest.raises(error, match=message):
             writer.drain()
     finally:
         writer.close()
@@ -420,6 +407,20 @@ def _install(store: Store, archive: Path) -> Path:
     return install(source, store, transport=T, options=InstallOptions()).path
 
 
+def _links_refused(monkeypatch: pytest.MonkeyPatch, link_error: int) -> None:
+    """The C helper on a file system that refuses every object link with ``link_error``: the
+    files are written, no link is made, each row says ``link_error``."""
+    real = NATIVE
+    assert real is not None
+
+    def refusing(batch: tuple[Any, ...]) -> Sequence[tuple[int, int, int, int]]:
+        rows = real(tuple((path, mode, pieces, None) for path, mode, pieces, _ in batch))
+        return [(b, i, e, link_error if obj is not None else 0)
+                for (b, i, e, _), (_, _, _, obj) in zip(rows, batch, strict=False)]
+
+    monkeypatch.setattr(extract_module, "NATIVE", refusing)
+
+
 def _new_threads(before: set[threading.Thread]) -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t not in before]
 
@@ -429,15 +430,7 @@ def test_a_link_the_file_system_refuses_leaves_the_entry_its_own_copy(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The helper reports EMLINK (an inode's link limit) for every object: the install
     succeeds, each file is the entry's own (one link), no object is made."""
-    assert NATIVE is not None
-    real = NATIVE
-
-    def refusing(batch: tuple[Any, ...]) -> Sequence[tuple[int, int, int, int]]:
-        rows = real(tuple((path, mode, pieces, None) for path, mode, pieces, _ in batch))
-        return [(b, i, e, errno.EMLINK if obj is not None else 0)
-                for (b, i, e, _), (_, _, _, obj) in zip(rows, batch, strict=False)]
-
-    monkeypatch.setattr(extract_module, "NATIVE", refusing)
+    _links_refused(monkeypatch, errno.EMLINK)
     store = Store(root=tmp_path / "store")
     entry = _install(store, make_bundle(tmp_path / "dist", extra_files=10).archive)
     record = entry / RECORD_FILE  # written by this thread (read back at once): an object
@@ -451,14 +444,7 @@ def test_a_link_the_file_system_refuses_leaves_the_entry_its_own_copy(
 @native
 def test_any_other_link_error_fails_the_install(tmp_path: Path,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    assert NATIVE is not None
-    real = NATIVE
-
-    def broken(batch: tuple[Any, ...]) -> Sequence[tuple[int, int, int, int]]:
-        rows = real(tuple((path, mode, pieces, None) for path, mode, pieces, _ in batch))
-        return [(b, i, e, errno.EIO) for b, i, e, _ in rows]
-
-    monkeypatch.setattr(extract_module, "NATIVE", broken)
+    _links_refused(monkeypatch, errno.EIO)
     store = Store(root=tmp_path / "store")
     before = set(threading.enumerate())
     with pytest.raises(BuilderError, match="cannot install: Input/output error"):
