@@ -24,6 +24,13 @@ One sequential pass over the zstd tar stream; nothing is trusted:
 
 Files are created with ``O_EXCL | O_NOFOLLOW`` below a directory this process made, modes
 normalised to 0644/0755. On any refusal the caller removes the work directory.
+
+Where the C helper is compiled (:mod:`builder.agent.writer`), a file that passed every check here
+(up to ``_BATCHED_MAX`` bytes; not the RECORD, which is read back at once, nor the metadata) is
+hashed here and handed to the batch writer, whose thread makes its system calls without the GIL
+while this one checks the next members; what it wrote is counted, and its object link settled,
+when its result comes back (the writer is drained before a link to an object still queued, and at
+the end of the tar stream).
 """
 
 from __future__ import annotations
@@ -49,8 +56,8 @@ from builder.tarsafe import TAR_ERRORS, UnsafeMemberError, check_member_name, me
 
 _DIRS = ("dir", "implicit-dir")
 _LAYER_READ = 64 << 10
-# files up to this size go to the batch writer (the member is read whole first); larger ones are
-# written as they arrive, by this thread (few: 47 files of 1 MiB or more in jupyter-6)
+# files up to this size go to the batch writer (the member is held whole until written); larger
+# ones are written as they arrive, by this thread (one file of jupyter-6's 19 k)
 _BATCHED_MAX = 16 << 20
 
 
